@@ -1,0 +1,296 @@
+// The public C++ API: validation, then dispatch onto the pool.
+//
+// Every entry point checks its arguments completely before writing anything,
+// so a bad call leaves the caller's buffers untouched. Work is split so that
+// each output element is computed by one task with a fixed reduction order:
+// results are bit-identical for any thread count.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <new>
+#include <string>
+
+#include "dispatch/registry.hpp"
+#include "dispatch/thresholds.hpp"
+#include "lowbit/lowbit.hpp"
+
+namespace lowbit {
+
+using namespace detail;
+
+namespace {
+
+[[noreturn]] void invalid(const std::string& what) { throw Error(status::invalid_argument, what); }
+
+void require(bool ok, const char* fn, const std::string& what) {
+  if (!ok) invalid(std::string(fn) + ": " + what);
+}
+
+const format_traits& checked_traits(format f, const char* fn) {
+  const format_traits* t = find_format(f);
+  if (!t) throw Error(status::unsupported, std::string(fn) + ": unknown format code " +
+                                               std::to_string(static_cast<uint32_t>(f)));
+  return *t;
+}
+
+void require_whole_blocks(const format_traits& t, size_t k, const char* fn) {
+  require(k % t.block_length == 0, fn,
+          "k=" + std::to_string(k) + " is not a multiple of the " + std::string(t.name) + " block length " +
+              std::to_string(t.block_length));
+}
+
+size_t checked_mul(size_t a, size_t b, const char* fn) {
+  size_t r;
+  if (__builtin_mul_overflow(a, b, &r)) invalid(std::string(fn) + ": size overflows");
+  return r;
+}
+
+/// Rows of the matrix per pool task, so that each task is a few KiB of work.
+size_t rows_per_task(size_t row_elements) { return std::max<size_t>(1, 16384 / std::max<size_t>(row_elements, 1)); }
+
+/// An over-aligned byte buffer (64 bytes: one cache line, one ZMM register).
+struct aligned_buffer {
+  unsigned char* data = nullptr;
+  size_t size = 0;
+  explicit aligned_buffer(size_t n) : size(n) {
+    data = static_cast<unsigned char*>(::operator new(std::max<size_t>(n, 1), std::align_val_t(64)));
+  }
+  aligned_buffer(aligned_buffer&& o) noexcept : data(o.data), size(o.size) { o.data = nullptr; }
+  aligned_buffer& operator=(aligned_buffer&&) = delete;
+  ~aligned_buffer() {
+    if (data) ::operator delete(data, std::align_val_t(64));
+  }
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------- quant -----
+
+size_t quantized_size(format fmt, size_t rows, size_t k) {
+  const format_traits& t = checked_traits(fmt, "quantized_size");
+  require_whole_blocks(t, k, "quantized_size");
+  return checked_mul(rows, row_bytes(t, k), "quantized_size");
+}
+
+void quantize_rows(format fmt, const float* x, size_t rows, size_t k, void* dst, size_t dst_bytes, size_t ldx) {
+  const char* fn = "quantize_rows";
+  const format_traits& t = checked_traits(fmt, fn);
+  if (ldx == 0) ldx = k;
+  require_whole_blocks(t, k, fn);
+  require(ldx >= k, fn, "ldx=" + std::to_string(ldx) + " is smaller than k=" + std::to_string(k));
+  const size_t need = quantized_size(fmt, rows, k);
+  require(dst_bytes >= need, fn,
+          "destination holds " + std::to_string(dst_bytes) + " bytes, " + std::to_string(need) + " are needed");
+  if (rows == 0 || k == 0) return;
+  require(x != nullptr && dst != nullptr, fn, "x and dst must not be null");
+  if (fmt == format::f32) {
+    for (size_t r = 0; r < rows; ++r) std::copy_n(x + r * ldx, k, static_cast<float*>(dst) + r * k);
+    return;
+  }
+  const quant_entry* kernel = current_table().quantize[format_slot(fmt)];
+  if (!kernel) throw Error(status::unsupported, std::string(fn) + ": no quantize kernel for " + std::string(t.name));
+  const size_t row = row_bytes(t, k);
+  parallel_for(rows, rows_per_task(k), [&](size_t begin, size_t end) {
+    for (size_t r = begin; r < end; ++r) kernel->fn(x + r * ldx, static_cast<unsigned char*>(dst) + r * row, k);
+  });
+}
+
+void dequantize_rows(format fmt, const void* src, size_t src_bytes, size_t rows, size_t k, float* y, size_t ldy) {
+  const char* fn = "dequantize_rows";
+  const format_traits& t = checked_traits(fmt, fn);
+  if (ldy == 0) ldy = k;
+  require_whole_blocks(t, k, fn);
+  require(ldy >= k, fn, "ldy=" + std::to_string(ldy) + " is smaller than k=" + std::to_string(k));
+  const size_t need = quantized_size(fmt, rows, k);
+  require(src_bytes >= need,
+          fn, "source holds " + std::to_string(src_bytes) + " bytes, " + std::to_string(need) + " are needed");
+  if (rows == 0 || k == 0) return;
+  require(src != nullptr && y != nullptr, fn, "src and y must not be null");
+  if (fmt == format::f32) {
+    for (size_t r = 0; r < rows; ++r) std::copy_n(static_cast<const float*>(src) + r * k, k, y + r * ldy);
+    return;
+  }
+  const dequant_entry* kernel = current_table().dequantize[format_slot(fmt)];
+  if (!kernel) throw Error(status::unsupported, std::string(fn) + ": no dequantize kernel for " + std::string(t.name));
+  const size_t row = row_bytes(t, k);
+  parallel_for(rows, rows_per_task(k), [&](size_t begin, size_t end) {
+    for (size_t r = begin; r < end; ++r) kernel->fn(static_cast<const unsigned char*>(src) + r * row, y + r * ldy, k);
+  });
+}
+
+// ---------------------------------------------------------------- linear ----
+
+struct PackedWeights::impl {
+  format fmt = format::q4_0;
+  size_t n = 0, k = 0;
+  double seconds = 0;
+  struct packing {
+    const packer_entry* packer;
+    aligned_buffer buffer;
+  };
+  std::vector<packing> packings;
+
+  const packing* find(const packer_entry* p) const {
+    for (const auto& x : packings)
+      if (x.packer == p) return &x;
+    return nullptr;
+  }
+};
+
+PackedWeights::PackedWeights() : impl_(std::make_unique<impl>()) {}
+PackedWeights::~PackedWeights() = default;
+PackedWeights::PackedWeights(PackedWeights&&) noexcept = default;
+PackedWeights& PackedWeights::operator=(PackedWeights&&) noexcept = default;
+format PackedWeights::weights() const { return impl_->fmt; }
+size_t PackedWeights::n() const { return impl_->n; }
+size_t PackedWeights::k() const { return impl_->k; }
+double PackedWeights::pack_seconds() const { return impl_->seconds; }
+size_t PackedWeights::packed_bytes() const {
+  size_t total = 0;
+  for (const auto& p : impl_->packings) total += p.buffer.size;
+  return total;
+}
+std::vector<std::string> PackedWeights::packers() const {
+  std::vector<std::string> names;
+  for (const auto& p : impl_->packings) names.emplace_back(p.packer->name);
+  return names;
+}
+const PackedWeights::impl& PackedWeights::internals() const { return *impl_; }
+
+PackedWeights pack_weights(format fmt, const void* data, size_t data_bytes, size_t n, size_t k) {
+  const char* fn = "pack_weights";
+  const format_traits& t = checked_traits(fmt, fn);
+  if (!t.is_weight)
+    throw Error(status::unsupported, std::string(fn) + ": " + std::string(t.name) +
+                                         " is not a weight format; expected q4_0, q4_1, q8_0, q4_k or q6_k");
+  require(n > 0 && k > 0, fn, "n and k must be positive (got n=" + std::to_string(n) + ", k=" + std::to_string(k) + ")");
+  require_whole_blocks(t, k, fn);
+  const size_t need = quantized_size(fmt, n, k);
+  require(data_bytes >= need, fn,
+          "weights hold " + std::to_string(data_bytes) + " bytes, " + std::to_string(need) + " are needed for " +
+              std::to_string(n) + " rows of " + std::to_string(k) + " " + std::string(t.name));
+  require(data != nullptr, fn, "data must not be null");
+
+  const auto start = std::chrono::steady_clock::now();
+  const dispatch_table& table = current_table();
+  PackedWeights out;
+  out.impl_->fmt = fmt;
+  out.impl_->n = n;
+  out.impl_->k = k;
+  const size_t slot = format_slot(fmt);
+  for (int c = 0; c < m_class_count; ++c) {
+    const packer_entry* p = table.linear_packer[slot][c];
+    if (!p || out.impl_->find(p)) continue;
+    aligned_buffer buffer(p->packed_size(fmt, n, k));
+    const size_t grain = std::max<size_t>(1, rows_per_task(k));
+    parallel_for(n, grain, [&](size_t begin, size_t end) { p->pack(fmt, data, n, k, buffer.data, begin, end); });
+    out.impl_->packings.push_back({p, std::move(buffer)});
+  }
+  if (out.impl_->packings.empty())
+    throw Error(status::unsupported, std::string(fn) + ": no linear kernel for " + std::string(t.name));
+  out.impl_->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return out;
+}
+
+void linear(const PackedWeights& w, const float* x, size_t m, float* y, size_t ldx, size_t ldy) {
+  const char* fn = "linear";
+  const auto& pw = w.internals();
+  require(!pw.packings.empty(), fn, "the weights are empty (moved from, or never packed)");
+  if (ldx == 0) ldx = pw.k;
+  if (ldy == 0) ldy = pw.n;
+  require(ldx >= pw.k, fn, "ldx=" + std::to_string(ldx) + " is smaller than k=" + std::to_string(pw.k));
+  require(ldy >= pw.n, fn, "ldy=" + std::to_string(ldy) + " is smaller than n=" + std::to_string(pw.n));
+  if (m == 0) return;
+  require(x != nullptr && y != nullptr, fn, "x and y must not be null");
+
+  const dispatch_table& table = current_table();
+  const size_t slot = format_slot(pw.fmt);
+  const m_class cls = classify_m(m);
+  const linear_entry* kernel = table.linear[slot][static_cast<int>(cls)];
+  const packer_entry* packer = table.linear_packer[slot][static_cast<int>(cls)];
+  const auto* packing = kernel ? pw.find(packer) : nullptr;
+  if (!packing)
+    throw Error(status::invalid_argument,
+                std::string(fn) + ": dispatch now selects " + (kernel ? kernel->name : "no kernel") + " (packer " +
+                    (packer ? packer->name : "none") + "), but these weights were packed as " +
+                    pw.packings.front().packer->name + "; ISA overrides changed after packing, pack the weights again");
+
+  // Quantize the activations to the paired format, one row per task.
+  const format_traits& at = *find_format(kernel->activations);
+  const size_t x_row = row_bytes(at, pw.k);
+  aligned_buffer xq(checked_mul(m, x_row, fn));
+  const quant_entry* quant = table.quantize[format_slot(kernel->activations)];
+  if (!quant) throw Error(status::unsupported, std::string(fn) + ": no quantize kernel for " + std::string(at.name));
+  parallel_for(m, rows_per_task(pw.k), [&](size_t begin, size_t end) {
+    for (size_t r = begin; r < end; ++r) quant->fn(x + r * ldx, xq.data + r * x_row, pw.k);
+  });
+
+  const kernels::linear_args args{packing->buffer.data, pw.n, pw.k, xq.data, x_row, m, y, ldy};
+  const size_t nr = static_cast<size_t>(std::max(kernel->nr, 1));
+  const size_t cols = (std::max(min_columns_per_task, nr) + nr - 1) / nr * nr;
+  const size_t tasks = (pw.n + cols - 1) / cols;
+  parallel_for(tasks, 1, [&](size_t begin, size_t end) {
+    for (size_t t = begin; t < end; ++t) kernel->fn(args, t * cols, std::min(pw.n, (t + 1) * cols));
+  });
+}
+
+// ---------------------------------------------------------------- gemm_s8 ---
+
+void gemm_s8(const gemm_s8_problem& p) {
+  const char* fn = "gemm_s8";
+  const size_t lda = p.lda ? p.lda : p.k, ldb = p.ldb ? p.ldb : p.k;
+  const size_t ldc = p.ldc ? p.ldc : p.n, ldy = p.ldy ? p.ldy : p.n;
+  require(p.a_type == int8_type::s8 || p.a_type == int8_type::u8, fn, "a_type must be s8 or u8");
+  require(p.k <= 65536, fn, "k=" + std::to_string(p.k) + " exceeds 65536, where int32 sums could overflow");
+  require(lda >= p.k && ldb >= p.k, fn, "lda and ldb must be at least k=" + std::to_string(p.k));
+  require(p.c || p.y, fn, "no output: give c (s32) and/or y (f32)");
+  require(!p.c || ldc >= p.n, fn, "ldc must be at least n=" + std::to_string(p.n));
+  require(!p.y || ldy >= p.n, fn, "ldy must be at least n=" + std::to_string(p.n));
+  if (p.m == 0 || p.n == 0) return;
+  require(p.k == 0 || (p.a && p.b), fn, "a and b must not be null");
+
+  const m_class cls = classify_m(p.m);
+  const gemm_s8_entry* kernel = current_table().gemm_s8[static_cast<int>(p.a_type)][static_cast<int>(cls)];
+  if (!kernel) throw Error(status::unsupported, std::string(fn) + ": no kernel for this a_type");
+  const kernels::gemm_s8_args args{p.a, lda, p.b, ldb, p.m, p.n, p.k, p.c, ldc, p.row_scales, p.col_scales, p.y, ldy};
+  const size_t nr = static_cast<size_t>(std::max(kernel->nr, 1));
+  const size_t cols = (std::max(min_columns_per_task, nr) + nr - 1) / nr * nr;
+  const size_t tasks = (p.n + cols - 1) / cols;
+  parallel_for(tasks, 1, [&](size_t begin, size_t end) {
+    for (size_t t = begin; t < end; ++t) kernel->fn(args, t * cols, std::min(p.n, (t + 1) * cols));
+  });
+}
+
+// ---------------------------------------------------------------- attention -
+
+void attention(const attention_shape& shape, const float* q, const float* k, const float* v, float* out) {
+  const char* fn = "attention";
+  attention_shape s = shape;
+  require(s.n_q > 0 && s.n_kv > 0 && s.n_heads > 0 && s.n_kv_heads > 0 && s.head_dim > 0, fn,
+          "n_q, n_kv, n_heads, n_kv_heads and head_dim must all be positive");
+  require(s.n_heads % s.n_kv_heads == 0, fn,
+          "n_kv_heads=" + std::to_string(s.n_kv_heads) + " does not divide n_heads=" + std::to_string(s.n_heads));
+  require(!s.causal || s.n_kv >= s.n_q, fn,
+          "causal attention needs n_kv >= n_q (got n_q=" + std::to_string(s.n_q) + ", n_kv=" + std::to_string(s.n_kv) +
+              ")");
+  const size_t q_row = s.n_heads * s.head_dim, kv_row = s.n_kv_heads * s.head_dim;
+  if (s.q_stride == 0) s.q_stride = q_row;
+  if (s.out_stride == 0) s.out_stride = q_row;
+  if (s.k_stride == 0) s.k_stride = kv_row;
+  if (s.v_stride == 0) s.v_stride = kv_row;
+  require(s.q_stride >= q_row && s.out_stride >= q_row, fn, "q_stride and out_stride must be at least n_heads*head_dim");
+  require(s.k_stride >= kv_row && s.v_stride >= kv_row, fn,
+          "k_stride and v_stride must be at least n_kv_heads*head_dim");
+  require(std::isfinite(s.scale), fn, "scale must be finite");
+  if (s.scale == 0.0f) s.scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+  require(q && k && v && out, fn, "q, k, v and out must not be null");
+
+  const attention_entry* kernel = current_table().attention;
+  if (!kernel) throw Error(status::unsupported, std::string(fn) + ": no attention kernel");
+  parallel_for(s.n_heads, 1, [&](size_t begin, size_t end) { kernel->fn(s, q, k, v, out, begin, end); });
+}
+
+const char* version() { return LOWBIT_VERSION; }
+
+}  // namespace lowbit

@@ -1,0 +1,230 @@
+// The C API: a thin shell over the C++ API that turns exceptions into status
+// codes and keeps the message per thread for lowbit_last_error().
+#include "lowbit/lowbit.h"
+
+#include <new>
+#include <string>
+
+#include "lowbit/lowbit.hpp"
+
+namespace {
+
+thread_local std::string last_error;
+thread_local std::string scratch;
+
+template <typename F>
+lowbit_status guarded(F&& body) {
+  try {
+    body();
+    last_error.clear();
+    return LOWBIT_OK;
+  } catch (const lowbit::Error& e) {
+    last_error = e.what();
+    return static_cast<lowbit_status>(e.code());
+  } catch (const std::bad_alloc&) {
+    last_error = "out of memory";
+    return LOWBIT_OUT_OF_MEMORY;
+  } catch (const std::exception& e) {
+    last_error = e.what();
+    return LOWBIT_INTERNAL;
+  } catch (...) {
+    last_error = "unknown internal error";
+    return LOWBIT_INTERNAL;
+  }
+}
+
+lowbit_status null_argument(const char* what) {
+  last_error = std::string(what) + " must not be null";
+  return LOWBIT_INVALID_ARGUMENT;
+}
+
+lowbit::format to_format(lowbit_format f) { return static_cast<lowbit::format>(f); }
+
+}  // namespace
+
+struct lowbit_packed_weights {
+  lowbit::PackedWeights weights;
+};
+
+extern "C" {
+
+const char* lowbit_last_error(void) { return last_error.c_str(); }
+const char* lowbit_version(void) { return lowbit::version(); }
+
+const char* lowbit_status_name(lowbit_status status) {
+  switch (status) {
+    case LOWBIT_OK: return "LOWBIT_OK";
+    case LOWBIT_INVALID_ARGUMENT: return "LOWBIT_INVALID_ARGUMENT";
+    case LOWBIT_UNSUPPORTED: return "LOWBIT_UNSUPPORTED";
+    case LOWBIT_ISA_UNAVAILABLE: return "LOWBIT_ISA_UNAVAILABLE";
+    case LOWBIT_OUT_OF_MEMORY: return "LOWBIT_OUT_OF_MEMORY";
+    case LOWBIT_IO_ERROR: return "LOWBIT_IO_ERROR";
+    case LOWBIT_BAD_FILE: return "LOWBIT_BAD_FILE";
+    case LOWBIT_INTERNAL: return "LOWBIT_INTERNAL";
+  }
+  return "LOWBIT_UNKNOWN_STATUS";
+}
+
+size_t lowbit_block_length(lowbit_format format) {
+  const auto* t = lowbit::find_format(to_format(format));
+  return t ? t->block_length : 0;
+}
+
+size_t lowbit_block_bytes(lowbit_format format) {
+  const auto* t = lowbit::find_format(to_format(format));
+  return t ? t->block_bytes : 0;
+}
+
+lowbit_status lowbit_quantized_size(lowbit_format format, size_t rows, size_t k, size_t* bytes) {
+  if (!bytes) return null_argument("bytes");
+  return guarded([&] { *bytes = lowbit::quantized_size(to_format(format), rows, k); });
+}
+
+lowbit_status lowbit_quantize_rows(lowbit_format format, const float* x, size_t rows, size_t k, size_t ldx, void* dst,
+                                   size_t dst_bytes) {
+  return guarded([&] { lowbit::quantize_rows(to_format(format), x, rows, k, dst, dst_bytes, ldx); });
+}
+
+lowbit_status lowbit_dequantize_rows(lowbit_format format, const void* src, size_t src_bytes, size_t rows, size_t k,
+                                     float* y, size_t ldy) {
+  return guarded([&] { lowbit::dequantize_rows(to_format(format), src, src_bytes, rows, k, y, ldy); });
+}
+
+lowbit_status lowbit_pack_weights(lowbit_format format, const void* data, size_t data_bytes, size_t n, size_t k,
+                                  lowbit_packed_weights** out) {
+  if (!out) return null_argument("out");
+  *out = nullptr;
+  return guarded([&] {
+    auto packed = lowbit::pack_weights(to_format(format), data, data_bytes, n, k);
+    *out = new lowbit_packed_weights{std::move(packed)};
+  });
+}
+
+void lowbit_packed_weights_free(lowbit_packed_weights* weights) { delete weights; }
+
+double lowbit_packed_weights_pack_seconds(const lowbit_packed_weights* weights) {
+  return weights ? weights->weights.pack_seconds() : 0.0;
+}
+
+lowbit_status lowbit_linear(const lowbit_packed_weights* weights, const float* x, size_t m, size_t ldx, float* y,
+                            size_t ldy) {
+  if (!weights) return null_argument("weights");
+  return guarded([&] { lowbit::linear(weights->weights, x, m, y, ldx, ldy); });
+}
+
+lowbit_status lowbit_gemm_s8(int a_unsigned, const void* a, size_t lda, const int8_t* b, size_t ldb, size_t m,
+                             size_t n, size_t k, int32_t* c, size_t ldc, const float* row_scales,
+                             const float* col_scales, float* y, size_t ldy) {
+  return guarded([&] {
+    lowbit::gemm_s8_problem p;
+    p.a_type = a_unsigned ? lowbit::int8_type::u8 : lowbit::int8_type::s8;
+    p.a = a;
+    p.lda = lda;
+    p.b = b;
+    p.ldb = ldb;
+    p.m = m;
+    p.n = n;
+    p.k = k;
+    p.c = c;
+    p.ldc = ldc;
+    p.row_scales = row_scales;
+    p.col_scales = col_scales;
+    p.y = y;
+    p.ldy = ldy;
+    lowbit::gemm_s8(p);
+  });
+}
+
+lowbit_status lowbit_attention(const lowbit_attention_shape* shape, const float* q, const float* k, const float* v,
+                               float* out) {
+  if (!shape) return null_argument("shape");
+  return guarded([&] {
+    lowbit::attention_shape s;
+    s.n_q = shape->n_q;
+    s.n_kv = shape->n_kv;
+    s.n_heads = shape->n_heads;
+    s.n_kv_heads = shape->n_kv_heads;
+    s.head_dim = shape->head_dim;
+    s.scale = shape->scale;
+    s.causal = shape->causal != 0;
+    s.q_stride = shape->q_stride;
+    s.k_stride = shape->k_stride;
+    s.v_stride = shape->v_stride;
+    s.out_stride = shape->out_stride;
+    lowbit::attention(s, q, k, v, out);
+  });
+}
+
+lowbit_status lowbit_set_num_threads(size_t n) {
+  return guarded([&] { lowbit::set_num_threads(n); });
+}
+
+size_t lowbit_get_num_threads(void) {
+  size_t n = 0;
+  guarded([&] { n = lowbit::num_threads(); });
+  return n;
+}
+
+lowbit_status lowbit_set_isa_max(const char* isa) {
+  if (!isa) return null_argument("isa");
+  return guarded([&] {
+    const auto t = lowbit::parse_isa(isa);
+    if (!t) throw lowbit::Error(lowbit::status::invalid_argument, std::string("unknown ISA '") + isa + "'");
+    lowbit::set_isa_max(*t);
+  });
+}
+
+lowbit_status lowbit_set_isa_disable(const char* isas) {
+  if (!isas) return null_argument("isas");
+  return guarded([&] {
+    lowbit::isa_set tiers;
+    std::string_view text(isas);
+    size_t pos = 0;
+    while (pos <= text.size()) {
+      size_t end = text.find_first_of(", ", pos);
+      if (end == std::string_view::npos) end = text.size();
+      const std::string_view name = text.substr(pos, end - pos);
+      if (!name.empty()) {
+        const auto t = lowbit::parse_isa(name);
+        if (!t)
+          throw lowbit::Error(lowbit::status::invalid_argument, "unknown ISA '" + std::string(name) + "'");
+        tiers.insert(*t);
+      }
+      pos = end + 1;
+    }
+    lowbit::set_disabled_isas(tiers);
+  });
+}
+
+lowbit_status lowbit_clear_isa_overrides(void) {
+  return guarded([] { lowbit::clear_isa_overrides(); });
+}
+
+void lowbit_set_verbose(int on) { lowbit::set_verbose(on != 0); }
+
+const char* lowbit_detected_isas(void) {
+  scratch = lowbit::to_string(lowbit::detected_cpu().isas);
+  return scratch.c_str();
+}
+
+const char* lowbit_compiled_isas(void) {
+  scratch = lowbit::to_string(lowbit::compiled_isas());
+  return scratch.c_str();
+}
+
+const char* lowbit_enabled_isas(void) {
+  scratch.clear();
+  guarded([] { scratch = lowbit::to_string(lowbit::enabled_isas()); });
+  return scratch.c_str();
+}
+
+lowbit_status lowbit_selected_kernel(const char* op, const char** kernel) {
+  if (!op) return null_argument("op");
+  if (!kernel) return null_argument("kernel");
+  return guarded([&] {
+    scratch = lowbit::selected_kernel(op);
+    *kernel = scratch.c_str();
+  });
+}
+
+}  // extern "C"

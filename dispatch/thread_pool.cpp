@@ -1,0 +1,224 @@
+// The built-in thread pool.
+//
+// One job at a time: parallel_for publishes a job (task count, grain, function)
+// under a generation counter, wakes the workers, and joins in itself. Everyone
+// claims chunks from one atomic counter (dynamic chunking), so a slow or busy
+// core takes fewer chunks instead of stalling the rest. Calls from several
+// threads are serialized; a call from inside a task runs inline.
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lowbit/error.hpp"
+#include "lowbit/parallel.hpp"
+
+namespace lowbit {
+
+namespace {
+
+thread_local bool inside_task = false;
+
+size_t threads_from_environment() {
+  const char* v = std::getenv("LOWBIT_NUM_THREADS");
+  if (v && *v) {
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(v, &end, 10);
+    if (end && *end == '\0' && n >= 1 && n <= 4096) return static_cast<size_t>(n);
+    throw Error(status::invalid_argument,
+                std::string("LOWBIT_NUM_THREADS='") + v + "' is not a thread count (expected an integer 1..4096)");
+  }
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw ? hw : 1;
+}
+
+class pool {
+ public:
+  ~pool() { resize_workers(0); }
+
+  size_t threads() {
+    std::lock_guard lock(config_mutex_);
+    ensure_configured_locked();
+    return threads_;
+  }
+
+  void set_threads(size_t n) {
+    if (n == 0) throw Error(status::invalid_argument, "set_num_threads: the thread count must be at least 1");
+    std::lock_guard call_lock(call_mutex_);
+    std::lock_guard lock(config_mutex_);
+    configured_ = true;
+    threads_ = n;
+    resize_workers(n - 1);
+  }
+
+  void set_external(external_parallel_for fn, void* user) {
+    std::lock_guard call_lock(call_mutex_);
+    external_ = fn;
+    external_user_ = user;
+  }
+
+  void run(size_t n_tasks, size_t grain, const std::function<void(size_t, size_t)>& fn) {
+    if (n_tasks == 0) return;
+    grain = std::max<size_t>(grain, 1);
+    if (inside_task) {  // nested: run inline, in order
+      for (size_t b = 0; b < n_tasks; b += grain) fn(b, std::min(n_tasks, b + grain));
+      return;
+    }
+    std::lock_guard call_lock(call_mutex_);
+    {
+      std::lock_guard lock(config_mutex_);
+      ensure_configured_locked();
+    }
+    if (external_) {
+      run_external(n_tasks, grain, fn);
+      return;
+    }
+    if (workers_.empty() || n_tasks <= grain) {
+      run_inline(n_tasks, grain, fn);
+      return;
+    }
+    {
+      std::lock_guard lock(job_mutex_);
+      job_fn_ = &fn;
+      job_tasks_ = n_tasks;
+      job_grain_ = grain;
+      next_.store(0);
+      error_ = nullptr;
+      active_ = workers_.size();
+      ++generation_;
+    }
+    wake_.notify_all();
+    work();
+    std::unique_lock lock(job_mutex_);
+    done_.wait(lock, [&] { return active_ == 0; });
+    job_fn_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void ensure_configured_locked() {
+    if (configured_) return;
+    threads_ = threads_from_environment();
+    configured_ = true;
+    resize_workers(threads_ - 1);
+  }
+
+  static void run_inline(size_t n_tasks, size_t grain, const std::function<void(size_t, size_t)>& fn) {
+    inside_task = true;
+    try {
+      for (size_t b = 0; b < n_tasks; b += grain) fn(b, std::min(n_tasks, b + grain));
+    } catch (...) {
+      inside_task = false;
+      throw;
+    }
+    inside_task = false;
+  }
+
+  void run_external(size_t n_tasks, size_t grain, const std::function<void(size_t, size_t)>& fn) {
+    struct context {
+      const std::function<void(size_t, size_t)>* fn;
+      std::mutex mutex;
+      std::exception_ptr error;
+    } ctx{&fn, {}, nullptr};
+    auto trampoline = [](void* c, size_t begin, size_t end) {
+      auto* x = static_cast<context*>(c);
+      inside_task = true;
+      try {
+        (*x->fn)(begin, end);
+      } catch (...) {
+        std::lock_guard lock(x->mutex);
+        if (!x->error) x->error = std::current_exception();
+      }
+      inside_task = false;
+    };
+    external_(external_user_, n_tasks, grain, trampoline, &ctx);
+    if (ctx.error) std::rethrow_exception(ctx.error);
+  }
+
+  /// Claims and runs chunks of the current job until none are left.
+  void work() {
+    inside_task = true;
+    for (;;) {
+      const size_t begin = next_.fetch_add(job_grain_);
+      if (begin >= job_tasks_) break;
+      try {
+        (*job_fn_)(begin, std::min(job_tasks_, begin + job_grain_));
+      } catch (...) {
+        std::lock_guard lock(job_mutex_);
+        if (!error_) error_ = std::current_exception();
+        next_.store(job_tasks_);
+      }
+    }
+    inside_task = false;
+  }
+
+  void worker_loop() {
+    uint64_t seen = generation_;
+    for (;;) {
+      {
+        std::unique_lock lock(job_mutex_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+      }
+      work();
+      std::lock_guard lock(job_mutex_);
+      if (--active_ == 0) done_.notify_one();
+    }
+  }
+
+  void resize_workers(size_t n) {
+    {
+      std::lock_guard lock(job_mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+    {
+      std::lock_guard lock(job_mutex_);
+      stop_ = false;
+    }
+    for (size_t i = 0; i < n; ++i) workers_.emplace_back([this] { worker_loop(); });
+  }
+
+  std::mutex call_mutex_;    // one parallel_for (or reconfiguration) at a time
+  std::mutex config_mutex_;  // threads_ / configured_
+  bool configured_ = false;
+  size_t threads_ = 1;
+  std::vector<std::thread> workers_;
+
+  std::mutex job_mutex_;
+  std::condition_variable wake_, done_;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+  size_t active_ = 0;
+  const std::function<void(size_t, size_t)>* job_fn_ = nullptr;
+  size_t job_tasks_ = 0, job_grain_ = 1;
+  std::atomic<size_t> next_{0};
+  std::exception_ptr error_;
+
+  external_parallel_for external_ = nullptr;
+  void* external_user_ = nullptr;
+};
+
+pool& the_pool() {
+  static pool p;
+  return p;
+}
+
+}  // namespace
+
+size_t num_threads() { return the_pool().threads(); }
+void set_num_threads(size_t n) { the_pool().set_threads(n); }
+void parallel_for(size_t n_tasks, size_t grain, const std::function<void(size_t, size_t)>& fn) {
+  the_pool().run(n_tasks, grain, fn);
+}
+void set_parallel_for(external_parallel_for fn, void* user) { the_pool().set_external(fn, user); }
+
+}  // namespace lowbit

@@ -1,0 +1,18 @@
+// Dispatch thresholds, all in one place.
+//
+// M classes: M == 1 is GEMV; 2 <= M < large_m_min is "small" (register-blocked
+// VNNI-style kernels); M >= large_m_min is "large" (where tile engines such as
+// AMX pay off). LOWBIT_LARGE_M overrides large_m_min at start-up, because the
+// crossover differs between chips.
+#pragma once
+
+#include <cstddef>
+
+namespace lowbit::detail {
+
+inline constexpr size_t default_large_m_min = 32;
+
+/// Columns of N one task of a linear/GEMM call covers at least.
+inline constexpr size_t min_columns_per_task = 16;
+
+}  // namespace lowbit::detail

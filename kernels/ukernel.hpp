@@ -1,0 +1,64 @@
+// One signature per kernel family.
+//
+// Dispatch stores kernels as plain function pointers of these types, so every
+// ISA translation unit can hand its kernels to baseline code. Arguments cross
+// as plain pointers and sizes or as structs defined outside the ISA-specific
+// inline namespaces. Each kernel computes a slice of the output chosen by the
+// caller ([n_begin, n_end) columns, [head_begin, head_end) heads); slices never
+// overlap, which is what makes results independent of the thread count.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "lowbit/attention.hpp"
+#include "lowbit/formats.hpp"
+
+namespace lowbit::kernels {
+
+/// f32 row of k elements -> one row of the kernel's format (k a multiple of its block).
+using quantize_fn = void (*)(const float* x, void* y, size_t k);
+/// One row of the kernel's format -> k floats.
+using dequantize_fn = void (*)(const void* x, float* y, size_t k);
+
+/// Operands of a linear kernel: W packed by the kernel's packer, x already
+/// quantized to the activation format (m rows, `x_row_bytes` apart).
+struct linear_args {
+  const void* w;
+  size_t n, k;
+  const void* x;
+  size_t x_row_bytes;
+  size_t m;
+  float* y;
+  size_t ldy;
+};
+/// Computes y[0..m)[n_begin..n_end).
+using linear_fn = void (*)(const linear_args& args, size_t n_begin, size_t n_end);
+
+/// Operands of an int8 GEMM kernel (strides in elements; see lowbit::gemm_s8_problem).
+struct gemm_s8_args {
+  const void* a;
+  size_t lda;
+  const int8_t* b;
+  size_t ldb;
+  size_t m, n, k;
+  int32_t* c;
+  size_t ldc;
+  const float* row_scales;
+  const float* col_scales;
+  float* y;
+  size_t ldy;
+};
+/// Computes columns [n_begin, n_end) for every row.
+using gemm_s8_fn = void (*)(const gemm_s8_args& args, size_t n_begin, size_t n_end);
+
+/// Attention for query heads [head_begin, head_end); `shape` is normalized.
+using attention_fn = void (*)(const attention_shape& shape, const float* q, const float* k, const float* v,
+                              float* out, size_t head_begin, size_t head_end);
+
+/// Bytes a packer needs for n rows of k elements of a weight format.
+using packed_size_fn = size_t (*)(format fmt, size_t n, size_t k);
+/// Packs rows [n_begin, n_end) of W (n GGUF rows of k) into dst (packed_size bytes).
+using pack_fn = void (*)(format fmt, const void* w, size_t n, size_t k, void* dst, size_t n_begin, size_t n_end);
+
+}  // namespace lowbit::kernels
