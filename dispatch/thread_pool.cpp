@@ -157,8 +157,10 @@ class pool {
     inside_task = false;
   }
 
-  void worker_loop() {
-    uint64_t seen = generation_;
+  /// `seen` is the generation current when the worker was created, read under
+  /// the lock by the creator: reading it here could miss a job published
+  /// before this thread first ran.
+  void worker_loop(uint64_t seen) {
     for (;;) {
       {
         std::unique_lock lock(job_mutex_);
@@ -180,11 +182,13 @@ class pool {
     wake_.notify_all();
     for (auto& t : workers_) t.join();
     workers_.clear();
+    uint64_t generation;
     {
       std::lock_guard lock(job_mutex_);
       stop_ = false;
+      generation = generation_;
     }
-    for (size_t i = 0; i < n; ++i) workers_.emplace_back([this] { worker_loop(); });
+    for (size_t i = 0; i < n; ++i) workers_.emplace_back([this, generation] { worker_loop(generation); });
   }
 
   std::mutex call_mutex_;    // one parallel_for (or reconfiguration) at a time

@@ -1,0 +1,742 @@
+// The C API, function by function, against the scalar oracle.
+//
+// The C API is what other runtimes and FFI bindings see, so it is tested only
+// through lowbit.h: the C++ library is used here just for test data and for the
+// oracle (lowbit::ref). Each function is checked for its result, its status
+// codes and messages, and the promise that a failed call writes nothing: output
+// buffers are filled with 0xAB beforehand and must come back byte for byte.
+// Every test leaves dispatch as it found it (lowbit_clear_isa_overrides).
+#include "lowbit/lowbit.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernels/ref/attention.hpp"
+#include "kernels/ref/gemm_s8.hpp"
+#include "tester/tester.hpp"
+
+namespace {
+
+using lowbit::test::make_data;
+using lowbit::test::data_kind;
+
+/// Drops every ISA override when a test scope ends, through the C API.
+struct c_isa_guard {
+  ~c_isa_guard() { EXPECT_EQ(lowbit_clear_isa_overrides(), LOWBIT_OK); }
+};
+
+/// Restores the thread count when a test scope ends, through the C API.
+struct c_thread_guard {
+  size_t saved = lowbit_get_num_threads();
+  ~c_thread_guard() { EXPECT_EQ(lowbit_set_num_threads(saved), LOWBIT_OK); }
+};
+
+lowbit::format cpp(lowbit_format f) { return static_cast<lowbit::format>(f); }
+
+struct format_case {
+  lowbit_format code;
+  const char* name;
+  size_t block_length, block_bytes;
+  bool weight;
+};
+const format_case all_formats[] = {
+    {LOWBIT_F32, "f32", 1, 4, false},     {LOWBIT_F16, "f16", 1, 2, false},     {LOWBIT_BF16, "bf16", 1, 2, false},
+    {LOWBIT_Q4_0, "q4_0", 32, 18, true},  {LOWBIT_Q4_1, "q4_1", 32, 20, true},  {LOWBIT_Q8_0, "q8_0", 32, 34, true},
+    {LOWBIT_Q8_1, "q8_1", 32, 36, false}, {LOWBIT_Q4_K, "q4_k", 256, 144, true}, {LOWBIT_Q6_K, "q6_k", 256, 210, true},
+    {LOWBIT_Q8_K, "q8_k", 256, 292, false},
+};
+const lowbit_format weight_formats[] = {LOWBIT_Q4_0, LOWBIT_Q4_1, LOWBIT_Q8_0, LOWBIT_Q4_K, LOWBIT_Q6_K};
+
+const char* format_name(lowbit_format f) {
+  for (const auto& c : all_formats)
+    if (c.code == f) return c.name;
+  return "?";
+}
+
+std::string last_error() { return lowbit_last_error(); }
+
+/// The kernel dispatch runs for `op` now, through the C API.
+std::string kernel_for(const std::string& op) {
+  const char* kernel = nullptr;
+  EXPECT_EQ(lowbit_selected_kernel(op.c_str(), &kernel), LOWBIT_OK) << op << ": " << last_error();
+  return kernel ? kernel : "";
+}
+/// The tier suffix of a kernel name without underscores: "avx512vnni" for
+/// "gemm_q4_0_q8_0_4x16__avx512vnni" (kernel names may spell avx512_vnni either way).
+std::string without_underscores(std::string s) {
+  s.erase(std::remove(s.begin(), s.end(), '_'), s.end());
+  return s;
+}
+std::string kernel_tier(const std::string& kernel) {
+  const size_t at = kernel.rfind("__");
+  return at == std::string::npos ? "" : without_underscores(kernel.substr(at + 2));
+}
+bool is_scalar_kernel(const std::string& op) {
+  const std::string k = kernel_for(op);
+  return k.size() >= 8 && k.compare(k.size() - 8, 8, "__scalar") == 0;
+}
+
+/// Every op lowbit_selected_kernel knows.
+std::vector<std::string> all_ops() {
+  std::vector<std::string> ops;
+  for (const char* f : {"f16", "bf16", "q4_0", "q4_1", "q8_0", "q8_1", "q4_k", "q6_k", "q8_k"}) {
+    ops.push_back(std::string("quantize.") + f);
+    ops.push_back(std::string("dequantize.") + f);
+  }
+  for (lowbit_format f : weight_formats)
+    for (const char* c : {"gemv", "small", "large"}) ops.push_back(std::string("linear.") + format_name(f) + "." + c);
+  for (const char* a : {"s8", "u8"})
+    for (const char* c : {"gemv", "small", "large"}) ops.push_back(std::string("gemm_s8.") + a + "." + c);
+  ops.push_back("attention.f32_f32");
+  return ops;
+}
+
+std::vector<std::string> words(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+/// A buffer of `n` bytes of 0xAB, for "a failed call writes nothing" checks.
+std::vector<unsigned char> sentinel_bytes(size_t n) { return std::vector<unsigned char>(n, 0xAB); }
+bool all_sentinel(const void* p, size_t n) {
+  const auto* b = static_cast<const unsigned char*>(p);
+  return std::all_of(b, b + n, [](unsigned char c) { return c == 0xAB; });
+}
+float sentinel_float() {
+  float f;
+  const uint32_t bits = 0xABABABABu;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+/// Exact where the selected kernel is the scalar oracle; a relative bound otherwise.
+void expect_matches(const std::vector<float>& got, const std::vector<float>& expected, bool exact,
+                    const std::string& what) {
+  ASSERT_EQ(got.size(), expected.size()) << what;
+  if (exact) {
+    size_t first = 0;
+    while (first < got.size() && std::memcmp(&got[first], &expected[first], sizeof(float)) == 0) ++first;
+    EXPECT_EQ(first, got.size()) << what << ": first difference at " << first << ": "
+                                 << (first < got.size() ? got[first] : 0.0f) << " vs "
+                                 << (first < got.size() ? expected[first] : 0.0f);
+    return;
+  }
+  double scale = 0;
+  for (float v : expected) scale = std::max(scale, std::fabs(static_cast<double>(v)));
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_LE(std::fabs(static_cast<double>(got[i]) - expected[i]), 1e-5 * scale + 1e-30) << what << " at " << i;
+}
+
+// ------------------------------------------------------------ basics -------
+
+TEST(CApi, VersionAndStatusNames) {
+  const char* v = lowbit_version();
+  ASSERT_NE(v, nullptr);
+  unsigned major = 0, minor = 0, patch = 0;
+  char extra = 0;
+  EXPECT_EQ(std::sscanf(v, "%u.%u.%u%c", &major, &minor, &patch, &extra), 3) << "version '" << v << "'";
+
+  const std::pair<lowbit_status, const char*> names[] = {
+      {LOWBIT_OK, "LOWBIT_OK"},
+      {LOWBIT_INVALID_ARGUMENT, "LOWBIT_INVALID_ARGUMENT"},
+      {LOWBIT_UNSUPPORTED, "LOWBIT_UNSUPPORTED"},
+      {LOWBIT_ISA_UNAVAILABLE, "LOWBIT_ISA_UNAVAILABLE"},
+      {LOWBIT_OUT_OF_MEMORY, "LOWBIT_OUT_OF_MEMORY"},
+      {LOWBIT_IO_ERROR, "LOWBIT_IO_ERROR"},
+      {LOWBIT_BAD_FILE, "LOWBIT_BAD_FILE"},
+      {LOWBIT_INTERNAL, "LOWBIT_INTERNAL"},
+  };
+  for (const auto& [status, name] : names) EXPECT_STREQ(lowbit_status_name(status), name);
+  // The C and C++ status codes are one table.
+  EXPECT_EQ(static_cast<int>(lowbit::status::isa_unavailable), LOWBIT_ISA_UNAVAILABLE);
+  EXPECT_EQ(static_cast<int>(lowbit::status::internal), LOWBIT_INTERNAL);
+}
+
+TEST(CApi, BlockLengthAndBytes) {
+  for (const auto& c : all_formats) {
+    EXPECT_EQ(lowbit_block_length(c.code), c.block_length) << c.name;
+    EXPECT_EQ(lowbit_block_bytes(c.code), c.block_bytes) << c.name;
+  }
+  for (int unknown : {4, 5, 7, 13, 31}) {
+    EXPECT_EQ(lowbit_block_length(static_cast<lowbit_format>(unknown)), 0u) << unknown;
+    EXPECT_EQ(lowbit_block_bytes(static_cast<lowbit_format>(unknown)), 0u) << unknown;
+  }
+}
+
+TEST(CApi, QuantizedSize) {
+  size_t bytes = 0;
+  ASSERT_EQ(lowbit_quantized_size(LOWBIT_Q4_0, 3, 64, &bytes), LOWBIT_OK);
+  EXPECT_EQ(bytes, 3u * 2 * 18);
+  ASSERT_EQ(lowbit_quantized_size(LOWBIT_Q4_K, 2, 512, &bytes), LOWBIT_OK);
+  EXPECT_EQ(bytes, 2u * 2 * 144);
+  ASSERT_EQ(lowbit_quantized_size(LOWBIT_F32, 2, 5, &bytes), LOWBIT_OK);
+  EXPECT_EQ(bytes, 2u * 5 * 4);
+  ASSERT_EQ(lowbit_quantized_size(LOWBIT_Q6_K, 0, 256, &bytes), LOWBIT_OK);
+  EXPECT_EQ(bytes, 0u);
+
+  // k not a multiple of the block: an error naming the block length, *bytes untouched.
+  bytes = 12345;
+  EXPECT_EQ(lowbit_quantized_size(LOWBIT_Q8_0, 1, 33, &bytes), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(bytes, 12345u);
+  EXPECT_NE(last_error(), "");
+  EXPECT_TRUE(contains(last_error(), "32")) << last_error();
+  EXPECT_TRUE(contains(last_error(), "block")) << last_error();
+  EXPECT_EQ(lowbit_quantized_size(LOWBIT_Q4_K, 1, 100, &bytes), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(contains(last_error(), "256")) << last_error();
+  EXPECT_EQ(bytes, 12345u);
+
+  // A success clears the message.
+  ASSERT_EQ(lowbit_quantized_size(LOWBIT_Q8_0, 1, 32, &bytes), LOWBIT_OK);
+  EXPECT_EQ(last_error(), "");
+
+  EXPECT_EQ(lowbit_quantized_size(static_cast<lowbit_format>(4), 1, 32, &bytes), LOWBIT_UNSUPPORTED);
+  EXPECT_NE(last_error(), "");
+  EXPECT_EQ(lowbit_quantized_size(LOWBIT_Q8_0, 1, 32, nullptr), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_NE(last_error(), "");
+}
+
+// --------------------------------------------------- quantize / dequantize --
+
+TEST(CApi, QuantizeDequantizeMatchTheOracle) {
+  c_isa_guard isa;
+  constexpr size_t rows = 3, k = 512, ldx = k + 7, ldy = k + 3;
+  const auto x = make_data(rows * ldx, data_kind::gaussian, 11);
+  for (const auto& c : all_formats) {
+    size_t bytes = 0;
+    ASSERT_EQ(lowbit_quantized_size(c.code, rows, k, &bytes), LOWBIT_OK) << c.name;
+    // Oracle: the same strided rows, quantized by lowbit::ref.
+    std::vector<float> dense(rows * k);
+    for (size_t r = 0; r < rows; ++r) std::copy_n(x.begin() + r * ldx, k, dense.begin() + r * k);
+    const auto expected = lowbit::test::ref_quantize(cpp(c.code), dense, rows, k);
+    ASSERT_EQ(expected.size(), bytes) << c.name;
+
+    std::vector<unsigned char> q(bytes);
+    ASSERT_EQ(lowbit_quantize_rows(c.code, x.data(), rows, k, ldx, q.data(), q.size()), LOWBIT_OK)
+        << c.name << ": " << last_error();
+    EXPECT_EQ(last_error(), "");
+    const bool exact_quant = c.code == LOWBIT_F32 || is_scalar_kernel(std::string("quantize.") + c.name);
+    if (exact_quant) {
+      EXPECT_EQ(0, std::memcmp(q.data(), expected.data(), bytes)) << c.name;
+    }
+
+    // Dequantize into a strided output; the padding between rows stays untouched.
+    std::vector<float> y(rows * ldy, lowbit::test::poison_value());
+    ASSERT_EQ(lowbit_dequantize_rows(c.code, q.data(), q.size(), rows, k, y.data(), ldy), LOWBIT_OK)
+        << c.name << ": " << last_error();
+    const auto y_ref = lowbit::test::ref_dequantize(cpp(c.code), q.data(), rows, k);
+    std::vector<float> got(rows * k);
+    for (size_t r = 0; r < rows; ++r) {
+      std::copy_n(y.begin() + r * ldy, k, got.begin() + r * k);
+      for (size_t i = k; i < ldy; ++i) EXPECT_TRUE(lowbit::test::is_poison(y[r * ldy + i])) << c.name;
+    }
+    const bool exact_dequant = c.code == LOWBIT_F32 || is_scalar_kernel(std::string("dequantize.") + c.name);
+    expect_matches(got, y_ref, exact_dequant, std::string("dequantize ") + c.name);
+    if (c.code == LOWBIT_F32) {
+      EXPECT_EQ(got, dense);
+    }
+  }
+}
+
+TEST(CApi, QuantizeErrorsWriteNothing) {
+  constexpr size_t rows = 2, k = 64;
+  const auto x = make_data(rows * k, data_kind::gaussian, 12);
+  size_t bytes = 0;
+  ASSERT_EQ(lowbit_quantized_size(LOWBIT_Q8_0, rows, k, &bytes), LOWBIT_OK);
+
+  auto dst = sentinel_bytes(bytes);
+  EXPECT_EQ(lowbit_quantize_rows(LOWBIT_Q8_0, x.data(), rows, k, 0, dst.data(), bytes - 1), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(all_sentinel(dst.data(), dst.size())) << "too-small dst_bytes: the destination was written";
+  EXPECT_TRUE(contains(last_error(), std::to_string(bytes))) << last_error();
+
+  EXPECT_EQ(lowbit_quantize_rows(LOWBIT_Q8_0, nullptr, rows, k, 0, dst.data(), bytes), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_NE(last_error(), "");
+  EXPECT_EQ(lowbit_quantize_rows(LOWBIT_Q8_0, x.data(), rows, k, 0, nullptr, bytes), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_quantize_rows(LOWBIT_Q8_0, x.data(), rows, 48, 0, dst.data(), bytes), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(contains(last_error(), "32")) << last_error();
+  EXPECT_EQ(lowbit_quantize_rows(LOWBIT_Q8_0, x.data(), rows, k, k - 1, dst.data(), bytes), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_quantize_rows(static_cast<lowbit_format>(4), x.data(), rows, k, 0, dst.data(), bytes),
+            LOWBIT_UNSUPPORTED);
+  EXPECT_TRUE(all_sentinel(dst.data(), dst.size()));
+
+  // Dequantize: too-small source, nulls, bad stride; y untouched.
+  std::vector<unsigned char> q(bytes);
+  ASSERT_EQ(lowbit_quantize_rows(LOWBIT_Q8_0, x.data(), rows, k, 0, q.data(), q.size()), LOWBIT_OK);
+  std::vector<float> y(rows * k, sentinel_float());
+  const size_t y_bytes = y.size() * sizeof(float);
+  EXPECT_EQ(lowbit_dequantize_rows(LOWBIT_Q8_0, q.data(), bytes - 1, rows, k, y.data(), 0), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_NE(last_error(), "");
+  EXPECT_EQ(lowbit_dequantize_rows(LOWBIT_Q8_0, nullptr, bytes, rows, k, y.data(), 0), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_dequantize_rows(LOWBIT_Q8_0, q.data(), bytes, rows, k, nullptr, 0), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_dequantize_rows(LOWBIT_Q8_0, q.data(), bytes, rows, k, y.data(), k - 1), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_dequantize_rows(LOWBIT_Q8_0, q.data(), bytes, rows, 40, y.data(), 0), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(all_sentinel(y.data(), y_bytes)) << "a failed dequantize wrote its output";
+
+  // And a success clears the message.
+  ASSERT_EQ(lowbit_dequantize_rows(LOWBIT_Q8_0, q.data(), bytes, rows, k, y.data(), 0), LOWBIT_OK);
+  EXPECT_EQ(last_error(), "");
+}
+
+// ------------------------------------------------------------- linear ------
+
+TEST(CApi, PackAndLinearMatchTheOracle) {
+  c_isa_guard isa;
+  constexpr size_t n = 37, k = 512, ldx = k + 5, ldy = n + 2;
+  for (lowbit_format f : weight_formats) {
+    const std::string name = format_name(f);
+    const auto wf = make_data(n * k, data_kind::gaussian, 20 + static_cast<uint32_t>(f));
+    size_t bytes = 0;
+    ASSERT_EQ(lowbit_quantized_size(f, n, k, &bytes), LOWBIT_OK);
+    std::vector<unsigned char> wq(bytes);
+    ASSERT_EQ(lowbit_quantize_rows(f, wf.data(), n, k, 0, wq.data(), wq.size()), LOWBIT_OK) << last_error();
+
+    lowbit_packed_weights* w = nullptr;
+    ASSERT_EQ(lowbit_pack_weights(f, wq.data(), wq.size(), n, k, &w), LOWBIT_OK) << name << ": " << last_error();
+    ASSERT_NE(w, nullptr);
+    EXPECT_GE(lowbit_packed_weights_pack_seconds(w), 0.0);
+
+    for (size_t m : {size_t{1}, size_t{3}, size_t{40}}) {
+      const char* m_class = m == 1 ? "gemv" : m < 32 ? "small" : "large";
+      const std::string what = name + " m=" + std::to_string(m);
+      const auto x = make_data(m * ldx, data_kind::gaussian, 30 + static_cast<uint32_t>(m));
+      std::vector<float> y(m * ldy, lowbit::test::poison_value());
+      ASSERT_EQ(lowbit_linear(w, x.data(), m, ldx, y.data(), ldy), LOWBIT_OK) << what << ": " << last_error();
+      EXPECT_EQ(last_error(), "");
+
+      std::vector<float> y_ref(m * ldy, lowbit::test::poison_value());
+      ASSERT_TRUE(lowbit::ref::linear(cpp(f), wq.data(), n, k, x.data(), ldx, m, y_ref.data(), ldy));
+      std::vector<float> got(m * n), expected(m * n);
+      for (size_t i = 0; i < m; ++i) {
+        std::copy_n(y.begin() + i * ldy, n, got.begin() + i * n);
+        std::copy_n(y_ref.begin() + i * ldy, n, expected.begin() + i * n);
+        for (size_t j = n; j < ldy; ++j)
+          EXPECT_TRUE(lowbit::test::is_poison(y[i * ldy + j])) << what << ": wrote past n in row " << i;
+      }
+      expect_matches(got, expected, is_scalar_kernel("linear." + name + "." + m_class), "linear " + what);
+    }
+
+    // m = 0 is a no-op.
+    EXPECT_EQ(lowbit_linear(w, nullptr, 0, 0, nullptr, 0), LOWBIT_OK);
+    lowbit_packed_weights_free(w);
+  }
+  lowbit_packed_weights_free(nullptr);  // allowed
+  EXPECT_EQ(lowbit_packed_weights_pack_seconds(nullptr), 0.0);
+}
+
+TEST(CApi, PackAndLinearErrors) {
+  constexpr size_t n = 8, k = 64;
+  const auto wf = make_data(n * k, data_kind::gaussian, 40);
+  size_t bytes = 0;
+  ASSERT_EQ(lowbit_quantized_size(LOWBIT_Q4_0, n, k, &bytes), LOWBIT_OK);
+  std::vector<unsigned char> wq(bytes);
+  ASSERT_EQ(lowbit_quantize_rows(LOWBIT_Q4_0, wf.data(), n, k, 0, wq.data(), wq.size()), LOWBIT_OK);
+
+  // A dummy non-null pointer: a failed pack must set *out to NULL.
+  int dummy = 0;
+  auto* const not_null = reinterpret_cast<lowbit_packed_weights*>(&dummy);
+  lowbit_packed_weights* w = not_null;
+
+  size_t q8k_bytes = 0;
+  ASSERT_EQ(lowbit_quantized_size(LOWBIT_Q8_K, n, 256, &q8k_bytes), LOWBIT_OK);
+  std::vector<unsigned char> q8k(q8k_bytes);
+  EXPECT_EQ(lowbit_pack_weights(LOWBIT_Q8_K, q8k.data(), q8k.size(), n, 256, &w), LOWBIT_UNSUPPORTED);
+  EXPECT_EQ(w, nullptr);
+  EXPECT_TRUE(contains(last_error(), "q8_k")) << last_error();
+  w = not_null;
+  EXPECT_EQ(lowbit_pack_weights(LOWBIT_F32, wf.data(), wf.size() * sizeof(float), n, k, &w), LOWBIT_UNSUPPORTED);
+  EXPECT_EQ(w, nullptr);
+  w = not_null;
+  EXPECT_EQ(lowbit_pack_weights(static_cast<lowbit_format>(4), wq.data(), wq.size(), n, k, &w), LOWBIT_UNSUPPORTED);
+  EXPECT_EQ(w, nullptr);
+  w = not_null;
+  EXPECT_EQ(lowbit_pack_weights(LOWBIT_Q4_0, nullptr, wq.size(), n, k, &w), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(w, nullptr);
+  w = not_null;
+  EXPECT_EQ(lowbit_pack_weights(LOWBIT_Q4_0, wq.data(), wq.size() - 1, n, k, &w), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(w, nullptr);
+  EXPECT_TRUE(contains(last_error(), std::to_string(bytes))) << last_error();
+  w = not_null;
+  EXPECT_EQ(lowbit_pack_weights(LOWBIT_Q4_0, wq.data(), wq.size(), n, 48, &w), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(w, nullptr);
+  w = not_null;
+  EXPECT_EQ(lowbit_pack_weights(LOWBIT_Q4_0, wq.data(), wq.size(), 0, k, &w), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(w, nullptr);
+  EXPECT_EQ(lowbit_pack_weights(LOWBIT_Q4_0, wq.data(), wq.size(), n, k, nullptr), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_NE(last_error(), "");
+
+  ASSERT_EQ(lowbit_pack_weights(LOWBIT_Q4_0, wq.data(), wq.size(), n, k, &w), LOWBIT_OK) << last_error();
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(last_error(), "");
+  constexpr size_t m = 2;
+  const auto x = make_data(m * k, data_kind::gaussian, 41);
+  std::vector<float> y(m * n, sentinel_float());
+  const size_t y_bytes = y.size() * sizeof(float);
+  EXPECT_EQ(lowbit_linear(nullptr, x.data(), m, 0, y.data(), 0), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_NE(last_error(), "");
+  EXPECT_EQ(lowbit_linear(w, nullptr, m, 0, y.data(), 0), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_linear(w, x.data(), m, 0, nullptr, 0), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_linear(w, x.data(), m, k - 1, y.data(), 0), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_linear(w, x.data(), m, 0, y.data(), n - 1), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(contains(last_error(), "ldy")) << last_error();
+  EXPECT_TRUE(all_sentinel(y.data(), y_bytes)) << "a failed linear wrote its output";
+  ASSERT_EQ(lowbit_linear(w, x.data(), m, 0, y.data(), 0), LOWBIT_OK);
+  EXPECT_EQ(last_error(), "");
+  lowbit_packed_weights_free(w);
+}
+
+// ------------------------------------------------------------- gemm_s8 -----
+
+TEST(CApi, GemmS8MatchesANaiveLoop) {
+  c_isa_guard isa;
+  constexpr size_t n = 19, k = 77, lda = k + 3, ldb = k + 1, ldc = n + 2, ldy = n + 1;
+  std::mt19937 rng(50);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> scale(0.01f, 2.0f);
+  std::vector<int8_t> b(n * ldb);
+  for (auto& v : b) v = static_cast<int8_t>(byte(rng) - 128);
+  std::vector<float> col_scales(n);
+  for (auto& s : col_scales) s = scale(rng);
+
+  for (int a_unsigned : {0, 1}) {
+    for (size_t m : {size_t{1}, size_t{4}, size_t{33}}) {
+      const char* m_class = m == 1 ? "gemv" : m < 32 ? "small" : "large";
+      const std::string op = std::string("gemm_s8.") + (a_unsigned ? "u8." : "s8.") + m_class;
+      const bool exact = is_scalar_kernel(op);
+      std::vector<uint8_t> a(m * lda);
+      for (auto& v : a) v = static_cast<uint8_t>(byte(rng));
+      std::vector<float> row_scales(m);
+      for (auto& s : row_scales) s = scale(rng);
+
+      // Expected, by a plain loop.
+      std::vector<int32_t> c_expected(m * n);
+      std::vector<float> y_expected(m * n), y_row_only(m * n), y_unscaled(m * n);
+      for (size_t i = 0; i < m; ++i)
+        for (size_t j = 0; j < n; ++j) {
+          int32_t acc = 0;
+          for (size_t p = 0; p < k; ++p) {
+            const int32_t av = a_unsigned ? static_cast<int32_t>(a[i * lda + p])
+                                          : static_cast<int32_t>(static_cast<int8_t>(a[i * lda + p]));
+            acc += av * b[j * ldb + p];
+          }
+          c_expected[i * n + j] = acc;
+          float v = static_cast<float>(acc);
+          y_unscaled[i * n + j] = v;
+          v *= row_scales[i];
+          y_row_only[i * n + j] = v;
+          v *= col_scales[j];
+          y_expected[i * n + j] = v;
+        }
+
+      // Both outputs, strided, with poisoned padding.
+      std::vector<int32_t> c(m * ldc, 0x7badbad0);
+      std::vector<float> y(m * ldy, lowbit::test::poison_value());
+      ASSERT_EQ(lowbit_gemm_s8(a_unsigned, a.data(), lda, b.data(), ldb, m, n, k, c.data(), ldc, row_scales.data(),
+                               col_scales.data(), y.data(), ldy),
+                LOWBIT_OK)
+          << op << ": " << last_error();
+      std::vector<int32_t> c_got(m * n);
+      std::vector<float> y_got(m * n);
+      for (size_t i = 0; i < m; ++i) {
+        std::copy_n(c.begin() + i * ldc, n, c_got.begin() + i * n);
+        std::copy_n(y.begin() + i * ldy, n, y_got.begin() + i * n);
+        for (size_t j = n; j < ldc; ++j) EXPECT_EQ(c[i * ldc + j], 0x7badbad0) << op;
+        for (size_t j = n; j < ldy; ++j) EXPECT_TRUE(lowbit::test::is_poison(y[i * ldy + j])) << op;
+      }
+      EXPECT_EQ(c_got, c_expected) << op;
+      expect_matches(y_got, y_expected, exact, op + " y");
+
+      // Only c; only y with one scale; y with no scales (dense strides).
+      std::vector<int32_t> c_dense(m * n, 0);
+      ASSERT_EQ(lowbit_gemm_s8(a_unsigned, a.data(), lda, b.data(), ldb, m, n, k, c_dense.data(), 0, nullptr,
+                               nullptr, nullptr, 0),
+                LOWBIT_OK);
+      EXPECT_EQ(c_dense, c_expected) << op << " c only";
+      std::vector<float> y_dense(m * n, 0.0f);
+      ASSERT_EQ(lowbit_gemm_s8(a_unsigned, a.data(), lda, b.data(), ldb, m, n, k, nullptr, 0, row_scales.data(),
+                               nullptr, y_dense.data(), 0),
+                LOWBIT_OK);
+      expect_matches(y_dense, y_row_only, exact, op + " y, row scales only");
+      ASSERT_EQ(lowbit_gemm_s8(a_unsigned, a.data(), lda, b.data(), ldb, m, n, k, nullptr, 0, nullptr, nullptr,
+                               y_dense.data(), 0),
+                LOWBIT_OK);
+      expect_matches(y_dense, y_unscaled, exact, op + " y, no scales");
+    }
+  }
+}
+
+TEST(CApi, GemmS8Errors) {
+  constexpr size_t m = 2, n = 3, k = 16;
+  std::vector<uint8_t> a(m * k, 1);
+  std::vector<int8_t> b(n * k, 1);
+  std::vector<int32_t> c(m * n);
+  std::memset(c.data(), 0xAB, c.size() * sizeof(int32_t));
+  int32_t* const c32 = c.data();
+  EXPECT_EQ(lowbit_gemm_s8(0, a.data(), 0, b.data(), 0, m, n, k, nullptr, 0, nullptr, nullptr, nullptr, 0),
+            LOWBIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(contains(last_error(), "output")) << last_error();
+  EXPECT_EQ(lowbit_gemm_s8(0, nullptr, 0, b.data(), 0, m, n, k, c32, 0, nullptr, nullptr, nullptr, 0),
+            LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_gemm_s8(0, a.data(), 0, nullptr, 0, m, n, k, c32, 0, nullptr, nullptr, nullptr, 0),
+            LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_gemm_s8(0, a.data(), k - 1, b.data(), 0, m, n, k, c32, 0, nullptr, nullptr, nullptr, 0),
+            LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_gemm_s8(1, a.data(), 0, b.data(), 0, m, n, k, c32, n - 1, nullptr, nullptr, nullptr, 0),
+            LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_gemm_s8(0, a.data(), 0, b.data(), 0, m, n, 65537, c32, 0, nullptr, nullptr, nullptr, 0),
+            LOWBIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(contains(last_error(), "65536")) << last_error();
+  EXPECT_TRUE(all_sentinel(c.data(), c.size() * sizeof(int32_t))) << "a failed gemm_s8 wrote its output";
+  ASSERT_EQ(lowbit_gemm_s8(0, a.data(), 0, b.data(), 0, m, n, k, c32, 0, nullptr, nullptr, nullptr, 0), LOWBIT_OK);
+  EXPECT_EQ(last_error(), "");
+  for (size_t i = 0; i < m * n; ++i) EXPECT_EQ(c32[i], static_cast<int32_t>(k));
+}
+
+// ------------------------------------------------------------ attention ----
+
+TEST(CApi, AttentionMatchesTheOracle) {
+  c_isa_guard isa;
+  const bool exact = is_scalar_kernel("attention.f32_f32");
+  struct variant {
+    int causal;
+    size_t pad;  // extra floats per token in every stride (0 = dense, strides passed as 0)
+    float scale;
+  };
+  for (const variant& v : {variant{1, 0, 0.0f}, variant{0, 0, 0.0f}, variant{1, 3, 0.2f}, variant{0, 5, 0.05f}}) {
+    lowbit_attention_shape s{};
+    s.n_q = 5;
+    s.n_kv = 11;
+    s.n_heads = 4;
+    s.n_kv_heads = 2;
+    s.head_dim = 32;
+    s.scale = v.scale;
+    s.causal = v.causal;
+    const size_t q_row = s.n_heads * s.head_dim + v.pad, kv_row = s.n_kv_heads * s.head_dim + v.pad;
+    if (v.pad) {
+      s.q_stride = s.out_stride = q_row;
+      s.k_stride = s.v_stride = kv_row;
+    }
+    const auto q = make_data(s.n_q * q_row, data_kind::gaussian, 70);
+    const auto k = make_data(s.n_kv * kv_row, data_kind::gaussian, 71);
+    const auto val = make_data(s.n_kv * kv_row, data_kind::gaussian, 72);
+    std::vector<float> out(s.n_q * q_row, lowbit::test::poison_value());
+    ASSERT_EQ(lowbit_attention(&s, q.data(), k.data(), val.data(), out.data()), LOWBIT_OK) << last_error();
+
+    // The oracle on the normalized shape: strides and scale filled in.
+    lowbit::attention_shape r;
+    r.n_q = s.n_q;
+    r.n_kv = s.n_kv;
+    r.n_heads = s.n_heads;
+    r.n_kv_heads = s.n_kv_heads;
+    r.head_dim = s.head_dim;
+    r.scale = v.scale != 0.0f ? v.scale : 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+    r.causal = v.causal != 0;
+    r.q_stride = r.out_stride = q_row;
+    r.k_stride = r.v_stride = kv_row;
+    std::vector<float> expected(out.size(), lowbit::test::poison_value());
+    lowbit::ref::attention(r, q.data(), k.data(), val.data(), expected.data(), 0, r.n_heads);
+    for (size_t i = 0; i < s.n_q; ++i)
+      for (size_t p = s.n_heads * s.head_dim; p < q_row; ++p)
+        EXPECT_TRUE(lowbit::test::is_poison(out[i * q_row + p])) << "wrote into the padding of token " << i;
+    expect_matches(out, expected, exact,
+                   "attention causal=" + std::to_string(v.causal) + " pad=" + std::to_string(v.pad));
+  }
+}
+
+TEST(CApi, AttentionErrors) {
+  lowbit_attention_shape s{};
+  s.n_q = 2;
+  s.n_kv = 3;
+  s.n_heads = 2;
+  s.n_kv_heads = 1;
+  s.head_dim = 8;
+  s.causal = 1;
+  const std::vector<float> q(s.n_q * s.n_heads * s.head_dim, 0.5f), kv(s.n_kv * s.head_dim, 0.25f);
+  std::vector<float> out(q.size(), sentinel_float());
+  const size_t out_bytes = out.size() * sizeof(float);
+
+  EXPECT_EQ(lowbit_attention(nullptr, q.data(), kv.data(), kv.data(), out.data()), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_NE(last_error(), "");
+  EXPECT_EQ(lowbit_attention(&s, nullptr, kv.data(), kv.data(), out.data()), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_attention(&s, q.data(), nullptr, kv.data(), out.data()), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_attention(&s, q.data(), kv.data(), nullptr, out.data()), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_attention(&s, q.data(), kv.data(), kv.data(), nullptr), LOWBIT_INVALID_ARGUMENT);
+  lowbit_attention_shape bad = s;
+  bad.n_kv_heads = 3;  // does not divide n_heads
+  EXPECT_EQ(lowbit_attention(&bad, q.data(), kv.data(), kv.data(), out.data()), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(contains(last_error(), "n_kv_heads")) << last_error();
+  bad = s;
+  bad.n_kv = 1;  // causal needs n_kv >= n_q
+  EXPECT_EQ(lowbit_attention(&bad, q.data(), kv.data(), kv.data(), out.data()), LOWBIT_INVALID_ARGUMENT);
+  bad = s;
+  bad.head_dim = 0;
+  EXPECT_EQ(lowbit_attention(&bad, q.data(), kv.data(), kv.data(), out.data()), LOWBIT_INVALID_ARGUMENT);
+  bad = s;
+  bad.q_stride = 3;  // smaller than n_heads * head_dim
+  EXPECT_EQ(lowbit_attention(&bad, q.data(), kv.data(), kv.data(), out.data()), LOWBIT_INVALID_ARGUMENT);
+  bad = s;
+  bad.scale = NAN;
+  EXPECT_EQ(lowbit_attention(&bad, q.data(), kv.data(), kv.data(), out.data()), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(all_sentinel(out.data(), out_bytes)) << "a failed attention wrote its output";
+
+  ASSERT_EQ(lowbit_attention(&s, q.data(), kv.data(), kv.data(), out.data()), LOWBIT_OK) << last_error();
+  EXPECT_EQ(last_error(), "");
+  for (float v : out) EXPECT_FLOAT_EQ(v, 0.25f);  // every value row is 0.25
+}
+
+// ------------------------------------------------------------- threads -----
+
+TEST(CApi, NumThreads) {
+  c_thread_guard guard;
+  EXPECT_GE(lowbit_get_num_threads(), 1u);
+  for (size_t t : {1, 3, 2}) {
+    ASSERT_EQ(lowbit_set_num_threads(t), LOWBIT_OK);
+    EXPECT_EQ(lowbit_get_num_threads(), t);
+  }
+  EXPECT_EQ(lowbit_set_num_threads(0), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_NE(last_error(), "");
+  EXPECT_EQ(lowbit_get_num_threads(), 2u);
+}
+
+// ------------------------------------------------------------ dispatch -----
+
+TEST(CApi, IsaQueries) {
+  c_isa_guard isa;
+  const std::string detected = lowbit_detected_isas(), compiled = lowbit_compiled_isas(),
+                    enabled = lowbit_enabled_isas();
+  for (const std::string* s : {&detected, &compiled, &enabled}) {
+    const auto w = words(*s);
+    EXPECT_NE(std::find(w.begin(), w.end(), "scalar"), w.end()) << "'" << *s << "' lacks scalar";
+  }
+  // Without overrides, enabled = compiled and detected.
+  const auto d = words(detected), c = words(compiled);
+  for (const auto& t : words(enabled)) {
+    EXPECT_NE(std::find(d.begin(), d.end(), t), d.end()) << t << " enabled but not detected";
+    EXPECT_NE(std::find(c.begin(), c.end(), t), c.end()) << t << " enabled but not compiled";
+  }
+  for (const auto& op : all_ops()) EXPECT_NE(kernel_for(op), "") << op;
+
+  const char* kernel = nullptr;
+  EXPECT_EQ(lowbit_selected_kernel("linear.q9_9.gemv", &kernel), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(contains(last_error(), "q9_9")) << last_error();
+  EXPECT_EQ(lowbit_selected_kernel(nullptr, &kernel), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_selected_kernel("linear.q4_0.gemv", nullptr), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_NE(last_error(), "");
+  ASSERT_EQ(lowbit_selected_kernel("linear.q4_0.gemv", &kernel), LOWBIT_OK);
+  EXPECT_EQ(last_error(), "");
+
+  // Verbose logs the current choices to stderr at once, then every rebuild.
+  testing::internal::CaptureStderr();
+  lowbit_set_verbose(1);
+  ASSERT_EQ(lowbit_clear_isa_overrides(), LOWBIT_OK);
+  lowbit_set_verbose(0);
+  ASSERT_EQ(lowbit_clear_isa_overrides(), LOWBIT_OK);
+  const std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(contains(log, "linear.q4_0.gemv")) << log;
+  EXPECT_TRUE(contains(log, kernel_for("linear.q4_0.gemv"))) << log;
+}
+
+TEST(CApi, IsaStringsStayValidAcrossOtherCalls) {
+  // lowbit.h: each string "stays valid until the next call of the same
+  // function on the thread" -- calls of the other functions must not change it.
+  c_isa_guard isa;
+  const char* enabled = lowbit_enabled_isas();
+  const std::string enabled_copy = enabled;
+  const char* compiled = lowbit_compiled_isas();
+  const std::string compiled_copy = compiled;
+  const char* kernel = nullptr;
+  ASSERT_EQ(lowbit_selected_kernel("linear.q4_0.gemv", &kernel), LOWBIT_OK);
+  const char* detected = lowbit_detected_isas();
+  const std::string detected_copy = detected;
+  ASSERT_EQ(lowbit_selected_kernel("attention.f32_f32", &kernel), LOWBIT_OK);
+  EXPECT_EQ(std::string(enabled), enabled_copy);
+  EXPECT_EQ(std::string(compiled), compiled_copy);
+  EXPECT_EQ(std::string(detected), detected_copy);
+}
+
+TEST(CApi, IsaMaxScalar) {
+  c_isa_guard isa;
+  const std::string before = lowbit_enabled_isas();
+  ASSERT_EQ(lowbit_set_isa_max("scalar"), LOWBIT_OK) << last_error();
+  EXPECT_EQ(last_error(), "");
+  EXPECT_STREQ(lowbit_enabled_isas(), "scalar");
+  for (const auto& op : all_ops()) EXPECT_TRUE(is_scalar_kernel(op)) << op << " -> " << kernel_for(op);
+  ASSERT_EQ(lowbit_clear_isa_overrides(), LOWBIT_OK);
+  EXPECT_EQ(std::string(lowbit_enabled_isas()), before);
+}
+
+TEST(CApi, IsaOverrideErrors) {
+  c_isa_guard isa;
+  const std::string before = lowbit_enabled_isas();
+#if defined(__aarch64__) || defined(_M_ARM64)
+  const char* foreign = "avx2";
+#else
+  const char* foreign = "neon";
+#endif
+  EXPECT_EQ(lowbit_set_isa_max(foreign), LOWBIT_ISA_UNAVAILABLE);
+  EXPECT_TRUE(contains(last_error(), "available:")) << last_error();
+  EXPECT_TRUE(contains(last_error(), foreign)) << last_error();
+  EXPECT_EQ(std::string(lowbit_enabled_isas()), before) << "a rejected override changed dispatch";
+
+  EXPECT_EQ(lowbit_set_isa_max("avx9000"), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(contains(last_error(), "avx9000")) << last_error();
+  EXPECT_EQ(lowbit_set_isa_max(nullptr), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_NE(last_error(), "");
+
+  EXPECT_NE(lowbit_set_isa_disable("scalar"), LOWBIT_OK);
+  EXPECT_TRUE(contains(last_error(), "scalar")) << last_error();
+  EXPECT_EQ(lowbit_set_isa_disable(foreign), LOWBIT_ISA_UNAVAILABLE);
+  EXPECT_TRUE(contains(last_error(), "available:")) << last_error();
+  EXPECT_EQ(lowbit_set_isa_disable("scalar,avx9000"), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_set_isa_disable(nullptr), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(std::string(lowbit_enabled_isas()), before) << "a rejected override changed dispatch";
+
+  // An empty list disables nothing.
+  EXPECT_EQ(lowbit_set_isa_disable(""), LOWBIT_OK);
+  EXPECT_EQ(last_error(), "");
+  EXPECT_EQ(std::string(lowbit_enabled_isas()), before);
+}
+
+TEST(CApi, IsaDisableEachAvailableTier) {
+  c_isa_guard isa;
+  const auto enabled = words(lowbit_enabled_isas());
+  size_t tried = 0;
+  for (const auto& tier : enabled) {
+    if (tier == "scalar") continue;
+    ++tried;
+    ASSERT_EQ(lowbit_set_isa_disable(tier.c_str()), LOWBIT_OK) << tier << ": " << last_error();
+    const auto now = words(lowbit_enabled_isas());
+    EXPECT_EQ(std::find(now.begin(), now.end(), tier), now.end()) << tier << " still enabled";
+    EXPECT_EQ(now.size(), enabled.size() - 1) << "disabling " << tier << " removed other tiers";
+    for (const auto& op : all_ops()) {
+      const std::string k = kernel_for(op);
+      EXPECT_NE(kernel_tier(k), without_underscores(tier))
+          << op << " still runs " << k << " with " << tier << " disabled";
+    }
+    ASSERT_EQ(lowbit_clear_isa_overrides(), LOWBIT_OK);
+  }
+  // Everything but scalar at once, comma-separated: the same as ISA_MAX=scalar.
+  std::string all_but_scalar;
+  for (const auto& tier : enabled)
+    if (tier != "scalar") all_but_scalar += (all_but_scalar.empty() ? "" : ",") + tier;
+  if (!all_but_scalar.empty()) {
+    ASSERT_EQ(lowbit_set_isa_disable(all_but_scalar.c_str()), LOWBIT_OK) << last_error();
+    EXPECT_STREQ(lowbit_enabled_isas(), "scalar");
+    for (const auto& op : all_ops()) EXPECT_TRUE(is_scalar_kernel(op)) << op;
+  }
+  ASSERT_EQ(lowbit_clear_isa_overrides(), LOWBIT_OK);
+  EXPECT_EQ(words(lowbit_enabled_isas()), enabled);
+  if (tried == 0) std::printf("note: only scalar is available here; no tier to disable\n");
+}
+
+}  // namespace

@@ -1,0 +1,148 @@
+// Shared test helpers: deterministic data, ISA subsets, poison checks, bounds.
+//
+// Every generator takes an explicit seed so a failure reproduces exactly. The
+// helpers that compare kernels with the oracle live here so each family's test
+// file states only its shapes and bounds.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/ref/dot.hpp"
+#include "kernels/ref/quant.hpp"
+#include "lowbit/lowbit.hpp"
+
+namespace lowbit::test {
+
+/// Shapes of data a sweep feeds a kernel.
+enum class data_kind { gaussian, zero_blocks, all_max, outliers, constant };
+inline const char* data_kind_name(data_kind k) {
+  switch (k) {
+    case data_kind::gaussian: return "gaussian";
+    case data_kind::zero_blocks: return "zero_blocks";
+    case data_kind::all_max: return "all_max";
+    case data_kind::outliers: return "outliers";
+    case data_kind::constant: return "constant";
+  }
+  return "?";
+}
+inline constexpr data_kind all_data_kinds[] = {data_kind::gaussian, data_kind::zero_blocks, data_kind::all_max,
+                                               data_kind::outliers, data_kind::constant};
+
+/// n floats of the given kind; `block` is the quantization block length.
+inline std::vector<float> make_data(size_t n, data_kind kind, uint32_t seed, size_t block = 32) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(n);
+  for (auto& v : x) v = normal(rng);
+  switch (kind) {
+    case data_kind::gaussian: break;
+    case data_kind::zero_blocks:  // every other block is all zero
+      for (size_t i = 0; i < n; ++i)
+        if ((i / block) % 2 == 0) x[i] = 0.0f;
+      break;
+    case data_kind::all_max:  // blocks of +/- the same large magnitude
+      for (size_t i = 0; i < n; ++i) x[i] = (rng() & 1) ? 3.0e4f : -3.0e4f;
+      break;
+    case data_kind::outliers:  // small values with one huge outlier per block
+      for (size_t i = 0; i < n; ++i) x[i] *= 0.01f;
+      for (size_t b = 0; b < n; b += block) x[b + rng() % std::min(block, n - b)] = (rng() & 1) ? 60.0f : -60.0f;
+      break;
+    case data_kind::constant:
+      for (auto& v : x) v = 0.75f;
+      break;
+  }
+  return x;
+}
+
+/// Quantizes rows of f32 data with the oracle into GGUF rows.
+inline std::vector<unsigned char> ref_quantize(format fmt, const std::vector<float>& x, size_t rows, size_t k) {
+  const size_t row = row_bytes(traits(fmt), k);
+  std::vector<unsigned char> out(rows * row);
+  for (size_t r = 0; r < rows; ++r) ref::quantize_row(fmt, x.data() + r * k, out.data() + r * row, k);
+  return out;
+}
+
+/// Dequantizes GGUF rows with the oracle.
+inline std::vector<float> ref_dequantize(format fmt, const unsigned char* q, size_t rows, size_t k) {
+  const size_t row = row_bytes(traits(fmt), k);
+  std::vector<float> out(rows * k);
+  for (size_t r = 0; r < rows; ++r) ref::dequantize_row(fmt, q + r * row, out.data() + r * k, k);
+  return out;
+}
+
+/// Every subset of the available tiers that contains scalar, as the list of
+/// tiers to disable (what LOWBIT_ISA_DISABLE would say) and the subset itself.
+struct isa_subset {
+  isa_set enabled;
+  isa_set disabled;
+};
+inline std::vector<isa_subset> available_isa_subsets() {
+  const isa_set avail = compiled_isas() & detected_cpu().isas;
+  std::vector<isa> optional;
+  for (isa t : avail.list())
+    if (t != isa::scalar) optional.push_back(t);
+  std::vector<isa_subset> out;
+  for (uint32_t mask = 0; mask < (1u << optional.size()); ++mask) {
+    isa_subset s;
+    s.enabled.insert(isa::scalar);
+    for (size_t i = 0; i < optional.size(); ++i) ((mask >> i) & 1u ? s.enabled : s.disabled).insert(optional[i]);
+    out.push_back(s);
+  }
+  return out;
+}
+
+/// Restores default dispatch when a test scope ends.
+struct isa_guard {
+  ~isa_guard() { clear_isa_overrides(); }
+};
+
+/// Restores the thread count when a test scope ends.
+struct thread_guard {
+  size_t saved = num_threads();
+  ~thread_guard() { set_num_threads(saved); }
+};
+
+/// A sentinel float no kernel produces; checks compare bits.
+inline constexpr uint32_t poison_bits = 0x7fbadbadu;
+inline float poison_value() {
+  float f;
+  std::memcpy(&f, &poison_bits, sizeof f);
+  return f;
+}
+inline bool is_poison(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  return b == poison_bits;
+}
+
+/// Per-element bound for a linear output against the double-precision product
+/// of the dequantized operands: each block adds one f32 rounding to a running
+/// sum, so the error is at most (blocks + 4) ulps of the sum of |terms|.
+inline double linear_bound(size_t blocks, double abs_sum) {
+  return static_cast<double>(blocks + 4) * std::ldexp(1.0, -23) * abs_sum + 1e-30;
+}
+
+}  // namespace lowbit::test
+
+namespace lowbit::test {
+
+/// Runs `body(tier)` once per available tier, with dispatch capped at that
+/// tier, so each tier's kernels are the ones selected in turn.
+template <typename Body>
+void for_each_tier(Body body) {
+  isa_guard guard;
+  for (isa t : (compiled_isas() & detected_cpu().isas).list()) {
+    set_isa_max(t);
+    SCOPED_TRACE(std::string("isa cap ") + std::string(isa_name(t)));
+    body(t);
+  }
+}
+
+}  // namespace lowbit::test
