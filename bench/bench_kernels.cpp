@@ -1,0 +1,206 @@
+// lowbit-bench-kernels: every registered kernel x tier over real model shapes.
+//
+// Benchmarks are registered at start-up from the kernel registry (the same
+// .inc lists dispatch uses), one per kernel x shape x M x thread count:
+//   gemm/<weights>/<isa>/M:<m>/N:<n>/K:<k>/threads:<t>
+//   quantize/<format>/<isa>/M:<m>/K:<k>/threads:<t>
+//   dequantize/<format>/<isa>/N:<n>/K:<k>/threads:<t>
+// Each runs the public API with dispatch capped at the kernel's tier, so the
+// kernel measured is the kernel named. Weights are cold by default (flushed
+// from the caches before every iteration; --lowbit_warm keeps them hot). Each
+// reports GOPS, GBps (weight bytes), probe_GBps (a plain read of the same
+// bytes in this process, just measured) and ratio_to_probe.
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dispatch/registry.hpp"
+#include "kernels/ref/quant.hpp"
+#include "lowbit/lowbit.hpp"
+#include "probes.hpp"
+
+namespace lowbit::bench {
+namespace {
+
+bool warm_weights = false;
+
+struct model_shape {
+  const char* model;
+  size_t n, k;
+};
+// N x K of the linear layers: q/o, k/v, gate/up, down.
+constexpr model_shape shapes[] = {
+    {"SmolLM2-135M", 576, 576},  {"SmolLM2-135M", 192, 576},   {"SmolLM2-135M", 1536, 576},
+    {"SmolLM2-135M", 576, 1536}, {"Qwen2-1.5B", 1536, 1536},   {"Qwen2-1.5B", 256, 1536},
+    {"Qwen2-1.5B", 8960, 1536},  {"Qwen2-1.5B", 1536, 8960},   {"Llama-8B", 4096, 4096},
+    {"Llama-8B", 1024, 4096},    {"Llama-8B", 14336, 4096},    {"Llama-8B", 4096, 14336},
+};
+constexpr size_t m_values[] = {1, 4, 16, 64, 512};
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(n);
+  for (auto& v : x) v = normal(rng);
+  return x;
+}
+
+/// n rows of k quantized weights: 64 distinct rows quantized, then repeated
+/// (quantizing a 14336 x 4096 matrix with the scalar oracle would dominate).
+std::vector<unsigned char> make_weights(format f, size_t n, size_t k) {
+  const size_t distinct = std::min<size_t>(n, 64), row = row_bytes(traits(f), k);
+  const auto x = random_floats(distinct * k, 1);
+  std::vector<unsigned char> w(n * row);
+  for (size_t r = 0; r < distinct; ++r) ref::quantize_row(f, x.data() + r * k, w.data() + r * row, k);
+  for (size_t r = distinct; r < n; ++r) std::memcpy(w.data() + r * row, w.data() + (r % distinct) * row, row);
+  return w;
+}
+
+void report(benchmark::State& state, double ops, double bytes) {
+  const double probe = read_probe_gbps(static_cast<size_t>(bytes));
+  state.counters["GOPS"] = benchmark::Counter(ops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GBps"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["probe_GBps"] = probe;
+  // ratio_to_probe = GBps / probe_GBps, computed from the measured time.
+  state.counters["ratio_to_probe"] =
+      benchmark::Counter(bytes / 1e9 / probe, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void bench_linear(benchmark::State& state, const detail::linear_entry* kernel, size_t m, size_t n, size_t k,
+                  size_t threads) {
+  set_num_threads(threads);
+  set_isa_max(kernel->tier);
+  const std::string op = "linear." + std::string(traits(kernel->weights).name) + "." +
+                         detail::m_class_names[static_cast<int>(detail::classify_m(m))];
+  if (selected_kernel(op) != kernel->name) {
+    state.SkipWithError(("kernel does not serve this M class; dispatch picks " + selected_kernel(op)).c_str());
+    clear_isa_overrides();
+    return;
+  }
+  const auto w = make_weights(kernel->weights, n, k);
+  const PackedWeights packed = pack_weights(kernel->weights, w.data(), w.size(), n, k);
+  const auto x = random_floats(m * k, 2);
+  std::vector<float> y(m * n);
+  for (auto _ : state) {
+    if (!warm_weights) {
+      state.PauseTiming();
+      for (auto [data, size] : packed.buffers()) flush_cache(data, size);
+      state.ResumeTiming();
+    }
+    linear(packed, x.data(), m, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  report(state, 2.0 * m * n * k, static_cast<double>(w.size()));
+  state.counters["pack_s"] = packed.pack_seconds();
+  clear_isa_overrides();
+}
+
+void bench_quantize(benchmark::State& state, const detail::quant_entry* kernel, size_t m, size_t k, size_t threads) {
+  set_num_threads(threads);
+  set_isa_max(kernel->tier);
+  const auto x = random_floats(m * k, 3);
+  std::vector<unsigned char> out(quantized_size(kernel->fmt, m, k));
+  for (auto _ : state) {
+    quantize_rows(kernel->fmt, x.data(), m, k, out.data(), out.size());
+    benchmark::DoNotOptimize(out.data());
+  }
+  report(state, static_cast<double>(m * k), static_cast<double>(m * k * sizeof(float)));
+  clear_isa_overrides();
+}
+
+void bench_dequantize(benchmark::State& state, const detail::dequant_entry* kernel, size_t n, size_t k,
+                      size_t threads) {
+  set_num_threads(threads);
+  set_isa_max(kernel->tier);
+  const auto w = make_weights(kernel->fmt, n, k);
+  std::vector<float> y(n * k);
+  for (auto _ : state) {
+    if (!warm_weights) {
+      state.PauseTiming();
+      flush_cache(w.data(), w.size());
+      state.ResumeTiming();
+    }
+    dequantize_rows(kernel->fmt, w.data(), w.size(), n, k, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  report(state, static_cast<double>(n * k), static_cast<double>(w.size()));
+  clear_isa_overrides();
+}
+
+void register_all() {
+  const auto& reg = detail::registry();
+  const isa_set avail = compiled_isas() & detected_cpu().isas;
+  const size_t all_threads = num_threads();
+  std::vector<size_t> thread_counts{1};
+  if (all_threads > 1) thread_counts.push_back(all_threads);
+  for (size_t t : thread_counts) {
+    for (const auto& kernel : reg.linear) {
+      if (!avail.contains(kernel.tier)) continue;
+      for (const auto& s : shapes) {
+        if (s.k % traits(kernel.weights).block_length) continue;
+        for (size_t m : m_values) {
+          const auto mc = detail::m_class_bit(detail::classify_m(m));
+          if (!(kernel.m_classes & mc)) continue;
+          const std::string name = "gemm/" + std::string(traits(kernel.weights).name) + "/" +
+                                   std::string(isa_name(kernel.tier)) + "/M:" + std::to_string(m) + "/N:" +
+                                   std::to_string(s.n) + "/K:" + std::to_string(s.k) + "/threads:" + std::to_string(t);
+          benchmark::RegisterBenchmark(name.c_str(), bench_linear, &kernel, m, s.n, s.k, t)
+              ->UseRealTime()
+              ->Unit(benchmark::kMicrosecond);
+        }
+      }
+    }
+    for (const auto& kernel : reg.quantize) {
+      if (!avail.contains(kernel.tier) || !traits(kernel.fmt).is_quantized) continue;
+      for (size_t k : {576, 4096, 14336}) {
+        if (k % traits(kernel.fmt).block_length) continue;
+        for (size_t m : {1, 64}) {
+          const std::string name = "quantize/" + std::string(traits(kernel.fmt).name) + "/" +
+                                   std::string(isa_name(kernel.tier)) + "/M:" + std::to_string(m) +
+                                   "/K:" + std::to_string(k) + "/threads:" + std::to_string(t);
+          benchmark::RegisterBenchmark(name.c_str(), bench_quantize, &kernel, m, k, t)->UseRealTime();
+        }
+      }
+    }
+    for (const auto& kernel : reg.dequantize) {
+      if (!avail.contains(kernel.tier) || !traits(kernel.fmt).is_weight) continue;
+      for (auto [n, k] : {std::pair<size_t, size_t>{576, 576}, {4096, 4096}}) {
+        const std::string name = "dequantize/" + std::string(traits(kernel.fmt).name) + "/" +
+                                 std::string(isa_name(kernel.tier)) + "/N:" + std::to_string(n) +
+                                 "/K:" + std::to_string(k) + "/threads:" + std::to_string(t);
+        benchmark::RegisterBenchmark(name.c_str(), bench_dequantize, &kernel, n, k, t)->UseRealTime();
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lowbit::bench
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--lowbit_warm") == 0) {
+      lowbit::bench::warm_weights = true;
+      for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
+      --argc;
+      --i;
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  try {
+    lowbit::bench::register_all();
+  } catch (const lowbit::Error& e) {
+    std::fprintf(stderr, "lowbit-bench-kernels: %s\n", e.what());
+    return 2;
+  }
+  benchmark::AddCustomContext("lowbit_version", lowbit::version());
+  benchmark::AddCustomContext("lowbit_enabled_isas", lowbit::to_string(lowbit::enabled_isas()));
+  benchmark::AddCustomContext("lowbit_weights", lowbit::bench::warm_weights ? "warm" : "cold");
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -156,6 +156,11 @@ std::vector<std::string> PackedWeights::packers() const {
   for (const auto& p : impl_->packings) names.emplace_back(p.packer->name);
   return names;
 }
+std::vector<std::pair<const void*, size_t>> PackedWeights::buffers() const {
+  std::vector<std::pair<const void*, size_t>> out;
+  for (const auto& p : impl_->packings) out.emplace_back(p.buffer.data, p.buffer.size);
+  return out;
+}
 const PackedWeights::impl& PackedWeights::internals() const { return *impl_; }
 
 PackedWeights pack_weights(format fmt, const void* data, size_t data_bytes, size_t n, size_t k) {

@@ -10,7 +10,6 @@
 namespace {
 
 thread_local std::string last_error;
-thread_local std::string scratch;
 
 template <typename F>
 lowbit_status guarded(F&& body) {
@@ -202,28 +201,34 @@ lowbit_status lowbit_clear_isa_overrides(void) {
 
 void lowbit_set_verbose(int on) { lowbit::set_verbose(on != 0); }
 
+// Each string-returning function has its own buffer, so a string stays valid
+// until the next call of the same function on the same thread.
 const char* lowbit_detected_isas(void) {
-  scratch = lowbit::to_string(lowbit::detected_cpu().isas);
-  return scratch.c_str();
+  thread_local std::string text;
+  text = lowbit::to_string(lowbit::detected_cpu().isas);
+  return text.c_str();
 }
 
 const char* lowbit_compiled_isas(void) {
-  scratch = lowbit::to_string(lowbit::compiled_isas());
-  return scratch.c_str();
+  thread_local std::string text;
+  text = lowbit::to_string(lowbit::compiled_isas());
+  return text.c_str();
 }
 
 const char* lowbit_enabled_isas(void) {
-  scratch.clear();
-  guarded([] { scratch = lowbit::to_string(lowbit::enabled_isas()); });
-  return scratch.c_str();
+  thread_local std::string text;
+  text.clear();
+  guarded([] { text = lowbit::to_string(lowbit::enabled_isas()); });
+  return text.c_str();
 }
 
 lowbit_status lowbit_selected_kernel(const char* op, const char** kernel) {
   if (!op) return null_argument("op");
   if (!kernel) return null_argument("kernel");
+  thread_local std::string text;
   return guarded([&] {
-    scratch = lowbit::selected_kernel(op);
-    *kernel = scratch.c_str();
+    text = lowbit::selected_kernel(op);
+    *kernel = text.c_str();
   });
 }
 

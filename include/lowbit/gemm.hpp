@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lowbit/formats.hpp"
@@ -29,6 +30,9 @@ class PackedWeights {
   double pack_seconds() const;    ///< wall time pack_weights spent
   size_t packed_bytes() const;    ///< memory held, all packings together
   std::vector<std::string> packers() const;  ///< the layouts held
+  /// The packed buffers (address, bytes): for prefetching, mlock, or a
+  /// benchmark's cache flush.
+  std::vector<std::pair<const void*, size_t>> buffers() const;
 
   struct impl;
   const impl& internals() const;
