@@ -49,6 +49,8 @@ class pool {
 
   void set_threads(size_t n) {
     if (n == 0) throw Error(status::invalid_argument, "set_num_threads: the thread count must be at least 1");
+    if (inside_task)
+      throw Error(status::invalid_argument, "set_num_threads cannot be called from inside a parallel_for task");
     std::lock_guard call_lock(call_mutex_);
     std::lock_guard lock(config_mutex_);
     configured_ = true;
@@ -57,6 +59,8 @@ class pool {
   }
 
   void set_external(external_parallel_for fn, void* user) {
+    if (inside_task)
+      throw Error(status::invalid_argument, "set_parallel_for cannot be called from inside a parallel_for task");
     std::lock_guard call_lock(call_mutex_);
     external_ = fn;
     external_user_ = user;

@@ -11,8 +11,6 @@
 namespace lowbit::test {
 namespace {
 
-constexpr format quantized_formats[] = {format::q4_0, format::q4_1, format::q8_0, format::q8_1,
-                                        format::q4_k, format::q6_k, format::q8_k};
 constexpr format all_formats[] = {format::f16,  format::bf16, format::q4_0, format::q4_1, format::q8_0,
                                   format::q8_1, format::q4_k, format::q6_k, format::q8_k};
 

@@ -415,7 +415,7 @@ size_t count_poison(const std::vector<float>& v) {
 /// invariance_thread_counts; every result must equal the 1-thread one bit for bit.
 template <typename Produce>
 void expect_same_bits_for_any_thread_count(const std::string& what, Produce produce) {
-  watchdog dog("thread-count invariance");
+  watchdog dog(what.c_str());
   thread_guard guard;
   set_num_threads(1);
   const std::vector<unsigned char> expected = produce();
