@@ -596,5 +596,25 @@ TEST(ThreadInvariance, ConcurrentLinearOnSharedWeights) {
   EXPECT_EQ(mismatches.load(), 0u) << "concurrent linear calls gave different bits than a single call";
 }
 
+TEST(ThreadPool, ReconfiguringFromInsideATaskIsAnError) {
+  test::thread_guard guard;
+  set_num_threads(2);
+  std::atomic<int> errors{0};
+  parallel_for(4, 1, [&](size_t, size_t) {
+    try {
+      set_num_threads(3);
+    } catch (const Error& e) {
+      if (e.code() == status::invalid_argument) ++errors;
+    }
+    try {
+      set_parallel_for(nullptr, nullptr);
+    } catch (const Error&) {
+      ++errors;
+    }
+  });
+  EXPECT_EQ(errors.load(), 8);
+  EXPECT_EQ(num_threads(), 2u);
+}
+
 }  // namespace
 }  // namespace lowbit
