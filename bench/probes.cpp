@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <tuple>
 #include <mutex>
 #include <vector>
 
@@ -40,19 +41,21 @@ void flush_cache(const void*, size_t) {
 }
 #endif
 
-double read_probe_gbps(size_t bytes) {
+double read_probe_gbps(size_t bytes, bool cold) {
   static std::mutex m;
-  static std::map<std::pair<size_t, size_t>, double> cache;
+  static std::map<std::tuple<size_t, size_t, bool>, double> cache;
   const size_t threads = num_threads();
   std::lock_guard lock(m);
-  if (auto it = cache.find({bytes, threads}); it != cache.end()) return it->second;
+  if (auto it = cache.find({bytes, threads, cold}); it != cache.end()) return it->second;
   const size_t words = std::max<size_t>(bytes / 8, 64);
   std::vector<uint64_t> buffer(words, 3);
   std::vector<double> samples;
   for (int rep = 0; rep < 7; ++rep) {
-    flush_cache(buffer.data(), words * 8);
+    if (cold) flush_cache(buffer.data(), words * 8);
     const auto t0 = std::chrono::steady_clock::now();
-    const size_t chunk = (words + threads * 4 - 1) / (threads * 4);
+    // Chunks of at least 16 KiB: a tiny buffer is read by one thread, as a
+    // kernel's tiny call would be, rather than paying for waking the pool.
+    const size_t chunk = std::max<size_t>((words + threads * 4 - 1) / (threads * 4), 2048);
     std::vector<uint64_t> partial(threads * 4 + 1, 0);
     parallel_for((words + chunk - 1) / chunk, 1, [&](size_t begin, size_t end) {
       for (size_t c = begin; c < end; ++c) {
@@ -78,7 +81,7 @@ double read_probe_gbps(size_t bytes) {
   }
   std::sort(samples.begin(), samples.end());
   const double median = samples[samples.size() / 2];
-  cache[{bytes, threads}] = median;
+  cache[{bytes, threads, cold}] = median;
   return median;
 }
 

@@ -6,10 +6,11 @@
 
 namespace lowbit::bench {
 
-/// Median read bandwidth (GB/s) of a plain streaming read over `bytes` bytes,
-/// from cold cache (the buffer is flushed before each timed pass), on the
-/// current lowbit thread count.
-double read_probe_gbps(size_t bytes);
+/// Median read bandwidth (GB/s) of a plain read over `bytes` bytes on the
+/// current lowbit thread count, through the same pool the kernels use. Cold:
+/// the buffer is flushed from the caches before each timed pass (as the
+/// benchmarks do with weights); hot: it is read once untimed first.
+double read_probe_gbps(size_t bytes, bool cold = true);
 
 /// Evicts [data, data + bytes) from every cache level.
 void flush_cache(const void* data, size_t bytes);

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The demo: what lowbit finds on this machine and how fast a few kernels run.
+#
+#   bash ci/demo.sh
+#
+# Installs dependencies (ci/setup.sh), builds the Release tree build/gcc (the
+# same tree and options as ci/test.sh's gcc stage, so either reuses the other's
+# build), prints lowbit-info (compiled ISAs, detected ISAs, the kernel chosen
+# per op) and runs a short benchmark smoke: the M=1 576x576 GEMV of every weight
+# format and every tier, and Q8_0 activation quantization of one 576-wide row.
+#
+# Environment:
+#   LOWBIT_DEMO_FILTER    Google Benchmark regex (default: see DEFAULT_FILTER)
+#   LOWBIT_DEMO_MIN_TIME  seconds per benchmark (default 0.05)
+#   LOWBIT_JOBS           build parallelism (default: nproc)
+set -euo pipefail
+
+DEFAULT_FILTER='/M:1/N:576/K:576/|^quantize/q8_0/.*/M:1/K:576/'
+FILTER="${LOWBIT_DEMO_FILTER:-${DEFAULT_FILTER}}"
+MIN_TIME="${LOWBIT_DEMO_MIN_TIME:-0.05}"
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${ROOT}"
+JOBS="${LOWBIT_JOBS:-$(nproc)}"
+BUILD=build/gcc
+
+banner() {
+  local line="=============================================================================="
+  printf '\n%s\n== %s\n%s\n' "${line}" "$*" "${line}"
+}
+
+banner "setup: ci/setup.sh"
+bash "${ROOT}/ci/setup.sh"
+
+banner "build: GCC $(gcc -dumpfullversion), Release -> ${BUILD}"
+fresh=()
+if [[ -f "${BUILD}/CMakeCache.txt" ]]; then
+  # A tree made with another compiler or generator cannot be switched in place.
+  cached_cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "${BUILD}/CMakeCache.txt")
+  cached_gen=$(sed -n 's/^CMAKE_GENERATOR:INTERNAL=//p' "${BUILD}/CMakeCache.txt")
+  if [[ "${cached_gen}" != "Ninja" || -z "${cached_cxx}" ||
+        "$(readlink -f "${cached_cxx}")" != "$(readlink -f "$(command -v g++)")" ]]; then
+    echo "ci/demo.sh: ${BUILD} was configured with '${cached_cxx:-?}' / '${cached_gen:-?}'; reconfiguring from scratch"
+    fresh=(--fresh)
+  fi
+fi
+CC=gcc CXX=g++ cmake -S . -B "${BUILD}" -G Ninja "${fresh[@]}" \
+  -DCMAKE_BUILD_TYPE=Release -DLOWBIT_WERROR=ON -DLOWBIT_SANITIZE=OFF -DLOWBIT_BUILD_BENCH=ON
+cmake --build "${BUILD}" -j "${JOBS}" --target lowbit-info lowbit-bench-kernels
+
+banner "lowbit-info: what this machine has and what lowbit will run"
+"${BUILD}/lowbit-info"
+
+banner "benchmark smoke: --benchmark_filter='${FILTER}'"
+"${BUILD}/bench/lowbit-bench-kernels" --benchmark_min_time="${MIN_TIME}" --benchmark_filter="${FILTER}"
+
+echo
+echo "ci/demo.sh: done. Full suites: ${BUILD}/bench/lowbit-bench-kernels --benchmark_filter=<regex>"
