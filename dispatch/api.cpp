@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "dispatch/registry.hpp"
 #include "dispatch/thresholds.hpp"
@@ -62,6 +63,36 @@ struct aligned_buffer {
     if (data) ::operator delete(data, std::align_val_t(64));
   }
 };
+
+/// Fills the per-block facts of one quantized activation row (see linear_args).
+void describe_activations(format fmt, const unsigned char* row, size_t k, float* scale, float* offset,
+                          int32_t* sum32) {
+  auto sum_of = [](const int8_t* q, size_t n) {
+    int32_t s = 0;
+    for (size_t i = 0; i < n; ++i) s += q[i];
+    return s;
+  };
+  if (fmt == format::q8_k) {
+    const auto* b = reinterpret_cast<const block_q8_k*>(row);
+    for (size_t i = 0; i < k / qk_k; ++i) {
+      scale[i] = b[i].d;
+      for (size_t j = 0; j < qk_k / 32; ++j) sum32[i * 8 + j] = b[i].bsums[2 * j] + b[i].bsums[2 * j + 1];
+    }
+  } else if (fmt == format::q8_1) {
+    const auto* b = reinterpret_cast<const block_q8_1*>(row);
+    for (size_t i = 0; i < k / qk8_1; ++i) {
+      scale[i] = fp16_to_fp32(b[i].d);
+      offset[i] = fp16_to_fp32(b[i].s);
+      sum32[i] = sum_of(b[i].qs, qk8_1);
+    }
+  } else {
+    const auto* b = reinterpret_cast<const block_q8_0*>(row);
+    for (size_t i = 0; i < k / qk8_0; ++i) {
+      scale[i] = fp16_to_fp32(b[i].d);
+      sum32[i] = sum_of(b[i].qs, qk8_0);
+    }
+  }
+}
 
 }  // namespace
 
@@ -227,11 +258,21 @@ void linear(const PackedWeights& w, const float* x, size_t m, float* y, size_t l
   aligned_buffer xq(checked_mul(m, x_row, fn));
   const quant_entry* quant = table.quantize[format_slot(kernel->activations)];
   if (!quant) throw Error(status::unsupported, std::string(fn) + ": no quantize kernel for " + std::string(at.name));
+  const size_t x_blocks = pw.k / at.block_length, sums = pw.k / 32;
+  std::vector<float> x_scale(m * x_blocks), x_offset(at.id == format::q8_1 ? m * x_blocks : 0);
+  std::vector<int32_t> x_sum32(m * sums);
   parallel_for(m, rows_per_task(pw.k), [&](size_t begin, size_t end) {
-    for (size_t r = begin; r < end; ++r) quant->fn(x + r * ldx, xq.data + r * x_row, pw.k);
+    for (size_t r = begin; r < end; ++r) {
+      quant->fn(x + r * ldx, xq.data + r * x_row, pw.k);
+      describe_activations(at.id, xq.data + r * x_row, pw.k, x_scale.data() + r * x_blocks,
+                           x_offset.empty() ? nullptr : x_offset.data() + r * x_blocks, x_sum32.data() + r * sums);
+    }
   });
 
-  const kernels::linear_args args{packing->buffer.data, pw.n, pw.k, xq.data, x_row, m, y, ldy};
+  const kernels::linear_args args{packing->buffer.data, pw.n,   pw.k,           xq.data,
+                                  x_row,                m,      y,              ldy,
+                                  x_scale.data(),       x_offset.empty() ? nullptr : x_offset.data(),
+                                  x_sum32.data()};
   const size_t nr = static_cast<size_t>(std::max(kernel->nr, 1));
   const size_t cols = (std::max(min_columns_per_task, nr) + nr - 1) / nr * nr;
   const size_t tasks = (pw.n + cols - 1) / cols;

@@ -22,7 +22,13 @@ using quantize_fn = void (*)(const float* x, void* y, size_t k);
 using dequantize_fn = void (*)(const void* x, float* y, size_t k);
 
 /// Operands of a linear kernel: W packed by the kernel's packer, x already
-/// quantized to the activation format (m rows, `x_row_bytes` apart).
+/// quantized to the activation format (m rows, `x_row_bytes` apart), plus
+/// per-block facts about x computed once per call so kernels need not redo
+/// them for every group of output columns:
+///   x_scale[i * x_blocks + b]   d of activation block b of row i, as f32
+///   x_offset[i * x_blocks + b]  Q8_1's s as f32 (null for other formats)
+///   x_sum32[i * (k / 32) + j]   sum of the int8 quants j*32 .. j*32+31
+/// where x_blocks = k / (block length of the activation format).
 struct linear_args {
   const void* w;
   size_t n, k;
@@ -31,8 +37,13 @@ struct linear_args {
   size_t m;
   float* y;
   size_t ldy;
+  const float* x_scale;
+  const float* x_offset;
+  const int32_t* x_sum32;
 };
-/// Computes y[0..m)[n_begin..n_end).
+/// Computes y[0..m)[n_begin..n_end), bit-identical to ref::linear: the integer
+/// block sums are exact and the f32 epilogue repeats the oracle's operations in
+/// the oracle's order (tests hold every kernel to this).
 using linear_fn = void (*)(const linear_args& args, size_t n_begin, size_t n_end);
 
 /// Operands of an int8 GEMM kernel (strides in elements; see lowbit::gemm_s8_problem).

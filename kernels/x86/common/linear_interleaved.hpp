@@ -1,0 +1,172 @@
+// Row-interleaved linear kernels for Q4_0, Q4_1 and Q8_0 weights on x86.
+//
+// Layout (packer pack_interleaved<NR>, NR = vector lanes: 8 for 256-bit, 16
+// for 512-bit): rows are taken NR at a time (the last group padded with zero
+// rows); for every 32-element block the group stores
+//     NR f16 d, [NR f16 m for Q4_1], then C chunks of NR x 4 bytes,
+// where chunk j, lane r holds bytes 4j..4j+3 of row r's GGUF quants. A group
+// block is as large as NR GGUF blocks, so packing costs no memory.
+//
+// Why: one 32-bit lane per output row. A chunk is one vector load; each
+// 4-byte group of activations is broadcast to all lanes, and a u8 x s8 dot
+// (vpdpbusd, or its emulation) adds 4 products into every row's lane at once.
+// After a block, each lane holds that row's exact integer block sum, and the
+// f32 epilogue is the oracle's, operation for operation:
+//     y += float(isum) * (d_w * d_a)            [+ m_w * s_a for Q4_1]
+// so results are bit-identical to kernels/ref. The Q4_0 "-8" and the Q8_0 bias
+// are folded into the accumulator's start value from the activation's block
+// sum. The unpacked weights of a block are reused for MR activation rows.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "../../ukernel.hpp"
+#include "lowbit/formats.hpp"
+
+namespace lowbit::kernels::x86 {
+LOWBIT_CODEGEN_BEGIN
+
+/// Per-format shape of an interleaved block: f16 header fields and 4-byte chunks.
+struct interleaved_format {
+  size_t halves;   ///< f16 fields per row and block (d, or d and m)
+  size_t chunks;   ///< 4-byte quant chunks per row and block
+  size_t gguf_qs;  ///< offset of the quants in the GGUF block
+};
+constexpr interleaved_format interleaved_layout(format f) {
+  return f == format::q4_1   ? interleaved_format{2, 4, 4}
+         : f == format::q8_0 ? interleaved_format{1, 8, 2}
+                             : interleaved_format{1, 4, 2};  // q4_0
+}
+
+/// Packs GGUF rows of Q4_0, Q4_1 or Q8_0 into NR-row interleaved groups.
+template <size_t NR>
+struct pack_interleaved {
+  static size_t packed_size(format fmt, size_t n, size_t k) noexcept {
+    const format_traits* t = find_format(fmt);
+    return t ? (n + NR - 1) / NR * NR * row_bytes(*t, k) : 0;
+  }
+  static void pack(format fmt, const void* w, size_t n, size_t k, void* dst, size_t n_begin, size_t n_end) noexcept {
+    const format_traits* t = find_format(fmt);
+    const interleaved_format f = interleaved_layout(fmt);
+    const size_t blocks = k / 32, block_bytes = t->block_bytes, row = row_bytes(*t, k);
+    const size_t group_block = NR * block_bytes, group_bytes = blocks * group_block;
+    auto* out = static_cast<unsigned char*>(dst);
+    // The range that finishes the matrix also writes the padding rows (zeros).
+    const size_t last = n_end == n ? (n + NR - 1) / NR * NR : n_end;
+    for (size_t r = n_begin; r < last; ++r) {
+      const size_t lane = r % NR;
+      unsigned char* group = out + r / NR * group_bytes;
+      const auto* src = static_cast<const unsigned char*>(w) + r * row;
+      for (size_t b = 0; b < blocks; ++b) {
+        unsigned char* gb = group + b * group_block;
+        const unsigned char* sb = src + b * block_bytes;
+        for (size_t h = 0; h < f.halves; ++h) {
+          if (r < n)
+            std::memcpy(gb + h * 2 * NR + 2 * lane, sb + 2 * h, 2);
+          else
+            std::memset(gb + h * 2 * NR + 2 * lane, 0, 2);
+        }
+        unsigned char* q = gb + f.halves * 2 * NR;
+        for (size_t j = 0; j < f.chunks; ++j) {
+          if (r < n)
+            std::memcpy(q + j * NR * 4 + lane * 4, sb + f.gguf_qs + 4 * j, 4);
+          else
+            std::memset(q + j * NR * 4 + lane * 4, 0, 4);
+        }
+      }
+    }
+  }
+};
+
+/// MR activation rows x one NR-row group over all of K.
+template <class V, format Weights, int MR>
+inline void interleaved_rows(const linear_args& a, const unsigned char* group, size_t m0, float (*out)[V::lanes]) {
+  constexpr size_t NR = V::lanes;
+  constexpr interleaved_format f = interleaved_layout(Weights);
+  constexpr size_t act_qs = Weights == format::q4_1 ? 4 : 2;  // qs offset in Q8_1 / Q8_0 blocks
+  constexpr size_t act_block = Weights == format::q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
+  constexpr size_t block_bytes = Weights == format::q4_1   ? sizeof(block_q4_1)
+                                 : Weights == format::q8_0 ? sizeof(block_q8_0)
+                                                           : sizeof(block_q4_0);
+  const size_t blocks = a.k / 32;
+  const unsigned char* x[MR];
+  for (int i = 0; i < MR; ++i) x[i] = static_cast<const unsigned char*>(a.x) + (m0 + i) * a.x_row_bytes;
+
+  typename V::fvec acc[MR];
+  for (int i = 0; i < MR; ++i) acc[i] = V::zero();
+  for (size_t b = 0; b < blocks; ++b) {
+    const unsigned char* gb = group + b * NR * block_bytes;
+    const unsigned char* q = gb + f.halves * 2 * NR;
+    typename V::ivec isum[MR];
+    for (int i = 0; i < MR; ++i) {
+      const int32_t block_sum = a.x_sum32[(m0 + i) * blocks + b];
+      if constexpr (Weights == format::q4_0)
+        isum[i] = V::set1(-8 * block_sum);  // sum (q - 8) * a = sum q * a - 8 * sum a
+      else if constexpr (Weights == format::q8_0 && V::biased_signed_weights)
+        isum[i] = V::set1(-128 * block_sum);  // sum (w + 128) * a - 128 * sum a
+      else
+        isum[i] = V::set1(0);
+    }
+    if constexpr (Weights == format::q8_0) {
+      for (size_t j = 0; j < 8; ++j) {
+        const auto w = V::load(q + j * NR * 4);
+        for (int i = 0; i < MR; ++i)
+          isum[i] = V::dot_s8s8(isum[i], w, V::broadcast4(x[i] + b * act_block + act_qs + 4 * j));
+      }
+    } else {
+      for (size_t j = 0; j < 4; ++j) {
+        const auto raw = V::load(q + j * NR * 4);
+        const auto lo = V::nibbles_low(raw), hi = V::nibbles_high(raw);
+        for (int i = 0; i < MR; ++i) {
+          const unsigned char* xb = x[i] + b * act_block + act_qs;
+          isum[i] = V::dot_u8s8(isum[i], lo, V::broadcast4(xb + 4 * j));
+          isum[i] = V::dot_u8s8(isum[i], hi, V::broadcast4(xb + 16 + 4 * j));
+        }
+      }
+    }
+    const auto dw = V::load_half(gb);
+    for (int i = 0; i < MR; ++i) {
+      const auto term = V::mul(V::to_float(isum[i]), V::mul(dw, V::set1f(a.x_scale[(m0 + i) * blocks + b])));
+      if constexpr (Weights == format::q4_1) {
+        const auto offset = V::mul(V::load_half(gb + 2 * NR), V::set1f(a.x_offset[(m0 + i) * blocks + b]));
+        acc[i] = V::addf(acc[i], V::addf(term, offset));
+      } else {
+        acc[i] = V::addf(acc[i], term);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) V::store(out[i], acc[i]);
+}
+
+/// The linear kernel: columns [n_begin, n_end) (n_begin a multiple of NR).
+template <class V, format Weights, int MR>
+void linear_interleaved(const linear_args& a, size_t n_begin, size_t n_end) {
+  constexpr size_t NR = V::lanes;
+  const size_t group_bytes = a.k / 32 * NR * find_format(Weights)->block_bytes;
+  alignas(64) float out[MR][NR];
+  for (size_t g0 = n_begin; g0 < n_end; g0 += NR) {
+    const unsigned char* group = static_cast<const unsigned char*>(a.w) + g0 / NR * group_bytes;
+    const size_t valid = std::min(NR, n_end - g0);
+    size_t m0 = 0;
+    auto emit = [&](size_t rows) {
+      for (size_t i = 0; i < rows; ++i) std::memcpy(a.y + (m0 + i) * a.ldy + g0, out[i], valid * sizeof(float));
+      m0 += rows;
+    };
+    for (; m0 + MR <= a.m;) {
+      interleaved_rows<V, Weights, MR>(a, group, m0, out);
+      emit(MR);
+    }
+    switch (a.m - m0) {
+      case 3: interleaved_rows<V, Weights, 3>(a, group, m0, out); emit(3); break;
+      case 2: interleaved_rows<V, Weights, 2>(a, group, m0, out); emit(2); break;
+      case 1: interleaved_rows<V, Weights, 1>(a, group, m0, out); emit(1); break;
+      default: break;
+    }
+  }
+}
+
+LOWBIT_CODEGEN_END
+}  // namespace lowbit::kernels::x86

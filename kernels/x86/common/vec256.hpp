@@ -1,0 +1,74 @@
+// 256-bit integer/float vector policy for the avx2 and avx2_vnni tiers.
+//
+// The interleaved kernels are written once against a policy; this one maps
+// them onto AVX2 (+FMA/F16C), with the u8 x s8 dot product done either by
+// AVX-VNNI's vpdpbusd (Vnni = true) or by vpmaddubsw + vpmaddwd (Vnni = false).
+// The emulation is exact for the operands lowbit feeds it: unsigned values
+// below 64 (4- and 6-bit codes) times int8, so vpmaddubsw cannot saturate.
+// Signed weights (Q8_0) go through dot_signed, which uses the sign trick
+// without VNNI and a +128 bias with it.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "lowbit/detail/codegen.hpp"
+
+namespace lowbit::kernels::x86 {
+LOWBIT_CODEGEN_BEGIN
+
+template <bool Vnni>
+struct vec256 {
+  using ivec = __m256i;
+  using fvec = __m256;
+  static constexpr int lanes = 8;
+  /// vpdpbusd needs u8 x s8: signed weights are biased by 128 (x ^ 0x80),
+  /// and the caller subtracts 128 * sum(activations).
+  static constexpr bool biased_signed_weights = Vnni;
+
+  static ivec load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+  static ivec nibbles_low(ivec v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0f)); }
+  static ivec nibbles_high(ivec v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f)); }
+  static ivec broadcast4(const void* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+  }
+  static ivec set1(int32_t v) { return _mm256_set1_epi32(v); }
+  static ivec add(ivec a, ivec b) { return _mm256_add_epi32(a, b); }
+  static ivec mullo(ivec a, ivec b) { return _mm256_mullo_epi32(a, b); }
+
+  /// acc + sum over each group of 4 bytes of u[i] * s[i]; u < 128 without VNNI.
+  static ivec dot_u8s8(ivec acc, ivec u, ivec s) {
+    if constexpr (Vnni) {
+      return _mm256_dpbusd_avx_epi32(acc, u, s);
+    } else {
+      const __m256i pairs = _mm256_maddubs_epi16(u, s);
+      return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+    }
+  }
+  /// acc + sum over each group of 4 bytes of w[i] * a[i], both signed, w > -128.
+  static ivec dot_s8s8(ivec acc, ivec w, ivec a) {
+    if constexpr (Vnni) {
+      return _mm256_dpbusd_avx_epi32(acc, _mm256_xor_si256(w, _mm256_set1_epi8(static_cast<char>(0x80))), a);
+    } else {
+      const __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(a, w));
+      return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+    }
+  }
+
+  static fvec zero() { return _mm256_setzero_ps(); }
+  static fvec set1f(float v) { return _mm256_set1_ps(v); }
+  static fvec to_float(ivec v) { return _mm256_cvtepi32_ps(v); }
+  static fvec mul(fvec a, fvec b) { return _mm256_mul_ps(a, b); }
+  static fvec addf(fvec a, fvec b) { return _mm256_add_ps(a, b); }
+  static fvec sub(fvec a, fvec b) { return _mm256_sub_ps(a, b); }
+  /// `lanes` binary16 values -> floats (exact).
+  static fvec load_half(const void* p) { return _mm256_cvtph_ps(_mm_loadu_si128(static_cast<const __m128i*>(p))); }
+  static void store(float* p, fvec v) { _mm256_storeu_ps(p, v); }
+};
+
+LOWBIT_CODEGEN_END
+}  // namespace lowbit::kernels::x86

@@ -1,0 +1,69 @@
+// 512-bit integer/float vector policy for the avx512 and avx512_vnni tiers.
+//
+// Same contract as vec256 (see there). Without VNNI, AVX-512 has no vpsignb,
+// so signed weights use a mask: s8 x s8 = |w| x (a negated where w < 0).
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "lowbit/detail/codegen.hpp"
+
+namespace lowbit::kernels::x86 {
+LOWBIT_CODEGEN_BEGIN
+
+template <bool Vnni>
+struct vec512 {
+  using ivec = __m512i;
+  using fvec = __m512;
+  static constexpr int lanes = 16;
+  static constexpr bool biased_signed_weights = Vnni;
+
+  static ivec load(const void* p) { return _mm512_loadu_si512(p); }
+  static ivec nibbles_low(ivec v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0f)); }
+  static ivec nibbles_high(ivec v) { return _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0f)); }
+  static ivec broadcast4(const void* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+  }
+  static ivec set1(int32_t v) { return _mm512_set1_epi32(v); }
+  static ivec add(ivec a, ivec b) { return _mm512_add_epi32(a, b); }
+  static ivec mullo(ivec a, ivec b) { return _mm512_mullo_epi32(a, b); }
+
+  static ivec dot_u8s8(ivec acc, ivec u, ivec s) {
+    if constexpr (Vnni) {
+      return _mm512_dpbusd_epi32(acc, u, s);
+    } else {
+      const __m512i pairs = _mm512_maddubs_epi16(u, s);
+      return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
+    }
+  }
+  static ivec dot_s8s8(ivec acc, ivec w, ivec a) {
+    if constexpr (Vnni) {
+      return _mm512_dpbusd_epi32(acc, _mm512_xor_si512(w, _mm512_set1_epi8(static_cast<char>(0x80))), a);
+    } else {
+      const __mmask64 negative = _mm512_movepi8_mask(w);
+      const __m512i signed_a = _mm512_mask_sub_epi8(a, negative, _mm512_setzero_si512(), a);
+      const __m512i pairs = _mm512_maddubs_epi16(_mm512_abs_epi8(w), signed_a);
+      return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
+    }
+  }
+
+  static fvec zero() { return _mm512_setzero_ps(); }
+  static fvec set1f(float v) { return _mm512_set1_ps(v); }
+  // maskz forms: GCC 12's unmasked ones trip -Wmaybe-uninitialized in its own header.
+  static fvec to_float(ivec v) { return _mm512_maskz_cvtepi32_ps(0xffff, v); }
+  static fvec mul(fvec a, fvec b) { return _mm512_mul_ps(a, b); }
+  static fvec addf(fvec a, fvec b) { return _mm512_add_ps(a, b); }
+  static fvec sub(fvec a, fvec b) { return _mm512_sub_ps(a, b); }
+  static fvec load_half(const void* p) {
+    return _mm512_maskz_cvtph_ps(0xffff, _mm256_loadu_si256(static_cast<const __m256i*>(p)));
+  }
+  static void store(float* p, fvec v) { _mm512_storeu_ps(p, v); }
+};
+
+LOWBIT_CODEGEN_END
+}  // namespace lowbit::kernels::x86
