@@ -23,6 +23,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include <immintrin.h>
+
 #include "../../ukernel.hpp"
 #include "lowbit/formats.hpp"
 
@@ -81,6 +83,9 @@ struct pack_interleaved {
   }
 };
 
+/// Bytes ahead of the current block that the weight stream is prefetched.
+inline constexpr size_t prefetch_distance = 1536;
+
 /// MR activation rows x one NR-row group over all of K.
 template <class V, format Weights, int MR>
 inline void interleaved_rows(const linear_args& a, const unsigned char* group, size_t m0, float (*out)[V::lanes]) {
@@ -100,7 +105,10 @@ inline void interleaved_rows(const linear_args& a, const unsigned char* group, s
   for (size_t b = 0; b < blocks; ++b) {
     const unsigned char* gb = group + b * NR * block_bytes;
     const unsigned char* q = gb + f.halves * 2 * NR;
-    typename V::ivec isum[MR];
+    // Weights stream once: ask for them well ahead of use.
+    for (size_t line = 0; line < NR * block_bytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(gb + prefetch_distance + line), _MM_HINT_T0);
+    // Two accumulators per row keep the dependent dot-product chain short.
+    typename V::ivec isum[MR], isum2[MR];
     for (int i = 0; i < MR; ++i) {
       const int32_t block_sum = a.x_sum32[(m0 + i) * blocks + b];
       if constexpr (Weights == format::q4_0)
@@ -109,12 +117,16 @@ inline void interleaved_rows(const linear_args& a, const unsigned char* group, s
         isum[i] = V::set1(-128 * block_sum);  // sum (w + 128) * a - 128 * sum a
       else
         isum[i] = V::set1(0);
+      isum2[i] = V::set1(0);
     }
     if constexpr (Weights == format::q8_0) {
-      for (size_t j = 0; j < 8; ++j) {
-        const auto w = V::load(q + j * NR * 4);
-        for (int i = 0; i < MR; ++i)
-          isum[i] = V::dot_s8s8(isum[i], w, V::broadcast4(x[i] + b * act_block + act_qs + 4 * j));
+      for (size_t j = 0; j < 8; j += 2) {
+        const auto w0 = V::load(q + j * NR * 4), w1 = V::load(q + (j + 1) * NR * 4);
+        for (int i = 0; i < MR; ++i) {
+          const unsigned char* xb = x[i] + b * act_block + act_qs;
+          isum[i] = V::dot_s8s8(isum[i], w0, V::broadcast4(xb + 4 * j));
+          isum2[i] = V::dot_s8s8(isum2[i], w1, V::broadcast4(xb + 4 * j + 4));
+        }
       }
     } else {
       for (size_t j = 0; j < 4; ++j) {
@@ -123,10 +135,11 @@ inline void interleaved_rows(const linear_args& a, const unsigned char* group, s
         for (int i = 0; i < MR; ++i) {
           const unsigned char* xb = x[i] + b * act_block + act_qs;
           isum[i] = V::dot_u8s8(isum[i], lo, V::broadcast4(xb + 4 * j));
-          isum[i] = V::dot_u8s8(isum[i], hi, V::broadcast4(xb + 16 + 4 * j));
+          isum2[i] = V::dot_u8s8(isum2[i], hi, V::broadcast4(xb + 16 + 4 * j));
         }
       }
     }
+    for (int i = 0; i < MR; ++i) isum[i] = V::add(isum[i], isum2[i]);
     const auto dw = V::load_half(gb);
     for (int i = 0; i < MR; ++i) {
       const auto term = V::mul(V::to_float(isum[i]), V::mul(dw, V::set1f(a.x_scale[(m0 + i) * blocks + b])));
