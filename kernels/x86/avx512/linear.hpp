@@ -1,20 +1,26 @@
-// The avx512 tier's linear kernels for Q4_0, Q4_1 and Q8_0: the row-interleaved
-// kernels of kernels/x86/common/linear_interleaved.hpp on 16-lane vectors
+// The avx512 tier's linear kernels for Q4_0, Q4_1, Q8_0, Q4_K and Q6_K: the
+// row-interleaved kernels of kernels/x86/common/linear_*.hpp on 16-lane vectors
 // (vec512<false>), 4 activation rows per pass. Requires the avx512 ISA bits.
-// Packer: pack_interleaved16. Reads no further than the packed groups.
+// Packers: pack_interleaved16, pack_interleaved_q4_k16, pack_interleaved_q6_k16. Reads no further than the packed groups.
 #pragma once
 
 #include "../common/linear_interleaved.hpp"
+#include "../common/linear_q4_k.hpp"
+#include "../common/linear_q6_k.hpp"
 #include "../common/vec512.hpp"
 
 namespace lowbit::kernels {
 LOWBIT_CODEGEN_BEGIN
 
 using pack_interleaved16 = x86::pack_interleaved<16>;
+using pack_interleaved_q4_k16 = x86::pack_interleaved_q4_k<16>;
+using pack_interleaved_q6_k16 = x86::pack_interleaved_q6_k<16>;
 
 inline constexpr linear_fn gemm_q4_0_q8_0_4x16__avx512 = x86::linear_interleaved<x86::vec512<false>, format::q4_0, 4>;
 inline constexpr linear_fn gemm_q4_1_q8_1_4x16__avx512 = x86::linear_interleaved<x86::vec512<false>, format::q4_1, 4>;
 inline constexpr linear_fn gemm_q8_0_q8_0_4x16__avx512 = x86::linear_interleaved<x86::vec512<false>, format::q8_0, 4>;
+inline constexpr linear_fn gemm_q4_k_q8_k_4x16__avx512 = x86::linear_q4_k_interleaved<x86::vec512<false>, 4>;
+inline constexpr linear_fn gemm_q6_k_q8_k_4x16__avx512 = x86::linear_q6_k_interleaved<x86::vec512<false>, 4>;
 
 LOWBIT_CODEGEN_END
 }  // namespace lowbit::kernels

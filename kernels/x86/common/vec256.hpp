@@ -37,6 +37,18 @@ struct vec256 {
     return _mm256_set1_epi32(v);
   }
   static ivec set1(int32_t v) { return _mm256_set1_epi32(v); }
+  /// 8 bytes -> 8 int32 lanes, zero-extended.
+  static ivec widen_u8(const void* p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64(static_cast<const __m128i*>(p))); }
+  /// `lanes` int8 -> int32 lanes, sign-extended.
+  static ivec widen_s8(const void* p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64(static_cast<const __m128i*>(p))); }
+  static ivec splat8(int v) { return _mm256_set1_epi8(static_cast<char>(v)); }
+  static ivec and_(ivec a, ivec b) { return _mm256_and_si256(a, b); }
+  static ivec or_(ivec a, ivec b) { return _mm256_or_si256(a, b); }
+  // 16-bit lane shifts: callers mask to whole bytes afterwards (or before, for shl4).
+  static ivec shl4(ivec a) { return _mm256_slli_epi16(a, 4); }
+  static ivec shr2(ivec a) { return _mm256_srli_epi16(a, 2); }
+  static ivec shr4(ivec a) { return _mm256_srli_epi16(a, 4); }
+  static ivec shr6(ivec a) { return _mm256_srli_epi16(a, 6); }
   static ivec add(ivec a, ivec b) { return _mm256_add_epi32(a, b); }
   static ivec mullo(ivec a, ivec b) { return _mm256_mullo_epi32(a, b); }
 

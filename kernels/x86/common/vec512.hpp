@@ -30,6 +30,20 @@ struct vec512 {
     return _mm512_set1_epi32(v);
   }
   static ivec set1(int32_t v) { return _mm512_set1_epi32(v); }
+  /// 16 bytes -> 16 int32 lanes, zero-extended.
+  static ivec widen_u8(const void* p) {
+    return _mm512_maskz_cvtepu8_epi32(0xffff, _mm_loadu_si128(static_cast<const __m128i*>(p)));
+  }
+  /// `lanes` int8 -> int32 lanes, sign-extended.
+  static ivec widen_s8(const void* p) { return _mm512_maskz_cvtepi8_epi32(0xffff, _mm_loadu_si128(static_cast<const __m128i*>(p))); }
+  static ivec splat8(int v) { return _mm512_set1_epi8(static_cast<char>(v)); }
+  static ivec and_(ivec a, ivec b) { return _mm512_and_si512(a, b); }
+  static ivec or_(ivec a, ivec b) { return _mm512_or_si512(a, b); }
+  // 16-bit lane shifts: callers mask to whole bytes afterwards (or before, for shl4).
+  static ivec shl4(ivec a) { return _mm512_slli_epi16(a, 4); }
+  static ivec shr2(ivec a) { return _mm512_srli_epi16(a, 2); }
+  static ivec shr4(ivec a) { return _mm512_srli_epi16(a, 4); }
+  static ivec shr6(ivec a) { return _mm512_srli_epi16(a, 6); }
   static ivec add(ivec a, ivec b) { return _mm512_add_epi32(a, b); }
   static ivec mullo(ivec a, ivec b) { return _mm512_mullo_epi32(a, b); }
 
