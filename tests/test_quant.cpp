@@ -138,6 +138,32 @@ TEST(Quant, KernelsMatchOracleOnEveryTier) {
   });
 }
 
+TEST(Quant, ActivationQuantizersRoundExactTiesLikeTheOracleOnEveryTier) {
+  // With a block maximum of -127 the scale is exactly 1 (Q8_0/Q8_1: d = 1;
+  // Q8_K: iscale = 1), so x = n + 0.5 lands exactly on a tie: Q8_0/Q8_1 round
+  // half away from zero, Q8_K half to even. Vector code must do the same.
+  std::vector<float> x(512);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(static_cast<int>(i % 200) - 100) + 0.5f;
+  for (size_t b = 0; b < x.size(); b += 32) x[b] = -127.0f;
+  for_each_tier([&](isa) {
+    for (format f : {format::q8_0, format::q8_1, format::q8_k}) {
+      const auto want = ref_quantize(f, x, 1, x.size());
+      std::vector<unsigned char> got(want.size());
+      quantize_rows(f, x.data(), 1, x.size(), got.data(), got.size());
+      ASSERT_EQ(got, want) << selected_kernel("quantize." + std::string(traits(f).name));
+    }
+  });
+  // And the oracle itself: x[1] = -98.5 and x[2] = -97.5.
+  block_q8_0 b;
+  ref::quantize_row_q8_0(x.data(), &b, 32);
+  EXPECT_EQ(b.qs[1], -99);  // half away from zero
+  EXPECT_EQ(b.qs[2], -98);
+  block_q8_k bk;
+  ref::quantize_row_q8_k(x.data(), &bk, 256);
+  EXPECT_EQ(bk.qs[1], -98);  // half to even
+  EXPECT_EQ(bk.qs[2], -98);
+}
+
 TEST(Quant, BadArgumentsAreClearErrorsAndWriteNothing) {
   const auto x = make_data(256, data_kind::gaussian, 1);
   std::vector<unsigned char> dst(1024, 0xab);
