@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include <immintrin.h>
 
@@ -154,31 +155,42 @@ inline void interleaved_rows(const linear_args& a, const unsigned char* group, s
   for (int i = 0; i < MR; ++i) V::store(out[i], acc[i]);
 }
 
-/// The linear kernel: columns [n_begin, n_end) (n_begin a multiple of NR).
-template <class V, format Weights, int MR>
-void linear_interleaved(const linear_args& a, size_t n_begin, size_t n_end) {
-  constexpr size_t NR = V::lanes;
-  const size_t group_bytes = a.k / 32 * NR * find_format(Weights)->block_bytes;
+/// Runs `rows` over the NR-row groups of columns [n_begin, n_end) (n_begin a
+/// multiple of NR): MR activation rows at a time, then the 1-3 left over, and
+/// copies each group's valid columns to y. `rows(std::integral_constant<int,
+/// R>, group, m0, out)` computes R rows of one group into out[0..R).
+template <size_t NR, int MR, class Rows>
+void for_each_group(const linear_args& a, size_t n_begin, size_t n_end, size_t group_bytes, Rows rows) {
+  static_assert(MR == 4, "the remainder switch below handles up to 3 rows");
   alignas(64) float out[MR][NR];
   for (size_t g0 = n_begin; g0 < n_end; g0 += NR) {
     const unsigned char* group = static_cast<const unsigned char*>(a.w) + g0 / NR * group_bytes;
     const size_t valid = std::min(NR, n_end - g0);
     size_t m0 = 0;
-    auto emit = [&](size_t rows) {
-      for (size_t i = 0; i < rows; ++i) std::memcpy(a.y + (m0 + i) * a.ldy + g0, out[i], valid * sizeof(float));
-      m0 += rows;
+    auto emit = [&](size_t count) {
+      for (size_t i = 0; i < count; ++i) std::memcpy(a.y + (m0 + i) * a.ldy + g0, out[i], valid * sizeof(float));
+      m0 += count;
     };
     for (; m0 + MR <= a.m;) {
-      interleaved_rows<V, Weights, MR>(a, group, m0, out);
+      rows(std::integral_constant<int, MR>{}, group, m0, out);
       emit(MR);
     }
     switch (a.m - m0) {
-      case 3: interleaved_rows<V, Weights, 3>(a, group, m0, out); emit(3); break;
-      case 2: interleaved_rows<V, Weights, 2>(a, group, m0, out); emit(2); break;
-      case 1: interleaved_rows<V, Weights, 1>(a, group, m0, out); emit(1); break;
+      case 3: rows(std::integral_constant<int, 3>{}, group, m0, out); emit(3); break;
+      case 2: rows(std::integral_constant<int, 2>{}, group, m0, out); emit(2); break;
+      case 1: rows(std::integral_constant<int, 1>{}, group, m0, out); emit(1); break;
       default: break;
     }
   }
+}
+
+/// The linear kernel for Q4_0, Q4_1 and Q8_0: columns [n_begin, n_end).
+template <class V, format Weights, int MR>
+void linear_interleaved(const linear_args& a, size_t n_begin, size_t n_end) {
+  const size_t group_bytes = a.k / 32 * V::lanes * find_format(Weights)->block_bytes;
+  for_each_group<V::lanes, MR>(a, n_begin, n_end, group_bytes, [&](auto r, const unsigned char* g, size_t m0, auto out) {
+    interleaved_rows<V, Weights, decltype(r)::value>(a, g, m0, out);
+  });
 }
 
 LOWBIT_CODEGEN_END

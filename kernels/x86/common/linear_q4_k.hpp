@@ -25,6 +25,7 @@
 
 #include "../../ref/quant.hpp"
 #include "../../ukernel.hpp"
+#include "linear_interleaved.hpp"
 #include "lowbit/formats.hpp"
 
 namespace lowbit::kernels::x86 {
@@ -112,28 +113,10 @@ inline void q4_k_rows(const linear_args& a, const unsigned char* group, size_t m
 /// Columns [n_begin, n_end) (n_begin a multiple of NR), every activation row.
 template <class V, int MR>
 void linear_q4_k_interleaved(const linear_args& a, size_t n_begin, size_t n_end) {
-  constexpr size_t NR = V::lanes;
-  const size_t group_bytes = a.k / qk_k * NR * q4_k_interleaved_row_bytes;
-  alignas(64) float out[MR][NR];
-  for (size_t g0 = n_begin; g0 < n_end; g0 += NR) {
-    const unsigned char* group = static_cast<const unsigned char*>(a.w) + g0 / NR * group_bytes;
-    const size_t valid = std::min(NR, n_end - g0);
-    size_t m0 = 0;
-    auto emit = [&](size_t rows) {
-      for (size_t i = 0; i < rows; ++i) std::memcpy(a.y + (m0 + i) * a.ldy + g0, out[i], valid * sizeof(float));
-      m0 += rows;
-    };
-    for (; m0 + MR <= a.m;) {
-      q4_k_rows<V, MR>(a, group, m0, out);
-      emit(MR);
-    }
-    switch (a.m - m0) {
-      case 3: q4_k_rows<V, 3>(a, group, m0, out); emit(3); break;
-      case 2: q4_k_rows<V, 2>(a, group, m0, out); emit(2); break;
-      case 1: q4_k_rows<V, 1>(a, group, m0, out); emit(1); break;
-      default: break;
-    }
-  }
+  const size_t group_bytes = a.k / qk_k * V::lanes * q4_k_interleaved_row_bytes;
+  for_each_group<V::lanes, MR>(a, n_begin, n_end, group_bytes, [&](auto r, const unsigned char* g, size_t m0, auto out) {
+    q4_k_rows<V, decltype(r)::value>(a, g, m0, out);
+  });
 }
 
 LOWBIT_CODEGEN_END
