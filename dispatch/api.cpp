@@ -64,6 +64,18 @@ struct aligned_buffer {
   }
 };
 
+/// Runs fn(n0, n1) on the pool over column ranges covering [0, n): each at
+/// least min_columns_per_task wide and a multiple of the kernel's tile width
+/// `nr`, so a range never splits a tile.
+template <typename Fn>
+void for_each_column_chunk(size_t n, int nr_field, Fn fn) {
+  const size_t nr = static_cast<size_t>(std::max(nr_field, 1));
+  const size_t cols = (std::max(min_columns_per_task, nr) + nr - 1) / nr * nr;
+  parallel_for((n + cols - 1) / cols, 1, [&](size_t begin, size_t end) {
+    for (size_t t = begin; t < end; ++t) fn(t * cols, std::min(n, (t + 1) * cols));
+  });
+}
+
 /// Fills the per-block facts of one quantized activation row (see linear_args).
 void describe_activations(format fmt, const unsigned char* row, size_t k, float* scale, float* offset,
                           int32_t* sum32) {
@@ -273,12 +285,7 @@ void linear(const PackedWeights& w, const float* x, size_t m, float* y, size_t l
                                   x_row,                m,      y,              ldy,
                                   x_scale.data(),       x_offset.empty() ? nullptr : x_offset.data(),
                                   x_sum32.data()};
-  const size_t nr = static_cast<size_t>(std::max(kernel->nr, 1));
-  const size_t cols = (std::max(min_columns_per_task, nr) + nr - 1) / nr * nr;
-  const size_t tasks = (pw.n + cols - 1) / cols;
-  parallel_for(tasks, 1, [&](size_t begin, size_t end) {
-    for (size_t t = begin; t < end; ++t) kernel->fn(args, t * cols, std::min(pw.n, (t + 1) * cols));
-  });
+  for_each_column_chunk(pw.n, kernel->nr, [&](size_t n0, size_t n1) { kernel->fn(args, n0, n1); });
 }
 
 // ---------------------------------------------------------------- gemm_s8 ---
@@ -300,12 +307,7 @@ void gemm_s8(const gemm_s8_problem& p) {
   const gemm_s8_entry* kernel = current_table().gemm_s8[static_cast<int>(p.a_type)][static_cast<int>(cls)];
   if (!kernel) throw Error(status::unsupported, std::string(fn) + ": no kernel for this a_type");
   const kernels::gemm_s8_args args{p.a, lda, p.b, ldb, p.m, p.n, p.k, p.c, ldc, p.row_scales, p.col_scales, p.y, ldy};
-  const size_t nr = static_cast<size_t>(std::max(kernel->nr, 1));
-  const size_t cols = (std::max(min_columns_per_task, nr) + nr - 1) / nr * nr;
-  const size_t tasks = (p.n + cols - 1) / cols;
-  parallel_for(tasks, 1, [&](size_t begin, size_t end) {
-    for (size_t t = begin; t < end; ++t) kernel->fn(args, t * cols, std::min(p.n, (t + 1) * cols));
-  });
+  for_each_column_chunk(p.n, kernel->nr, [&](size_t n0, size_t n1) { kernel->fn(args, n0, n1); });
 }
 
 // ---------------------------------------------------------------- attention -

@@ -176,21 +176,7 @@ lowbit_status lowbit_set_isa_max(const char* isa) {
 lowbit_status lowbit_set_isa_disable(const char* isas) {
   if (!isas) return null_argument("isas");
   return guarded([&] {
-    lowbit::isa_set tiers;
-    std::string_view text(isas);
-    size_t pos = 0;
-    while (pos <= text.size()) {
-      size_t end = text.find_first_of(", ", pos);
-      if (end == std::string_view::npos) end = text.size();
-      const std::string_view name = text.substr(pos, end - pos);
-      if (!name.empty()) {
-        const auto t = lowbit::parse_isa(name);
-        if (!t)
-          throw lowbit::Error(lowbit::status::invalid_argument, "unknown ISA '" + std::string(name) + "'");
-        tiers.insert(*t);
-      }
-      pos = end + 1;
-    }
+    const lowbit::isa_set tiers = lowbit::parse_isa_list(isas);
     lowbit::set_disabled_isas(tiers);
   });
 }

@@ -51,6 +51,11 @@ const Entry* best(const std::vector<Entry>& entries, isa_set enabled, Accept acc
   return chosen;
 }
 
+/// The enabled packer named `name` (a kernel's .inc packer field), or nullptr.
+const packer_entry* packer_for(const kernel_registry& reg, isa_set enabled, std::string_view name) {
+  return best(reg.packers, enabled, [&](const packer_entry& p) { return std::string_view(p.name) == name; });
+}
+
 struct override_state {
   std::optional<isa> max;
   isa_set disabled;
@@ -101,26 +106,6 @@ isa_set apply(const override_state& s) {
   return enabled.without(s.disabled);
 }
 
-isa_set parse_isa_list(std::string_view text, std::string_view source) {
-  isa_set out;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t end = text.find_first_of(", ", pos);
-    if (end == std::string_view::npos) end = text.size();
-    const std::string_view name = text.substr(pos, end - pos);
-    if (!name.empty()) {
-      const auto t = parse_isa(name);
-      if (!t)
-        throw Error(status::invalid_argument, std::string(source) + ": unknown ISA '" + std::string(name) +
-                                                  "'; known: scalar avx2 avx2_vnni avx512 avx512_vnni amx neon "
-                                                  "dotprod i8mm; " + describe_available());
-      out.insert(*t);
-    }
-    pos = end + 1;
-  }
-  return out;
-}
-
 override_state parse_overrides(std::string_view max, std::string_view disable, std::string_view source) {
   override_state s;
   if (!max.empty()) {
@@ -130,7 +115,11 @@ override_state parse_overrides(std::string_view max, std::string_view disable, s
                                                 "' for ISA_MAX; " + describe_available());
     s.max = t;
   }
-  s.disabled = parse_isa_list(disable, source);
+  try {
+    s.disabled = parse_isa_list(disable);
+  } catch (const Error& e) {
+    throw Error(e.code(), std::string(source) + ": " + e.what() + "; " + describe_available());
+  }
   validate(s.max, s.disabled, source);
   return s;
 }
@@ -187,13 +176,10 @@ dispatch_table build_table(const kernel_registry& reg, isa_set enabled) {
     for (int c = 0; c < m_class_count; ++c) {
       const uint8_t bit = m_class_bit(static_cast<m_class>(c));
       const linear_entry* e = best(reg.linear, enabled, [&](const linear_entry& l) {
-        return l.weights == f && (l.m_classes & bit) != 0 &&
-               best(reg.packers, enabled, [&](const packer_entry& p) { return std::string_view(p.name) == l.packer; });
+        return l.weights == f && (l.m_classes & bit) != 0 && packer_for(reg, enabled, l.packer);
       });
       t.linear[slot][c] = e;
-      t.linear_packer[slot][c] =
-          e ? best(reg.packers, enabled, [&](const packer_entry& p) { return std::string_view(p.name) == e->packer; })
-            : nullptr;
+      t.linear_packer[slot][c] = e ? packer_for(reg, enabled, e->packer) : nullptr;
     }
   }
   for (int a = 0; a < 2; ++a)
@@ -257,6 +243,26 @@ namespace lowbit {
 using namespace detail;
 
 isa_set compiled_isas() { return registry().compiled; }
+
+isa_set parse_isa_list(std::string_view text) {
+  isa_set out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find_first_of(", ", pos);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view name = text.substr(pos, end - pos);
+    if (!name.empty()) {
+      const auto t = parse_isa(name);
+      if (!t)
+        throw Error(status::invalid_argument, "unknown ISA '" + std::string(name) +
+                                                  "'; known: scalar avx2 avx2_vnni avx512 avx512_vnni amx neon "
+                                                  "dotprod i8mm");
+      out.insert(*t);
+    }
+    pos = end + 1;
+  }
+  return out;
+}
 
 isa_set enabled_isas() { return current_table().enabled; }
 

@@ -52,6 +52,9 @@ class isa_set {
 std::string_view isa_name(isa t);
 /// The tier with that name, or nothing.
 std::optional<isa> parse_isa(std::string_view name);
+/// Tiers named in a comma- or space-separated list ("amx,avx512_vnni").
+/// Throws lowbit::Error (invalid_argument) on an unknown name.
+isa_set parse_isa_list(std::string_view text);
 /// Space-separated names of the tiers in `s`.
 std::string to_string(isa_set s);
 

@@ -119,12 +119,6 @@ inline bool dot_row(format fmt, const void* w, const void* a, size_t k, float& o
   }
 }
 
-/// The activation format a weight format pairs with, per the traits table.
-inline format paired_activation(format weights) noexcept {
-  const format_traits* t = find_format(weights);
-  return t ? t->activation : weights;
-}
-
 /// y[m*ldy + n] = sum_k x[m*ldx + k] * W[n][k], with x quantized to the paired
 /// activation format first. `w` is N GGUF rows of `k` elements of `fmt`.
 /// Returns false when `fmt` is not a weight format.
@@ -136,7 +130,14 @@ inline bool linear(format fmt, const void* w, size_t n, size_t k, const float* x
   const size_t w_row = row_bytes(*wt, k), a_row = row_bytes(*at, k);
   std::vector<unsigned char> xq(a_row);
   for (size_t i = 0; i < m; ++i) {
-    quantize_row(at->id, x + i * ldx, xq.data(), k);
+    // Only the three activation formats can occur here; naming them keeps the
+    // compiler from reasoning about the plain formats' copies on this buffer.
+    switch (at->id) {
+      case format::q8_0: quantize_row_q8_0(x + i * ldx, reinterpret_cast<block_q8_0*>(xq.data()), k); break;
+      case format::q8_1: quantize_row_q8_1(x + i * ldx, reinterpret_cast<block_q8_1*>(xq.data()), k); break;
+      case format::q8_k: quantize_row_q8_k(x + i * ldx, reinterpret_cast<block_q8_k*>(xq.data()), k); break;
+      default: return false;
+    }
     for (size_t j = 0; j < n; ++j)
       dot_row(fmt, static_cast<const unsigned char*>(w) + j * w_row, xq.data(), k, y[i * ldy + j]);
   }

@@ -44,43 +44,44 @@ constexpr interleaved_format interleaved_layout(format f) {
                              : interleaved_format{1, 4, 2};  // q4_0
 }
 
+/// n rounded up to whole NR-row groups.
+template <size_t NR>
+constexpr size_t padded_rows(size_t n) {
+  return (n + NR - 1) / NR * NR;
+}
+
+/// Calls fn(row, lane, real) for rows [n_begin, n_end) and, in the range that
+/// ends the matrix, for the padding rows of the last group (real = false), which
+/// packers fill with zero blocks so kernels can run every lane.
+template <size_t NR, class Fn>
+void for_each_packed_row(size_t n, size_t n_begin, size_t n_end, Fn fn) {
+  const size_t last = n_end == n ? padded_rows<NR>(n) : n_end;
+  for (size_t r = n_begin; r < last; ++r) fn(r, r % NR, r < n);
+}
+
 /// Packs GGUF rows of Q4_0, Q4_1 or Q8_0 into NR-row interleaved groups.
 template <size_t NR>
 struct pack_interleaved {
   static size_t packed_size(format fmt, size_t n, size_t k) noexcept {
     const format_traits* t = find_format(fmt);
-    return t ? (n + NR - 1) / NR * NR * row_bytes(*t, k) : 0;
+    return t ? padded_rows<NR>(n) * row_bytes(*t, k) : 0;
   }
   static void pack(format fmt, const void* w, size_t n, size_t k, void* dst, size_t n_begin, size_t n_end) noexcept {
     const format_traits* t = find_format(fmt);
     const interleaved_format f = interleaved_layout(fmt);
     const size_t blocks = k / 32, block_bytes = t->block_bytes, row = row_bytes(*t, k);
     const size_t group_block = NR * block_bytes, group_bytes = blocks * group_block;
-    auto* out = static_cast<unsigned char*>(dst);
-    // The range that finishes the matrix also writes the padding rows (zeros).
-    const size_t last = n_end == n ? (n + NR - 1) / NR * NR : n_end;
-    for (size_t r = n_begin; r < last; ++r) {
-      const size_t lane = r % NR;
-      unsigned char* group = out + r / NR * group_bytes;
-      const auto* src = static_cast<const unsigned char*>(w) + r * row;
+    const unsigned char zero_block[sizeof(block_q8_0)] = {};  // the largest of the three formats
+    for_each_packed_row<NR>(n, n_begin, n_end, [&](size_t r, size_t lane, bool real) {
+      unsigned char* group = static_cast<unsigned char*>(dst) + r / NR * group_bytes;
       for (size_t b = 0; b < blocks; ++b) {
         unsigned char* gb = group + b * group_block;
-        const unsigned char* sb = src + b * block_bytes;
-        for (size_t h = 0; h < f.halves; ++h) {
-          if (r < n)
-            std::memcpy(gb + h * 2 * NR + 2 * lane, sb + 2 * h, 2);
-          else
-            std::memset(gb + h * 2 * NR + 2 * lane, 0, 2);
-        }
+        const unsigned char* sb = real ? static_cast<const unsigned char*>(w) + r * row + b * block_bytes : zero_block;
+        for (size_t h = 0; h < f.halves; ++h) std::memcpy(gb + h * 2 * NR + 2 * lane, sb + 2 * h, 2);
         unsigned char* q = gb + f.halves * 2 * NR;
-        for (size_t j = 0; j < f.chunks; ++j) {
-          if (r < n)
-            std::memcpy(q + j * NR * 4 + lane * 4, sb + f.gguf_qs + 4 * j, 4);
-          else
-            std::memset(q + j * NR * 4 + lane * 4, 0, 4);
-        }
+        for (size_t j = 0; j < f.chunks; ++j) std::memcpy(q + j * NR * 4 + lane * 4, sb + f.gguf_qs + 4 * j, 4);
       }
-    }
+    });
   }
 };
 

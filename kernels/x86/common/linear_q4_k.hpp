@@ -36,19 +36,16 @@ inline constexpr size_t q4_k_interleaved_row_bytes = 4 + 16 + 128;
 template <size_t NR>
 struct pack_interleaved_q4_k {
   static size_t packed_size(format, size_t n, size_t k) noexcept {
-    return (n + NR - 1) / NR * NR * (k / qk_k) * q4_k_interleaved_row_bytes;
+    return padded_rows<NR>(n) * (k / qk_k) * q4_k_interleaved_row_bytes;
   }
   static void pack(format, const void* w, size_t n, size_t k, void* dst, size_t n_begin, size_t n_end) noexcept {
     const size_t blocks = k / qk_k, group_block = NR * q4_k_interleaved_row_bytes;
-    const size_t last = n_end == n ? (n + NR - 1) / NR * NR : n_end;
-    for (size_t r = n_begin; r < last; ++r) {
-      const size_t lane = r % NR;
+    for_each_packed_row<NR>(n, n_begin, n_end, [&](size_t r, size_t lane, bool real) {
       unsigned char* group = static_cast<unsigned char*>(dst) + r / NR * blocks * group_block;
-      const auto* src = static_cast<const block_q4_k*>(w) + r * blocks;
       for (size_t b = 0; b < blocks; ++b) {
         unsigned char* gb = group + b * group_block;
-        block_q4_k blk{};
-        if (r < n) blk = src[b];
+        block_q4_k blk{};  // padding rows stay zero
+        if (real) blk = static_cast<const block_q4_k*>(w)[r * blocks + b];
         std::memcpy(gb + 2 * lane, &blk.d, 2);
         std::memcpy(gb + 2 * NR + 2 * lane, &blk.dmin, 2);
         for (size_t s = 0; s < 8; ++s) {
@@ -60,7 +57,7 @@ struct pack_interleaved_q4_k {
         unsigned char* q = gb + 20 * NR;
         for (size_t c = 0; c < 32; ++c) std::memcpy(q + c * NR * 4 + lane * 4, blk.qs + 4 * c, 4);
       }
-    }
+    });
   }
 };
 

@@ -32,19 +32,16 @@ LOWBIT_CODEGEN_BEGIN
 template <size_t NR>
 struct pack_interleaved_q6_k {
   static size_t packed_size(format, size_t n, size_t k) noexcept {
-    return (n + NR - 1) / NR * NR * (k / qk_k) * sizeof(block_q6_k);
+    return padded_rows<NR>(n) * (k / qk_k) * sizeof(block_q6_k);
   }
   static void pack(format, const void* w, size_t n, size_t k, void* dst, size_t n_begin, size_t n_end) noexcept {
     const size_t blocks = k / qk_k, group_block = NR * sizeof(block_q6_k);
-    const size_t last = n_end == n ? (n + NR - 1) / NR * NR : n_end;
-    for (size_t r = n_begin; r < last; ++r) {
-      const size_t lane = r % NR;
+    for_each_packed_row<NR>(n, n_begin, n_end, [&](size_t r, size_t lane, bool real) {
       unsigned char* group = static_cast<unsigned char*>(dst) + r / NR * blocks * group_block;
-      const auto* src = static_cast<const block_q6_k*>(w) + r * blocks;
       for (size_t b = 0; b < blocks; ++b) {
         unsigned char* gb = group + b * group_block;
-        block_q6_k blk{};
-        if (r < n) blk = src[b];
+        block_q6_k blk{};  // padding rows stay zero
+        if (real) blk = static_cast<const block_q6_k*>(w)[r * blocks + b];
         std::memcpy(gb + 2 * lane, &blk.d, 2);
         for (size_t s = 0; s < 16; ++s) gb[2 * NR + s * NR + lane] = static_cast<unsigned char>(blk.scales[s]);
         unsigned char* q = gb + 18 * NR;
@@ -56,7 +53,7 @@ struct pack_interleaved_q6_k {
             std::memcpy(t + 2 * NR * 4, blk.qh + 32 * h + 4 * c, 4);
           }
       }
-    }
+    });
   }
 };
 
