@@ -153,6 +153,18 @@ void bench_dequantize(benchmark::State& state, const detail::dequant_entry* kern
   clear_isa_overrides();
 }
 
+/// Wraps a benchmark body so a lowbit::Error skips that benchmark with its
+/// message instead of ending the whole run.
+template <typename Body, typename... Args>
+void guarded(benchmark::State& state, Body body, Args... args) {
+  try {
+    body(state, args...);
+  } catch (const Error& e) {
+    clear_isa_overrides();
+    state.SkipWithError(e.what());
+  }
+}
+
 void register_all() {
   const auto& reg = detail::registry();
   const isa_set avail = compiled_isas() & detected_cpu().isas;
@@ -170,7 +182,7 @@ void register_all() {
           const std::string name = "gemm/" + std::string(traits(kernel.weights).name) + "/" +
                                    std::string(isa_name(kernel.tier)) + "/M:" + std::to_string(m) + "/N:" +
                                    std::to_string(s.n) + "/K:" + std::to_string(s.k) + "/threads:" + std::to_string(t);
-          benchmark::RegisterBenchmark(name.c_str(), bench_linear, &kernel, m, s.n, s.k, t)
+          benchmark::RegisterBenchmark(name.c_str(), guarded<decltype(&bench_linear), const detail::linear_entry*, size_t, size_t, size_t, size_t>, &bench_linear, &kernel, m, s.n, s.k, t)
               ->UseManualTime()
               ->Unit(benchmark::kMicrosecond);
         }
@@ -184,17 +196,18 @@ void register_all() {
           const std::string name = "quantize/" + std::string(traits(kernel.fmt).name) + "/" +
                                    std::string(isa_name(kernel.tier)) + "/M:" + std::to_string(m) +
                                    "/K:" + std::to_string(k) + "/threads:" + std::to_string(t);
-          benchmark::RegisterBenchmark(name.c_str(), bench_quantize, &kernel, m, k, t)->UseManualTime();
+          benchmark::RegisterBenchmark(name.c_str(), guarded<decltype(&bench_quantize), const detail::quant_entry*, size_t, size_t, size_t>, &bench_quantize, &kernel, m, k, t)->UseManualTime();
         }
       }
     }
     for (const auto& kernel : reg.dequantize) {
       if (!avail.contains(kernel.tier) || !traits(kernel.fmt).is_weight) continue;
       for (auto [n, k] : {std::pair<size_t, size_t>{576, 576}, {4096, 4096}}) {
+        if (k % traits(kernel.fmt).block_length) continue;
         const std::string name = "dequantize/" + std::string(traits(kernel.fmt).name) + "/" +
                                  std::string(isa_name(kernel.tier)) + "/N:" + std::to_string(n) +
                                  "/K:" + std::to_string(k) + "/threads:" + std::to_string(t);
-        benchmark::RegisterBenchmark(name.c_str(), bench_dequantize, &kernel, n, k, t)->UseManualTime();
+        benchmark::RegisterBenchmark(name.c_str(), guarded<decltype(&bench_dequantize), const detail::dequant_entry*, size_t, size_t, size_t>, &bench_dequantize, &kernel, n, k, t)->UseManualTime();
       }
     }
   }
