@@ -2,14 +2,18 @@
 //
 // Benchmarks are registered at start-up from the kernel registry (the same
 // .inc lists dispatch uses), one per kernel x shape x M x thread count:
-//   gemm/<weights>/<isa>/M:<m>/N:<n>/K:<k>/threads:<t>
+//   gemm/<weights>/<isa>/M:<m>/N:<n>/K:<k>/threads:<t>   (weights: a format, or
+//       s8s8 / u8s8 for the int8 GEMM with A s8 / u8 and B s8)
 //   quantize/<format>/<isa>/M:<m>/K:<k>/threads:<t>
 //   dequantize/<format>/<isa>/N:<n>/K:<k>/threads:<t>
 // Each runs the public API with dispatch capped at the kernel's tier, so the
 // kernel measured is the kernel named. Weights are cold by default (flushed
 // from the caches before every iteration; --lowbit_warm keeps them hot). Each
 // reports GOPS, GBps (weight bytes), probe_GBps (a plain read of the same
-// bytes in this process, just measured) and ratio_to_probe.
+// bytes in this process, just measured) and ratio_to_probe. GEMM benchmarks
+// also report peak_GOPS, the int8 multiply-add peak of the kernel's tier on
+// the same threads (bench/peak.hpp: vpdpbusd for the VNNI tiers, vpmaddubsw +
+// vpmaddwd below them), and ratio_to_peak = GOPS / peak_GOPS.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -21,6 +25,7 @@
 #include "dispatch/registry.hpp"
 #include "kernels/ref/quant.hpp"
 #include "lowbit/lowbit.hpp"
+#include "peak.hpp"
 #include "probes.hpp"
 
 namespace lowbit::bench {
@@ -88,6 +93,15 @@ void report(benchmark::State& state, double seconds, double ops_per_call, double
   state.counters["ratio_to_probe"] = gbps / probe;
 }
 
+/// Sets peak_GOPS and ratio_to_peak against the int8 peak of `tier`.
+void report_peak(benchmark::State& state, isa tier) {
+  if (!state.counters.count("GOPS")) return;
+  const double peak = peak_gops(int8_peak_for(tier));
+  if (peak <= 0) return;
+  state.counters["peak_GOPS"] = peak;
+  state.counters["ratio_to_peak"] = state.counters["GOPS"] / peak;
+}
+
 void bench_linear(benchmark::State& state, const detail::linear_entry* kernel, size_t m, size_t n, size_t k,
                   size_t threads) {
   set_num_threads(threads);
@@ -114,7 +128,46 @@ void bench_linear(benchmark::State& state, const detail::linear_entry* kernel, s
         benchmark::DoNotOptimize(y.data());
       });
   report(state, seconds, 2.0 * m * n * k, static_cast<double>(w.size()), !warm_weights);
+  report_peak(state, kernel->tier);
   state.counters["pack_s"] = packed.pack_seconds();
+  clear_isa_overrides();
+}
+
+void bench_gemm_s8(benchmark::State& state, const detail::gemm_s8_entry* kernel, size_t m, size_t n, size_t k,
+                   size_t threads) {
+  set_num_threads(threads);
+  set_isa_max(kernel->tier);
+  const std::string op = std::string("gemm_s8.") + (kernel->a_type == int8_type::s8 ? "s8" : "u8") + "." +
+                         detail::m_class_names[static_cast<int>(detail::classify_m(m))];
+  if (selected_kernel(op) != kernel->name) {
+    state.SkipWithError(("kernel does not serve this M class; dispatch picks " + selected_kernel(op)).c_str());
+    clear_isa_overrides();
+    return;
+  }
+  std::mt19937 rng(4);
+  std::vector<int8_t> a(m * k), b(n * k);
+  for (auto& v : a) v = static_cast<int8_t>(rng());
+  for (auto& v : b) v = static_cast<int8_t>(rng());
+  std::vector<int32_t> c(m * n);
+  gemm_s8_problem p;
+  p.a_type = kernel->a_type;
+  p.a = a.data();
+  p.b = b.data();
+  p.m = m;
+  p.n = n;
+  p.k = k;
+  p.c = c.data();
+  const double seconds = timed_loop(
+      state,
+      [&] {
+        if (!warm_weights) flush_cache(b.data(), b.size());
+      },
+      [&] {
+        gemm_s8(p);
+        benchmark::DoNotOptimize(c.data());
+      });
+  report(state, seconds, 2.0 * m * n * k, static_cast<double>(b.size()), !warm_weights);
+  report_peak(state, kernel->tier);
   clear_isa_overrides();
 }
 
@@ -165,6 +218,14 @@ void guarded(benchmark::State& state, Body body, Args... args) {
   }
 }
 
+/// The compute ceilings themselves, as rows of their own: peak/<probe>/threads:<t>.
+void bench_peak(benchmark::State& state, peak_kind kind, size_t threads) {
+  set_num_threads(threads);
+  double gops = 0;
+  for (auto _ : state) gops = peak_gops(kind);
+  state.counters["GOPS"] = gops;
+}
+
 void register_all() {
   const auto& reg = detail::registry();
   const isa_set avail = compiled_isas() & detected_cpu().isas;
@@ -183,6 +244,27 @@ void register_all() {
                                    std::string(isa_name(kernel.tier)) + "/M:" + std::to_string(m) + "/N:" +
                                    std::to_string(s.n) + "/K:" + std::to_string(s.k) + "/threads:" + std::to_string(t);
           benchmark::RegisterBenchmark(name.c_str(), guarded<decltype(&bench_linear), const detail::linear_entry*, size_t, size_t, size_t, size_t>, &bench_linear, &kernel, m, s.n, s.k, t)
+              ->UseManualTime()
+              ->Unit(benchmark::kMicrosecond);
+        }
+      }
+    }
+    for (peak_kind kind : {peak_kind::int8_vnni512, peak_kind::int8_vnni256, peak_kind::int8_madd512,
+                           peak_kind::int8_madd256, peak_kind::f32_fma512, peak_kind::f32_fma256}) {
+      if (!peak_available(kind)) continue;  // this CPU lacks the instructions
+      const std::string name = std::string("peak/") + peak_id(kind) + "/threads:" + std::to_string(t);
+      benchmark::RegisterBenchmark(name.c_str(), bench_peak, kind, t)->Iterations(1);
+    }
+    for (const auto& kernel : reg.gemm_s8) {
+      if (!avail.contains(kernel.tier)) continue;
+      for (const auto& s : shapes) {
+        for (size_t m : m_values) {
+          const auto mc = detail::m_class_bit(detail::classify_m(m));
+          if (!(kernel.m_classes & mc)) continue;
+          const std::string name = std::string("gemm/") + (kernel.a_type == int8_type::s8 ? "s8s8" : "u8s8") + "/" +
+                                   std::string(isa_name(kernel.tier)) + "/M:" + std::to_string(m) + "/N:" +
+                                   std::to_string(s.n) + "/K:" + std::to_string(s.k) + "/threads:" + std::to_string(t);
+          benchmark::RegisterBenchmark(name.c_str(), guarded<decltype(&bench_gemm_s8), const detail::gemm_s8_entry*, size_t, size_t, size_t, size_t>, &bench_gemm_s8, &kernel, m, s.n, s.k, t)
               ->UseManualTime()
               ->Unit(benchmark::kMicrosecond);
         }

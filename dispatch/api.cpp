@@ -68,9 +68,9 @@ struct aligned_buffer {
 /// least min_columns_per_task wide and a multiple of the kernel's tile width
 /// `nr`, so a range never splits a tile.
 template <typename Fn>
-void for_each_column_chunk(size_t n, int nr_field, Fn fn) {
+void for_each_column_chunk(size_t n, int nr_field, Fn fn, size_t min_columns = min_columns_per_task) {
   const size_t nr = static_cast<size_t>(std::max(nr_field, 1));
-  const size_t cols = (std::max(min_columns_per_task, nr) + nr - 1) / nr * nr;
+  const size_t cols = (std::max({min_columns, min_columns_per_task, nr}) + nr - 1) / nr * nr;
   parallel_for((n + cols - 1) / cols, 1, [&](size_t begin, size_t end) {
     for (size_t t = begin; t < end; ++t) fn(t * cols, std::min(n, (t + 1) * cols));
   });
@@ -159,6 +159,58 @@ void dequantize_rows(format fmt, const void* src, size_t src_bytes, size_t rows,
   const size_t row = row_bytes(t, k);
   parallel_for(rows, rows_per_task(k), [&](size_t begin, size_t end) {
     for (size_t r = begin; r < end; ++r) kernel->fn(static_cast<const unsigned char*>(src) + r * row, y + r * ldy, k);
+  });
+}
+
+void dequantize_rows(format fmt, const void* src, size_t src_bytes, size_t rows, size_t k, void* y, format out,
+                     size_t ldy) {
+  const char* fn = "dequantize_rows";
+  const format_traits& t = checked_traits(fmt, fn);
+  if (out != format::f32 && out != format::f16 && out != format::bf16) {
+    const format_traits* o = find_format(out);
+    invalid(std::string(fn) + ": output format " +
+            (o ? std::string(o->name) : "code " + std::to_string(static_cast<uint32_t>(out))) +
+            " is not supported; expected f32, f16 or bf16");
+  }
+  if (out == format::f32) return dequantize_rows(fmt, src, src_bytes, rows, k, static_cast<float*>(y), ldy);
+  if (ldy == 0) ldy = k;
+  require_whole_blocks(t, k, fn);
+  require(ldy >= k, fn, "ldy=" + std::to_string(ldy) + " is smaller than k=" + std::to_string(k));
+  const size_t need = quantized_size(fmt, rows, k);
+  require(src_bytes >= need,
+          fn, "source holds " + std::to_string(src_bytes) + " bytes, " + std::to_string(need) + " are needed");
+  if (rows == 0 || k == 0) return;
+  require(src != nullptr && y != nullptr, fn, "src and y must not be null");
+  const auto* in = static_cast<const unsigned char*>(src);
+  auto* dst = static_cast<uint16_t*>(y);  // f16 and bf16 are both 16-bit
+  const size_t row = row_bytes(t, k);
+  if (fmt == out) {  // same 16-bit format: the rows as they are, NaN payloads included
+    for (size_t r = 0; r < rows; ++r) std::memcpy(dst + r * ldy, in + r * row, row);
+    return;
+  }
+  // Each row: the dispatched dequantizer into an f32 scratch row (f32 sources
+  // are read in place), then the dispatched f32 -> f16/bf16 converter, which is
+  // the quantize kernel of the output format.
+  const dispatch_table& table = current_table();
+  const dequant_entry* dequant = fmt == format::f32 ? nullptr : table.dequantize[format_slot(fmt)];
+  if (fmt != format::f32 && !dequant)
+    throw Error(status::unsupported, std::string(fn) + ": no dequantize kernel for " + std::string(t.name));
+  const quant_entry* convert = table.quantize[format_slot(out)];
+  if (!convert)
+    throw Error(status::unsupported, std::string(fn) + ": no f32 -> " + std::string(find_format(out)->name) +
+                                         " conversion kernel");
+  const size_t scratch_bytes = dequant ? checked_mul(k, sizeof(float), fn) : 0;
+  parallel_for(rows, rows_per_task(k), [&](size_t begin, size_t end) {
+    aligned_buffer scratch(scratch_bytes);  // once per task, not per row
+    auto* f32 = reinterpret_cast<float*>(scratch.data);
+    for (size_t r = begin; r < end; ++r) {
+      const float* x = reinterpret_cast<const float*>(in + r * row);
+      if (dequant) {
+        dequant->fn(in + r * row, f32, k);
+        x = f32;
+      }
+      convert->fn(x, dst + r * ldy, k);
+    }
   });
 }
 
@@ -306,8 +358,25 @@ void gemm_s8(const gemm_s8_problem& p) {
   const m_class cls = classify_m(p.m);
   const gemm_s8_entry* kernel = current_table().gemm_s8[static_cast<int>(p.a_type)][static_cast<int>(cls)];
   if (!kernel) throw Error(status::unsupported, std::string(fn) + ": no kernel for this a_type");
-  const kernels::gemm_s8_args args{p.a, lda, p.b, ldb, p.m, p.n, p.k, p.c, ldc, p.row_scales, p.col_scales, p.y, ldy};
-  for_each_column_chunk(p.n, kernel->nr, [&](size_t n0, size_t n1) { kernel->fn(args, n0, n1); });
+  // Row sums of s8 A, once per call (kernels that bias B to u8 need them).
+  std::vector<int32_t> row_sums;
+  if (p.a_type == int8_type::s8) {
+    row_sums.resize(p.m);
+    parallel_for(p.m, rows_per_task(p.k), [&](size_t begin, size_t end) {
+      for (size_t i = begin; i < end; ++i) {
+        const int8_t* row = static_cast<const int8_t*>(p.a) + i * lda;
+        int32_t s = 0;
+        for (size_t j = 0; j < p.k; ++j) s += row[j];
+        row_sums[i] = s;
+      }
+    });
+  }
+  const kernels::gemm_s8_args args{p.a,          lda,           p.b, ldb, p.m, p.n, p.k, p.c, ldc, p.row_scales,
+                                   p.col_scales, p.y,           ldy, row_sums.empty() ? nullptr : row_sums.data()};
+  // One wide column range per thread: the SIMD kernels pack all of A once per
+  // call, so narrow chunks would repeat that packing.
+  const size_t per_thread = (p.n + num_threads() - 1) / num_threads();
+  for_each_column_chunk(p.n, kernel->nr, [&](size_t n0, size_t n1) { kernel->fn(args, n0, n1); }, per_thread);
 }
 
 // ---------------------------------------------------------------- attention -

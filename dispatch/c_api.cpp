@@ -89,6 +89,11 @@ lowbit_status lowbit_dequantize_rows(lowbit_format format, const void* src, size
   return guarded([&] { lowbit::dequantize_rows(to_format(format), src, src_bytes, rows, k, y, ldy); });
 }
 
+lowbit_status lowbit_dequantize_rows_to(lowbit_format format, const void* src, size_t src_bytes, size_t rows, size_t k,
+                                        void* y, lowbit_format out, size_t ldy) {
+  return guarded([&] { lowbit::dequantize_rows(to_format(format), src, src_bytes, rows, k, y, to_format(out), ldy); });
+}
+
 lowbit_status lowbit_pack_weights(lowbit_format format, const void* data, size_t data_bytes, size_t n, size_t k,
                                   lowbit_packed_weights** out) {
   if (!out) return null_argument("out");

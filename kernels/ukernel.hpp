@@ -47,6 +47,8 @@ struct linear_args {
 using linear_fn = void (*)(const linear_args& args, size_t n_begin, size_t n_end);
 
 /// Operands of an int8 GEMM kernel (strides in elements; see lowbit::gemm_s8_problem).
+/// `a_row_sums[i]` is the sum of row i of A, computed once per call when A is
+/// s8 (null for u8): kernels that bias B to u8 for vpdpbusd subtract 128 times it.
 struct gemm_s8_args {
   const void* a;
   size_t lda;
@@ -59,6 +61,7 @@ struct gemm_s8_args {
   const float* col_scales;
   float* y;
   size_t ldy;
+  const int32_t* a_row_sums;
 };
 /// Computes columns [n_begin, n_end) for every row.
 using gemm_s8_fn = void (*)(const gemm_s8_args& args, size_t n_begin, size_t n_end);

@@ -288,6 +288,85 @@ TEST(CApi, QuantizeErrorsWriteNothing) {
   EXPECT_EQ(last_error(), "");
 }
 
+TEST(CApi, DequantizeRowsToF16AndBf16) {
+  // Every source format to f32, f16 and bf16 with a strided output: f32 equals
+  // lowbit_dequantize_rows; f16/bf16 equal the oracle's scalar conversion of
+  // those floats, bit for bit (a same-format call copies the rows); the gaps
+  // between rows stay untouched.
+  c_isa_guard isa;
+  constexpr size_t rows = 3, k = 512, ldy = k + 5;
+  const auto x = make_data(rows * k, data_kind::outliers, 13);
+  for (const auto& c : all_formats) {
+    const auto q = lowbit::test::ref_quantize(cpp(c.code), x, rows, k);
+    std::vector<float> f32(rows * k);
+    ASSERT_EQ(lowbit_dequantize_rows(c.code, q.data(), q.size(), rows, k, f32.data(), 0), LOWBIT_OK)
+        << c.name << ": " << last_error();
+    std::vector<float> y32(rows * ldy, sentinel_float());
+    ASSERT_EQ(lowbit_dequantize_rows_to(c.code, q.data(), q.size(), rows, k, y32.data(), LOWBIT_F32, ldy), LOWBIT_OK)
+        << c.name << ": " << last_error();
+    EXPECT_EQ(last_error(), "");
+    for (size_t r = 0; r < rows; ++r) {
+      EXPECT_EQ(0, std::memcmp(y32.data() + r * ldy, f32.data() + r * k, k * sizeof(float))) << c.name << " f32";
+      EXPECT_TRUE(all_sentinel(y32.data() + r * ldy + k, (ldy - k) * sizeof(float))) << c.name << " f32 gap";
+    }
+    for (lowbit_format out : {LOWBIT_F16, LOWBIT_BF16}) {
+      const std::string what = std::string(c.name) + " -> " + format_name(out);
+      std::vector<uint16_t> y(rows * ldy + 4);
+      std::memset(y.data(), 0xAB, y.size() * sizeof(uint16_t));
+      ASSERT_EQ(lowbit_dequantize_rows_to(c.code, q.data(), q.size(), rows, k, y.data(), out, ldy), LOWBIT_OK)
+          << what << ": " << last_error();
+      for (size_t r = 0; r < rows; ++r) {
+        for (size_t i = 0; i < k; ++i) {
+          uint16_t want;
+          if (c.code == out)
+            std::memcpy(&want, q.data() + (r * k + i) * 2, 2);
+          else
+            want = out == LOWBIT_F16 ? lowbit::fp32_to_fp16(f32[r * k + i]) : lowbit::fp32_to_bf16(f32[r * k + i]);
+          ASSERT_EQ(y[r * ldy + i], want) << what << " row " << r << " element " << i;
+        }
+        EXPECT_TRUE(all_sentinel(y.data() + r * ldy + k, (ldy - k) * sizeof(uint16_t))) << what << " gap";
+      }
+      EXPECT_TRUE(all_sentinel(y.data() + rows * ldy, 4 * sizeof(uint16_t))) << what << ": wrote past the end";
+    }
+  }
+}
+
+TEST(CApi, DequantizeRowsToErrorsWriteNothing) {
+  constexpr size_t rows = 2, k = 64;
+  const auto x = make_data(rows * k, data_kind::gaussian, 14);
+  const auto q = lowbit::test::ref_quantize(lowbit::format::q8_0, x, rows, k);
+  auto y = sentinel_bytes(rows * k * sizeof(float));
+  // An output format that is not f32, f16 or bf16: named in the message.
+  EXPECT_EQ(lowbit_dequantize_rows_to(LOWBIT_Q8_0, q.data(), q.size(), rows, k, y.data(), LOWBIT_Q4_0, 0),
+            LOWBIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(contains(last_error(), "q4_0")) << last_error();
+  EXPECT_TRUE(contains(last_error(), "f32, f16 or bf16")) << last_error();
+  EXPECT_EQ(lowbit_dequantize_rows_to(LOWBIT_Q8_0, q.data(), q.size(), rows, k, y.data(),
+                                      static_cast<lowbit_format>(4), 0),
+            LOWBIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(contains(last_error(), "f32, f16 or bf16")) << last_error();
+  // Short source, bad stride, nulls, k off the block, unknown source format.
+  for (lowbit_format out : {LOWBIT_F32, LOWBIT_F16, LOWBIT_BF16}) {
+    EXPECT_EQ(lowbit_dequantize_rows_to(LOWBIT_Q8_0, q.data(), q.size() - 1, rows, k, y.data(), out, 0),
+              LOWBIT_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(last_error(), std::to_string(q.size()) + " are needed")) << last_error();
+    EXPECT_EQ(lowbit_dequantize_rows_to(LOWBIT_Q8_0, q.data(), q.size(), rows, k, y.data(), out, k - 1),
+              LOWBIT_INVALID_ARGUMENT);
+    EXPECT_EQ(lowbit_dequantize_rows_to(LOWBIT_Q8_0, nullptr, q.size(), rows, k, y.data(), out, 0),
+              LOWBIT_INVALID_ARGUMENT);
+    EXPECT_EQ(lowbit_dequantize_rows_to(LOWBIT_Q8_0, q.data(), q.size(), rows, k, nullptr, out, 0),
+              LOWBIT_INVALID_ARGUMENT);
+    EXPECT_EQ(lowbit_dequantize_rows_to(LOWBIT_Q8_0, q.data(), q.size(), rows, 40, y.data(), out, 0),
+              LOWBIT_INVALID_ARGUMENT);
+    EXPECT_EQ(lowbit_dequantize_rows_to(static_cast<lowbit_format>(4), q.data(), q.size(), rows, k, y.data(), out, 0),
+              LOWBIT_UNSUPPORTED);
+  }
+  EXPECT_TRUE(all_sentinel(y.data(), y.size())) << "a failed dequantize wrote its output";
+  // And a success clears the message.
+  ASSERT_EQ(lowbit_dequantize_rows_to(LOWBIT_Q8_0, q.data(), q.size(), rows, k, y.data(), LOWBIT_BF16, 0), LOWBIT_OK);
+  EXPECT_EQ(last_error(), "");
+}
+
 // ------------------------------------------------------------- linear ------
 
 TEST(CApi, PackAndLinearMatchTheOracle) {

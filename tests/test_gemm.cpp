@@ -140,7 +140,9 @@ TEST(Gemm, LinearKernelsMatchOracleOnEveryTier) {
       const size_t block = traits(wf).block_length;
       for (size_t k : {block, 2 * block, 5 * block}) {
         for (size_t n : {1, 15, 16, 17, 33}) {
-          for (size_t m : {1, 2, 3, 4, 5, 31, 32, 33}) {
+          // Both sides of the large-M threshold (32) and around the 4- and
+          // 8-row tiles of the small and large kernels.
+          for (size_t m : {1, 2, 3, 4, 5, 7, 8, 9, 31, 32, 33, 39, 40, 41}) {
             SCOPED_TRACE(std::string(traits(wf).name) + " m=" + std::to_string(m) + " n=" + std::to_string(n) +
                          " k=" + std::to_string(k));
             check_linear(wf, m, n, k, data_kind::gaussian, static_cast<uint32_t>(m * 1000 + n * 10 + k));
@@ -255,9 +257,11 @@ void check_gemm_s8(size_t m, size_t n, size_t k, bool extremes, uint32_t seed) {
 
 TEST(Gemm, Int8KernelsMatchNaiveLoopOnEveryTier) {
   for_each_tier([](isa) {
-    for (size_t k : {1, 4, 63, 64, 65, 300}) {
-      for (size_t n : {1, 15, 16, 17, 40}) {
-        for (size_t m : {1, 3, 4, 5, 31, 33}) {
+    // N around the 16- and 32-column panels, M around the 6- and 8-row tiles,
+    // K around the 2- and 4-byte steps.
+    for (size_t k : {1, 2, 3, 4, 5, 63, 64, 65, 300}) {
+      for (size_t n : {1, 15, 16, 17, 31, 32, 33, 40, 70}) {
+        for (size_t m : {1, 3, 4, 5, 6, 7, 8, 9, 13, 17, 31, 33}) {
           SCOPED_TRACE("m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
           check_gemm_s8<int8_t>(m, n, k, false, static_cast<uint32_t>(m + n + k));
           check_gemm_s8<uint8_t>(m, n, k, false, static_cast<uint32_t>(m * n + k));

@@ -5,6 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
 
 #include "tester/tester.hpp"
 
@@ -191,6 +195,243 @@ TEST(Quant, BadArgumentsAreClearErrorsAndWriteNothing) {
   EXPECT_TRUE(std::all_of(y.begin(), y.end(), is_poison));
   EXPECT_EQ(quantized_size(format::q6_k, 3, 512), 3u * 2u * 210u);
   EXPECT_THROW(quantized_size(format::q6_k, 1, 100), Error);
+}
+
+// ------------------------------------------------ dequantize to f16 / bf16 --
+
+/// The oracle's f32 -> `out` (f16 or bf16) conversion of one value, as bits.
+uint16_t ref_convert(format out, float v) { return out == format::f16 ? fp32_to_fp16(v) : fp32_to_bf16(v); }
+
+float from_bits(uint32_t b) {
+  float f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
+}
+
+constexpr uint16_t half_poison = 0xcdcd;
+constexpr format half_formats[] = {format::f16, format::bf16};
+
+/// What dequantize_rows(fmt, ..., out) must write: the oracle's f32 rows, then
+/// the oracle's scalar conversion; a same-format "conversion" is a copy.
+std::vector<uint16_t> ref_dequantize_to(format fmt, const std::vector<unsigned char>& src, size_t rows, size_t k,
+                                        format out) {
+  std::vector<uint16_t> want(rows * k);
+  if (fmt == out) {
+    std::memcpy(want.data(), src.data(), want.size() * sizeof(uint16_t));
+    return want;
+  }
+  const auto f32 = ref_dequantize(fmt, src.data(), rows, k);
+  for (size_t i = 0; i < f32.size(); ++i) want[i] = ref_convert(out, f32[i]);
+  return want;
+}
+
+TEST(Quant, DequantizeToF16AndBf16MatchesOracleOnEveryTier) {
+  std::vector<format> sources(std::begin(all_formats), std::end(all_formats));
+  sources.push_back(format::f32);
+  for_each_tier([&](isa) {
+    for (format f : sources) {
+      const size_t block = std::max<size_t>(traits(f).block_length, 1);
+      for (size_t k : block == 1 ? std::vector<size_t>{1, 7, 32, 33, 257} : k_sweep(f)) {
+        for (data_kind kind : all_data_kinds) {
+          const size_t rows = 3;
+          const auto x = make_data(rows * k, kind, static_cast<uint32_t>(k) + 7, std::max<size_t>(block, 32));
+          const auto src = ref_quantize(f, x, rows, k);
+          for (format out : half_formats) {
+            const std::string what = std::string(traits(f).name) + " -> " + std::string(traits(out).name) +
+                                     " k=" + std::to_string(k) + " " + data_kind_name(kind) + " (" +
+                                     selected_kernel("quantize." + std::string(traits(out).name)) + ")";
+            const auto want = ref_dequantize_to(f, src, rows, k, out);
+            // Strided rows with poison in the gaps and after the end.
+            const size_t ldy = k + 3;
+            std::vector<uint16_t> y(rows * ldy + 8, half_poison);
+            dequantize_rows(f, src.data(), src.size(), rows, k, y.data(), out, ldy);
+            for (size_t r = 0; r < rows; ++r) {
+              ASSERT_EQ(std::memcmp(y.data() + r * ldy, want.data() + r * k, k * sizeof(uint16_t)), 0)
+                  << what << " row " << r;
+              for (size_t i = r * ldy + k; i < (r + 1) * ldy; ++i) ASSERT_EQ(y[i], half_poison) << what << ": gap written";
+            }
+            for (size_t i = rows * ldy; i < y.size(); ++i) ASSERT_EQ(y[i], half_poison) << what << ": wrote past the end";
+            // Dense rows (ldy = 0) give the same values.
+            std::vector<uint16_t> dense(rows * k + 4, half_poison);
+            dequantize_rows(f, src.data(), src.size(), rows, k, dense.data(), out);
+            ASSERT_EQ(std::memcmp(dense.data(), want.data(), want.size() * sizeof(uint16_t)), 0) << what << " dense";
+            for (size_t i = rows * k; i < dense.size(); ++i) ASSERT_EQ(dense[i], half_poison) << what << ": past the end";
+          }
+        }
+      }
+    }
+  });
+}
+
+TEST(Quant, DequantizeToF32OverloadEqualsTheFloatOne) {
+  const size_t rows = 2, k = 512;
+  const auto x = make_data(rows * k, data_kind::outliers, 9);
+  for (format f : all_formats) {
+    const auto src = ref_quantize(f, x, rows, k);
+    std::vector<float> a(rows * (k + 1), poison_value()), b(rows * (k + 1), poison_value());
+    dequantize_rows(f, src.data(), src.size(), rows, k, a.data(), k + 1);
+    dequantize_rows(f, src.data(), src.size(), rows, k, static_cast<void*>(b.data()), format::f32, k + 1);
+    ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << traits(f).name;
+  }
+}
+
+TEST(Quant, DequantizeToF16AndBf16AcrossManyTasks) {
+  // Enough rows for several pool tasks, each with its own f32 scratch row.
+  thread_guard threads;
+  set_num_threads(4);
+  const size_t rows = 301, k = 512;
+  const auto x = make_data(rows * k, data_kind::gaussian, 77);
+  for (format f : {format::q4_k, format::q8_0, format::bf16}) {
+    const auto src = ref_quantize(f, x, rows, k);
+    for (format out : half_formats) {
+      const auto want = ref_dequantize_to(f, src, rows, k, out);
+      std::vector<uint16_t> y(rows * k, half_poison);
+      dequantize_rows(f, src.data(), src.size(), rows, k, y.data(), out);
+      ASSERT_EQ(y, want) << traits(f).name << " -> " << traits(out).name;
+    }
+  }
+}
+
+/// f32 bit patterns on every edge of the two conversions.
+const std::vector<uint32_t> conversion_edges = {
+    0x00000000, 0x80000000,                          // signed zeros
+    0x7f800000, 0xff800000,                          // infinities
+    0x7fc00000, 0xffc00000, 0x7fc00001, 0x7fffffff,  // quiet NaNs, with payloads
+    0xffffffff, 0x7fe02000, 0xffd55555,
+    0x7f800001, 0xff800001, 0x7fa00000, 0x7f802000,  // signalling NaNs (f16 keeps the top payload bits)
+    0x7f801fff, 0x7fbfffff,
+    0x00000001, 0x80000001, 0x007fffff, 0x807fffff,  // f32 subnormals
+    0x00400000, 0x00800000, 0x80800000,              // ... and the smallest normals
+    0x3f800000, 0xbf800000, 0x3f801000, 0x3f803000,  // f16 ties: 1 + 2^-11 -> 1, 1 + 3*2^-11 -> up
+    0x3f801001, 0x3f800fff, 0xbf803000,
+    0x3f808000, 0x3f818000, 0x3f808001, 0x3f807fff,  // bf16 ties and their neighbours
+    0xbf818000, 0x7f7f8000, 0x7f7f7fff, 0xff7f8000,  // bf16 ties at the top (-> Inf and below)
+    0x477fe000, 0x477fefff, 0x477ff000, 0x477ff001,  // f16 65504, just below/at/above the overflow tie
+    0xc77ff000, 0x47800000, 0x7f7fffff, 0xff7fffff,  // f16 overflow to Inf
+    0x38800000, 0x387fffff, 0x387fe000, 0x387ff000,  // f16 smallest normal and the subnormal boundary
+    0x33800000, 0x33000000, 0x33000001, 0x32ffffff,  // f16 smallest subnormal, half of it (tie -> 0), around
+    0x33c00000, 0x34200000, 0xb3c00000, 0x34a00000,  // f16 subnormal ties (1.5, 2.5 ulps...)
+    0x35000000, 0x35100000, 0x37ffe000, 0x387fc000,
+};
+
+/// The edges, then random patterns over the whole range and random mantissas
+/// in the f16 subnormal and near-overflow binades.
+std::vector<uint32_t> conversion_inputs() {
+  std::vector<uint32_t> v = conversion_edges;
+  std::mt19937 rng(1234);
+  for (int i = 0; i < 4096; ++i) v.push_back(static_cast<uint32_t>(rng()));
+  for (int i = 0; i < 512; ++i) {
+    const uint32_t m = static_cast<uint32_t>(rng()) & 0x807fffffu;
+    v.push_back(m | (static_cast<uint32_t>(102 + i % 12) << 23));
+    v.push_back(m | (142u << 23));
+  }
+  return v;
+}
+
+TEST(Quant, F16AndBf16ConvertersMatchOracleOnSpecialValuesOnEveryTier) {
+  const auto bits = conversion_inputs();
+  std::vector<float> x(bits.size());
+  for (size_t i = 0; i < bits.size(); ++i) x[i] = from_bits(bits[i]);
+  for_each_tier([&](isa tier) {
+    for (format out : half_formats) {
+      const std::string op = "quantize." + std::string(traits(out).name);
+      const std::string kernel = selected_kernel(op);
+      // The tier's own converter is the one under test (where it has one).
+      for (isa t : {isa::scalar, isa::avx2, isa::avx2_vnni, isa::avx512, isa::avx512_vnni}) {
+        if (t == tier) {
+          EXPECT_EQ(kernel, "quant_" + std::string(traits(out).name) + "__" + std::string(isa_name(t)));
+        }
+      }
+      // Every length up to two AVX-512 vectors and every start among the edges,
+      // so the edge values land in many lanes of full vectors and of tails;
+      // then the whole set at once. Through quantize_rows and dequantize_rows from f32.
+      // Each check reports its first difference only and says whether it passed.
+      auto check = [&](size_t start, size_t n) {
+        std::vector<uint16_t> q(n + 8, half_poison), d(n + 8, half_poison);
+        quantize_rows(out, x.data() + start, 1, n, q.data(), n * sizeof(uint16_t));
+        dequantize_rows(format::f32, x.data() + start, n * sizeof(float), 1, n, d.data(), out);
+        for (size_t i = 0; i < n; ++i) {
+          const uint16_t want = ref_convert(out, x[start + i]);
+          if (q[i] != want || d[i] != want) {
+            ADD_FAILURE() << kernel << ": f32 bits 0x" << std::hex << bits[start + i] << " -> quantize_rows 0x" << q[i]
+                          << ", dequantize_rows from f32 0x" << d[i] << ", oracle 0x" << want << std::dec << " (at "
+                          << i << " of k=" << n << ")";
+            return false;
+          }
+        }
+        for (size_t i = n; i < q.size(); ++i) {
+          if (q[i] != half_poison || d[i] != half_poison) {
+            ADD_FAILURE() << kernel << ": wrote past k=" << n;
+            return false;
+          }
+        }
+        return true;
+      };
+      bool ok = true;
+      for (size_t n = 1; ok && n <= 32; ++n)
+        for (size_t start = 0; ok && start < conversion_edges.size(); ++start) ok = check(start, n);
+      if (ok) check(0, x.size());
+    }
+  });
+  // The oracle's own edges, spelled out.
+  EXPECT_EQ(fp32_to_fp16(from_bits(0x477ff000)), 0x7c00);  // 65520 rounds to Inf
+  EXPECT_EQ(fp32_to_fp16(from_bits(0x477fefff)), 0x7bff);  // just below stays 65504
+  EXPECT_EQ(fp32_to_fp16(from_bits(0x33000000)), 0x0000);  // half the smallest subnormal: tie to even 0
+  EXPECT_EQ(fp32_to_fp16(from_bits(0x33000001)), 0x0001);
+  EXPECT_EQ(fp32_to_fp16(from_bits(0x3f801000)), 0x3c00);  // tie to even
+  EXPECT_EQ(fp32_to_fp16(from_bits(0x3f803000)), 0x3c02);
+  EXPECT_EQ(fp32_to_fp16(from_bits(0x7f800001)), 0x7e00);  // signalling NaN -> quiet NaN
+  EXPECT_EQ(fp32_to_bf16(from_bits(0x3f808000)), 0x3f80);  // tie to even
+  EXPECT_EQ(fp32_to_bf16(from_bits(0x3f818000)), 0x3f82);
+  EXPECT_EQ(fp32_to_bf16(from_bits(0x7f7f8000)), 0x7f80);  // rounds up to Inf
+  EXPECT_EQ(fp32_to_bf16(from_bits(0x7f800001)), 0x7fc0);  // signalling NaN -> quiet NaN
+}
+
+TEST(Quant, DequantizeToHalfBadArgumentsAreClearErrorsAndWriteNothing) {
+  const size_t rows = 2, k = 64;
+  const auto x = make_data(rows * k, data_kind::gaussian, 5);
+  const auto src = ref_quantize(format::q8_0, x, rows, k);  // 2 * 68 bytes
+  std::vector<uint16_t> y(rows * k + 16, half_poison);
+  auto untouched = [&] { return std::all_of(y.begin(), y.end(), [](uint16_t v) { return v == half_poison; }); };
+  auto expect_error = [&](auto call, status code, std::initializer_list<const char*> needles, const char* what) {
+    try {
+      call();
+      ADD_FAILURE() << what << ": no error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), code) << what << ": " << e.what();
+      for (const char* n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << what << ": " << e.what();
+    }
+    EXPECT_TRUE(untouched()) << what << ": the output was written";
+  };
+  // Output formats other than f32/f16/bf16, known and unknown.
+  for (format bad : {format::q8_0, format::q4_k, format::q8_k}) {
+    const std::string name(traits(bad).name);
+    expect_error([&] { dequantize_rows(format::q8_0, src.data(), src.size(), rows, k, y.data(), bad); },
+                 status::invalid_argument, {"dequantize_rows", name.c_str(), "expected f32, f16 or bf16"},
+                 "out format");
+  }
+  expect_error([&] { dequantize_rows(format::q8_0, src.data(), src.size(), rows, k, y.data(), static_cast<format>(4)); },
+               status::invalid_argument, {"code 4", "expected f32, f16 or bf16"}, "unknown out format");
+  // Short source buffers.
+  for (format out : {format::f16, format::bf16, format::f32}) {
+    expect_error([&] { dequantize_rows(format::q8_0, src.data(), src.size() - 1, rows, k, y.data(), out); },
+                 status::invalid_argument, {"source holds 135 bytes, 136 are needed"}, "short q8_0 source");
+    expect_error([&] { dequantize_rows(format::f16, src.data(), 2 * rows * k - 1, rows, k, y.data(), out); },
+                 status::invalid_argument, {"are needed"}, "short f16 source");
+  }
+  // k off the block, ldy below k, nulls, an unknown source format.
+  expect_error([&] { dequantize_rows(format::q8_0, src.data(), src.size(), 1, 48, y.data(), format::f16); },
+               status::invalid_argument, {"block length 32"}, "k=48");
+  expect_error([&] { dequantize_rows(format::q8_0, src.data(), src.size(), rows, k, y.data(), format::bf16, k - 1); },
+               status::invalid_argument, {"ldy=63 is smaller than k=64"}, "ldy < k");
+  expect_error([&] { dequantize_rows(format::q8_0, src.data(), src.size(), rows, k, nullptr, format::f16); },
+               status::invalid_argument, {"must not be null"}, "null y");
+  expect_error([&] { dequantize_rows(format::q8_0, nullptr, src.size(), rows, k, y.data(), format::f16); },
+               status::invalid_argument, {"must not be null"}, "null src");
+  expect_error([&] { dequantize_rows(static_cast<format>(4), src.data(), src.size(), rows, 32, y.data(), format::f16); },
+               status::unsupported, {"unknown format code 4"}, "unknown source format");
+  // Nothing to do is not an error.
+  EXPECT_NO_THROW(dequantize_rows(format::q8_0, nullptr, 0, 0, k, nullptr, format::f16));
 }
 
 }  // namespace

@@ -60,6 +60,12 @@ lowbit_status lowbit_quantize_rows(lowbit_format format, const float* x, size_t 
 /** rows GGUF rows of k elements (src_bytes long) into floats (row stride ldy, 0 = k). */
 lowbit_status lowbit_dequantize_rows(lowbit_format format, const void* src, size_t src_bytes, size_t rows,
                                      size_t k, float* y, size_t ldy);
+/** rows GGUF rows of k elements (src_bytes long) into values of format out
+ *  (LOWBIT_F32, LOWBIT_F16 or LOWBIT_BF16; others are LOWBIT_INVALID_ARGUMENT)
+ *  with row stride ldy elements of out (0 = k). Rounds to nearest even from
+ *  the exact f32 values; out equal to format copies the rows unchanged. */
+lowbit_status lowbit_dequantize_rows_to(lowbit_format format, const void* src, size_t src_bytes, size_t rows,
+                                        size_t k, void* y, lowbit_format out, size_t ldy);
 
 /* ---- linear layers ---- */
 typedef struct lowbit_packed_weights lowbit_packed_weights;

@@ -4,6 +4,7 @@
 // Packers: pack_interleaved8, pack_interleaved_q4_k8, pack_interleaved_q6_k8. Reads no further than the packed groups.
 #pragma once
 
+#include "../common/gemm_s8.hpp"
 #include "../common/linear_interleaved.hpp"
 #include "../common/linear_q4_k.hpp"
 #include "../common/linear_q6_k.hpp"
@@ -21,6 +22,9 @@ inline constexpr linear_fn gemm_q4_1_q8_1_4x8__avx2 = x86::linear_interleaved<x8
 inline constexpr linear_fn gemm_q8_0_q8_0_4x8__avx2 = x86::linear_interleaved<x86::vec256<false>, format::q8_0, 4>;
 inline constexpr linear_fn gemm_q4_k_q8_k_4x8__avx2 = x86::linear_q4_k_interleaved<x86::vec256<false>, 4>;
 inline constexpr linear_fn gemm_q6_k_q8_k_4x8__avx2 = x86::linear_q6_k_interleaved<x86::vec256<false>, 4>;
+
+inline constexpr gemm_s8_fn gemm_s8_s8_s32_6x16__avx2 = x86::gemm_s8_blocked<x86::vec256<false>, false>;
+inline constexpr gemm_s8_fn gemm_u8_s8_s32_6x16__avx2 = x86::gemm_s8_blocked<x86::vec256<false>, true>;
 
 LOWBIT_CODEGEN_END
 }  // namespace lowbit::kernels

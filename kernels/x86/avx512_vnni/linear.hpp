@@ -4,6 +4,7 @@
 // Packers: pack_interleaved16, pack_interleaved_q4_k16, pack_interleaved_q6_k16. Reads no further than the packed groups.
 #pragma once
 
+#include "../common/gemm_s8.hpp"
 #include "../common/linear_interleaved.hpp"
 #include "../common/linear_q4_k.hpp"
 #include "../common/linear_q6_k.hpp"
@@ -19,8 +20,14 @@ using pack_interleaved_q6_k16 = x86::pack_interleaved_q6_k<16>;
 inline constexpr linear_fn gemm_q4_0_q8_0_4x16__avx512_vnni = x86::linear_interleaved<x86::vec512<true>, format::q4_0, 4>;
 inline constexpr linear_fn gemm_q4_1_q8_1_4x16__avx512_vnni = x86::linear_interleaved<x86::vec512<true>, format::q4_1, 4>;
 inline constexpr linear_fn gemm_q8_0_q8_0_4x16__avx512_vnni = x86::linear_interleaved<x86::vec512<true>, format::q8_0, 4>;
+inline constexpr linear_fn gemm_q4_0_q8_0_8x16__avx512_vnni = x86::linear_interleaved<x86::vec512<true>, format::q4_0, 8>;
+inline constexpr linear_fn gemm_q4_1_q8_1_8x16__avx512_vnni = x86::linear_interleaved<x86::vec512<true>, format::q4_1, 8>;
+inline constexpr linear_fn gemm_q8_0_q8_0_8x16__avx512_vnni = x86::linear_interleaved<x86::vec512<true>, format::q8_0, 8>;
 inline constexpr linear_fn gemm_q4_k_q8_k_4x16__avx512_vnni = x86::linear_q4_k_interleaved<x86::vec512<true>, 4>;
 inline constexpr linear_fn gemm_q6_k_q8_k_4x16__avx512_vnni = x86::linear_q6_k_interleaved<x86::vec512<true>, 4>;
+
+inline constexpr gemm_s8_fn gemm_s8_s8_s32_8x32__avx512_vnni = x86::gemm_s8_blocked<x86::vec512<true>, false>;
+inline constexpr gemm_s8_fn gemm_u8_s8_s32_8x32__avx512_vnni = x86::gemm_s8_blocked<x86::vec512<true>, true>;
 
 LOWBIT_CODEGEN_END
 }  // namespace lowbit::kernels

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include <immintrin.h>
 
@@ -85,8 +86,17 @@ struct pack_interleaved {
   }
 };
 
-/// Bytes ahead of the current block that the weight stream is prefetched.
-inline constexpr size_t prefetch_distance = 1536;
+/// Asks for the weight bytes [p + distance, p + distance + bytes) ahead of use.
+/// Weights stream once from DRAM: one core's demand misses alone keep too few
+/// lines in flight (the L1 fill buffers), so the stream is prefetched into L2
+/// (more outstanding misses) far enough ahead to cover DRAM latency. Measured
+/// on a 2-core AVX-512 Xeon: the Q4_0 GEMV went from 0.68 to ~0.9 of the read
+/// probe when the hint went from L1 at 1.5 KiB to L2 at 4 KiB.
+inline constexpr size_t prefetch_distance = 4096;
+inline void prefetch_stream(const unsigned char* p, size_t bytes) {
+  for (size_t line = 0; line < bytes; line += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(p + prefetch_distance + line), _MM_HINT_T1);
+}
 
 /// MR activation rows x one NR-row group over all of K.
 template <class V, format Weights, int MR>
@@ -108,7 +118,7 @@ inline void interleaved_rows(const linear_args& a, const unsigned char* group, s
     const unsigned char* gb = group + b * NR * block_bytes;
     const unsigned char* q = gb + f.halves * 2 * NR;
     // Weights stream once: ask for them well ahead of use.
-    for (size_t line = 0; line < NR * block_bytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(gb + prefetch_distance + line), _MM_HINT_T0);
+    prefetch_stream(gb, NR * block_bytes);
     // Two accumulators per row keep the dependent dot-product chain short.
     typename V::ivec isum[MR], isum2[MR];
     for (int i = 0; i < MR; ++i) {
@@ -156,31 +166,28 @@ inline void interleaved_rows(const linear_args& a, const unsigned char* group, s
   for (int i = 0; i < MR; ++i) V::store(out[i], acc[i]);
 }
 
+/// Calls fn(std::integral_constant<int, R>{}) for the R = rows in [1, MR].
+template <int MR, class Fn>
+inline void with_row_count(int rows, Fn fn) {
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    ((rows == I + 1 ? (fn(std::integral_constant<int, I + 1>{}), 0) : 0), ...);
+  }(std::make_integer_sequence<int, MR>{});
+}
+
 /// Runs `rows` over the NR-row groups of columns [n_begin, n_end) (n_begin a
-/// multiple of NR): MR activation rows at a time, then the 1-3 left over, and
-/// copies each group's valid columns to y. `rows(std::integral_constant<int,
+/// multiple of NR): MR activation rows at a time, then the 1..MR-1 left over,
+/// and copies each group's valid columns to y. `rows(std::integral_constant<int,
 /// R>, group, m0, out)` computes R rows of one group into out[0..R).
 template <size_t NR, int MR, class Rows>
 void for_each_group(const linear_args& a, size_t n_begin, size_t n_end, size_t group_bytes, Rows rows) {
-  static_assert(MR == 4, "the remainder switch below handles up to 3 rows");
   alignas(64) float out[MR][NR];
   for (size_t g0 = n_begin; g0 < n_end; g0 += NR) {
     const unsigned char* group = static_cast<const unsigned char*>(a.w) + g0 / NR * group_bytes;
     const size_t valid = std::min(NR, n_end - g0);
-    size_t m0 = 0;
-    auto emit = [&](size_t count) {
-      for (size_t i = 0; i < count; ++i) std::memcpy(a.y + (m0 + i) * a.ldy + g0, out[i], valid * sizeof(float));
-      m0 += count;
-    };
-    for (; m0 + MR <= a.m;) {
-      rows(std::integral_constant<int, MR>{}, group, m0, out);
-      emit(MR);
-    }
-    switch (a.m - m0) {
-      case 3: rows(std::integral_constant<int, 3>{}, group, m0, out); emit(3); break;
-      case 2: rows(std::integral_constant<int, 2>{}, group, m0, out); emit(2); break;
-      case 1: rows(std::integral_constant<int, 1>{}, group, m0, out); emit(1); break;
-      default: break;
+    for (size_t m0 = 0; m0 < a.m; m0 += MR) {
+      const int count = static_cast<int>(std::min<size_t>(MR, a.m - m0));
+      with_row_count<MR>(count, [&](auto r) { rows(r, group, m0, out); });
+      for (int i = 0; i < count; ++i) std::memcpy(a.y + (m0 + i) * a.ldy + g0, out[i], valid * sizeof(float));
     }
   }
 }

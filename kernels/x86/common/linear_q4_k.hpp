@@ -71,12 +71,13 @@ inline void q4_k_rows(const linear_args& a, const unsigned char* group, size_t m
   for (int i = 0; i < MR; ++i) acc[i] = V::zero();
   for (size_t b = 0; b < blocks; ++b) {
     const unsigned char* gb = group + b * NR * q4_k_interleaved_row_bytes;
-    for (size_t line = 0; line < NR * q4_k_interleaved_row_bytes; line += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(gb + 2048 + line), _MM_HINT_T0);
     const unsigned char* q = gb + 20 * NR;
     typename V::ivec scaled[MR], mins[MR];
     for (int i = 0; i < MR; ++i) scaled[i] = mins[i] = V::set1(0);
     for (size_t g = 0; g < 4; ++g) {
+      // A quarter of the block's prefetches per step: a burst of 36 lines would overflow the miss queue.
+      constexpr size_t quarter = NR * q4_k_interleaved_row_bytes / 4;
+      prefetch_stream(gb + g * quarter, quarter);
       typename V::ivec lo_sum[MR], hi_sum[MR];
       for (int i = 0; i < MR; ++i) lo_sum[i] = hi_sum[i] = V::set1(0);
       for (size_t j = 0; j < 8; ++j) {

@@ -68,8 +68,6 @@ inline void q6_k_rows(const linear_args& a, const unsigned char* group, size_t m
   for (int i = 0; i < MR; ++i) acc[i] = V::zero();
   for (size_t b = 0; b < blocks; ++b) {
     const unsigned char* gb = group + b * NR * sizeof(block_q6_k);
-    for (size_t line = 0; line < NR * sizeof(block_q6_k); line += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(gb + 2048 + line), _MM_HINT_T0);
     const unsigned char* q = gb + 18 * NR;
     typename V::ivec scaled[MR];
     for (int i = 0; i < MR; ++i) scaled[i] = V::set1(0);
@@ -82,6 +80,9 @@ inline void q6_k_rows(const linear_args& a, const unsigned char* group, size_t m
           for (size_t p = 0; p < 4; ++p) isum[i][p] = V::set1(-32 * xb->bsums[8 * h + 2 * p + half_sub]);
         }
         for (size_t c = 4 * half_sub; c < 4 * half_sub + 4; ++c) {
+          // A 16th of the block's prefetches per step: one burst of 53 lines would overflow the miss queue.
+          constexpr size_t step = NR * sizeof(block_q6_k) / 16;
+          prefetch_stream(gb + (h * 8 + c) * step, step);
           const unsigned char* t = q + ((h * 8 + c) * 3) * NR * 4;
           const auto A = V::load(t), B = V::load(t + NR * 4), H = V::load(t + 2 * NR * 4);
           const typename V::ivec code[4] = {

@@ -44,6 +44,12 @@ struct vec512 {
   static ivec shr2(ivec a) { return _mm512_srli_epi16(a, 2); }
   static ivec shr4(ivec a) { return _mm512_srli_epi16(a, 4); }
   static ivec shr6(ivec a) { return _mm512_srli_epi16(a, 6); }
+  static constexpr bool vnni = Vnni;
+  /// acc + pairwise s16 x s16 products summed to s32 (vpmaddwd: exact for any s16).
+  static ivec dot_s16(ivec acc, ivec a, ivec b) { return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b)); }
+  static ivec sub(ivec a, ivec b) { return _mm512_sub_epi32(a, b); }
+  static void storei(int32_t* p, ivec v) { _mm512_storeu_si512(p, v); }
+  static fvec loadf(const float* p) { return _mm512_loadu_ps(p); }
   static ivec add(ivec a, ivec b) { return _mm512_add_epi32(a, b); }
   static ivec mullo(ivec a, ivec b) { return _mm512_mullo_epi32(a, b); }
 

@@ -1,0 +1,38 @@
+// Compute-peak probes, measured in the same process as the kernels so GEMM
+// figures can be given as a ratio to what this machine's vector units do now.
+#pragma once
+
+#include <cstddef>
+
+#include "lowbit/isa.hpp"
+
+namespace lowbit::bench {
+
+/// One instruction sequence whose throughput bounds a family of kernels.
+enum class peak_kind {
+  int8_vnni512,  ///< vpdpbusd on 512-bit vectors (avx512_vnni)
+  int8_vnni256,  ///< VEX vpdpbusd on 256-bit vectors (AVX-VNNI)
+  int8_madd512,  ///< vpmaddubsw + vpmaddwd + vpaddd, 512-bit (avx512 without VNNI)
+  int8_madd256,  ///< the same on 256-bit vectors (avx2)
+  f32_fma512,    ///< vfmadd231ps, 512-bit
+  f32_fma256,    ///< vfmadd231ps, 256-bit
+  portable,      ///< int8 multiply-adds in plain C++ (scalar tier, non-x86)
+};
+
+/// What the probe runs, in words ("int8 vpdpbusd zmm").
+const char* peak_name(peak_kind kind);
+/// Short identifier for benchmark names ("int8_vnni512").
+const char* peak_id(peak_kind kind);
+
+/// Whether this CPU can run probe `kind`.
+bool peak_available(peak_kind kind);
+
+/// The int8 multiply-add sequence a tier's kernels are built on: the ceiling
+/// their `ratio_to_peak` is measured against.
+peak_kind int8_peak_for(isa tier);
+
+/// Median GOPS (multiply and add each counted) of probe `kind` on all lowbit
+/// pool threads at once; 0 when this CPU cannot run it. Cached per thread count.
+double peak_gops(peak_kind kind);
+
+}  // namespace lowbit::bench
