@@ -46,6 +46,25 @@ struct gemm_s8_shape {
   static constexpr size_t elem = V::vnni ? 1 : 2;      ///< bytes per packed B element
 };
 
+/// `live` 32-bit words, one from each of `live` rows `stride` bytes apart
+/// starting at p, into the low lanes of a vector (the rest zero).
+template <class V>
+inline typename V::ivec gather_words(const int8_t* p, size_t stride, size_t live) {
+  if (live == 0) return V::set1(0);
+  if constexpr (V::lanes == 16) {
+    const __m512i index = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                             _mm512_set1_epi32(static_cast<int>(stride)));
+    const __mmask16 mask = static_cast<__mmask16>((1u << live) - 1);
+    return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, index, p, 1);
+  } else {
+    const __m256i index = _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0),
+                                             _mm256_set1_epi32(static_cast<int>(stride)));
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(live)),
+                                            _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0));
+    return _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), reinterpret_cast<const int*>(p), index, mask, 1);
+  }
+}
+
 /// Packs B rows [n0, n0 + nr) (rows past n are zero) into the panel layout:
 /// for each k step s and vector v, `lanes` 32-bit lanes, lane r holding the
 /// step's k values of B row n0 + v * lanes + r (biased to u8 when Biased, or
@@ -70,12 +89,43 @@ inline void pack_b_panel(const gemm_s8_args& a, size_t n0, unsigned char* dst) {
     }
     return w;
   };
-  // Step by step, so the panel is written contiguously (nr words a step).
+  // Step by step, so the panel is written contiguously (nr words a step);
+  // whole steps of real rows take the straight path.
+  const size_t real = std::min(S::nr, a.n - n0);
   auto* out = reinterpret_cast<uint32_t*>(dst);
-  for (size_t s = 0; s < steps; ++s, out += S::nr) {
-    const size_t count = s < full ? S::step : a.k - full * S::step;
-    for (size_t col = 0; col < S::nr; ++col) out[col] = word(rows[col] ? rows[col] + s * S::step : nullptr, count);
+  size_t s = 0;
+  if constexpr (V::vnni) {
+    // One gather per step and vector: lane r loads the step's 4 bytes of row
+    // n0 + v * lanes + r (rows past n masked off to zero).
+    if (a.ldb * S::lanes < (size_t{1} << 31)) {
+      for (; s < full; ++s, out += S::nr) {
+        for (size_t v = 0; v < S::nv; ++v) {
+          const size_t first = v * S::lanes;
+          const size_t live = real > first ? std::min(S::lanes, real - first) : 0;
+          auto w = gather_words<V>(live ? rows[first] + s * S::step : nullptr, a.ldb, live);
+          if constexpr (Biased) w = V::xor_(w, V::splat8(0x80));
+          V::storei(reinterpret_cast<int32_t*>(out + first), w);
+        }
+      }
+    }
   }
+  for (; s < full; ++s, out += S::nr) {
+    for (size_t col = 0; col < real; ++col) {
+      const int8_t* p = rows[col] + s * S::step;
+      if constexpr (V::vnni) {
+        uint32_t w;
+        std::memcpy(&w, p, 4);
+        out[col] = Biased ? w ^ 0x80808080u : w;  // b + 128 in every byte
+      } else {
+        out[col] = static_cast<uint16_t>(static_cast<int16_t>(p[0])) |
+                   static_cast<uint32_t>(static_cast<uint16_t>(static_cast<int16_t>(p[1]))) << 16;
+      }
+    }
+    for (size_t col = real; col < S::nr; ++col) out[col] = word(nullptr, 0);
+  }
+  if (full < steps)
+    for (size_t col = 0; col < S::nr; ++col)
+      out[col] = word(rows[col] ? rows[col] + full * S::step : nullptr, a.k - full * S::step);
 }
 
 /// One 32-bit lane's worth of A (step bytes from p), broadcast, ready for the
@@ -123,8 +173,8 @@ inline typename V::ivec dot_step(typename V::ivec acc, typename V::ivec a, typen
 }
 
 /// R rows of A from row m0 against one packed panel; writes the valid columns.
-/// Steps [s_begin, s_end) of the K loop for the R rows packed at `ap` (see
-/// pack_a_tile): starts from the partial sums in `partial` (R x nr int32)
+/// Steps [s_begin, s_end) of the K loop for the R rows whose block is packed
+/// at `ap` (see pack_a): starts from the partial sums in `partial` (R x nr int32)
 /// unless `first`, and either stores the new partial sums there or, when
 /// `last`, runs the epilogue into c / y.
 template <class V, bool AUnsigned, int R>
@@ -137,7 +187,6 @@ inline void gemm_s8_tile(const gemm_s8_args& a, const unsigned char* ap, const u
   for (int i = 0; i < R; ++i)
     for (size_t v = 0; v < S::nv; ++v) acc[i][v] = first ? V::set1(0) : V::load(partial + i * S::nr + v * S::lanes);
   const unsigned char* bp = panel + s_begin * S::nv * S::lanes * 4;
-  ap += s_begin * S::mr * S::step;
   for (size_t s = s_begin; s < s_end; ++s, bp += S::nv * S::lanes * 4, ap += S::mr * S::step) {
     ivec b[S::nv];
 #pragma GCC unroll 2
@@ -154,39 +203,51 @@ inline void gemm_s8_tile(const gemm_s8_args& a, const unsigned char* ap, const u
       for (size_t v = 0; v < S::nv; ++v) V::storei(partial + i * S::nr + v * S::lanes, acc[i][v]);
     return;
   }
+  // A whole panel is stored straight from the registers; a partial one
+  // through a buffer, so nothing past column n is written.
+  const bool whole = cols == S::nr;
   alignas(64) int32_t ci[S::nr];
   alignas(64) float yf[S::nr];
   for (int i = 0; i < R; ++i) {
     const size_t m = m0 + i;
+    int32_t* c_out = whole && a.c ? a.c + m * a.ldc + n0 : ci;
+    float* y_out = whole && a.y ? a.y + m * a.ldy + n0 : yf;
     for (size_t v = 0; v < S::nv; ++v) {
       ivec c = acc[i][v];
       if constexpr (V::vnni && !AUnsigned) c = V::sub(c, V::set1(128 * a.a_row_sums[m]));
-      V::storei(ci + v * S::lanes, c);
+      if (a.c) V::storei(c_out + v * S::lanes, c);
       if (a.y) {
         auto f = V::to_float(c);
         if (a.row_scales) f = V::mul(f, V::set1f(a.row_scales[m]));
         if (a.col_scales) f = V::mul(f, V::loadf(col_scales + v * S::lanes));
-        V::store(yf + v * S::lanes, f);
+        V::store(y_out + v * S::lanes, f);
       }
     }
-    if (a.c) std::memcpy(a.c + m * a.ldc + n0, ci, cols * sizeof(int32_t));
-    if (a.y) std::memcpy(a.y + m * a.ldy + n0, yf, cols * sizeof(float));
+    if (!whole) {
+      if (a.c) std::memcpy(a.c + m * a.ldc + n0, ci, cols * sizeof(int32_t));
+      if (a.y) std::memcpy(a.y + m * a.ldy + n0, yf, cols * sizeof(float));
+    }
   }
 }
 
-/// Packs rows [m0, m0 + mr) of A (rows past m and k past K zero) for the
-/// tile loop: for each step s, the mr rows' step bytes side by side, so a
-/// tile reads A as one contiguous stream instead of mr rows lda apart.
+/// Packs A for the tile loop: for K block kb and row tile t (rows t * mr ..,
+/// rows past m and k past K zero), the block's steps one after another, each
+/// the mr rows' step bytes side by side. Blocks are outermost, so one K block
+/// of every tile is a single contiguous stream, in the order the tiles run.
 template <class V>
-inline void pack_a_tile(const gemm_s8_args& a, size_t m0, unsigned char* dst) {
+inline void pack_a(const gemm_s8_args& a, size_t block_steps, unsigned char* dst) {
   using S = gemm_s8_shape<V>;
   const size_t steps = (a.k + S::step - 1) / S::step, full = a.k / S::step;
-  std::memset(dst, 0, steps * S::mr * S::step);
-  for (size_t i = 0; i < S::mr && m0 + i < a.m; ++i) {
-    const unsigned char* row = static_cast<const unsigned char*>(a.a) + (m0 + i) * a.lda;
-    unsigned char* out = dst + i * S::step;
-    for (size_t s = 0; s < full; ++s) std::memcpy(out + s * S::mr * S::step, row + s * S::step, S::step);
-    if (full < steps) std::memcpy(out + full * S::mr * S::step, row + full * S::step, a.k - full * S::step);
+  const size_t tiles = (a.m + S::mr - 1) / S::mr, blocks = (steps + block_steps - 1) / block_steps;
+  const size_t chunk = block_steps * S::mr * S::step;  // one tile's share of one block
+  std::memset(dst, 0, blocks * tiles * chunk);
+  for (size_t m = 0; m < a.m; ++m) {
+    const unsigned char* row = static_cast<const unsigned char*>(a.a) + m * a.lda;
+    const size_t t = m / S::mr, i = m % S::mr;
+    for (size_t s = 0; s < steps; ++s) {
+      unsigned char* out = dst + ((s / block_steps) * tiles + t) * chunk + (s % block_steps) * S::mr * S::step + i * S::step;
+      std::memcpy(out, row + s * S::step, s < full ? S::step : a.k - full * S::step);
+    }
   }
 }
 
@@ -205,16 +266,17 @@ void gemm_s8_blocked(const gemm_s8_args& a, size_t n_begin, size_t n_end) {
   using S = gemm_s8_shape<V>;
   const size_t steps = (a.k + S::step - 1) / S::step;
   const size_t block_steps = gemm_s8_block_bytes / (S::step * S::elem) * S::elem;  // 64 (VNNI) or 128 k-steps
-  const size_t tiles = (a.m + S::mr - 1) / S::mr, tile_bytes = steps * S::mr * S::step;
+  const size_t tiles = (a.m + S::mr - 1) / S::mr, blocks = std::max<size_t>((steps + block_steps - 1) / block_steps, 1);
+  const size_t chunk = block_steps * S::mr * S::step;
   thread_local std::vector<unsigned char> panel_buffer, a_buffer;
   thread_local std::vector<int32_t> partial_buffer;
   panel_buffer.resize(steps * S::nr * 4 + 64);
-  a_buffer.resize(tiles * tile_bytes + 64);
+  a_buffer.resize(blocks * tiles * chunk + 64);
   unsigned char* panel = panel_buffer.data();
   panel += (64 - reinterpret_cast<uintptr_t>(panel) % 64) % 64;
   unsigned char* a_packed = a_buffer.data();
   a_packed += (64 - reinterpret_cast<uintptr_t>(a_packed) % 64) % 64;
-  for (size_t t = 0; t < tiles; ++t) pack_a_tile<V>(a, t * S::mr, a_packed + t * tile_bytes);
+  pack_a<V>(a, block_steps, a_packed);
   if (steps > block_steps) partial_buffer.resize(tiles * S::mr * S::nr);
   alignas(64) float col_scales[S::nr];
   for (size_t n0 = n_begin; n0 < n_end; n0 += S::nr) {
@@ -228,7 +290,7 @@ void gemm_s8_blocked(const gemm_s8_args& a, size_t n_begin, size_t n_end) {
         const size_t m0 = t * S::mr;
         int32_t* partial = partial_buffer.empty() ? nullptr : partial_buffer.data() + t * S::mr * S::nr;
         with_row_count<S::mr>(static_cast<int>(std::min<size_t>(S::mr, a.m - m0)), [&](auto r) {
-          gemm_s8_tile<V, AUnsigned, decltype(r)::value>(a, a_packed + t * tile_bytes, panel, col_scales, m0, n0,
+          gemm_s8_tile<V, AUnsigned, decltype(r)::value>(a, a_packed + (s0 / block_steps * tiles + t) * chunk, panel, col_scales, m0, n0,
                                                          cols, s0, s1, first, last, partial);
         });
       }

@@ -43,6 +43,7 @@ struct vec256 {
   static ivec widen_s8(const void* p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64(static_cast<const __m128i*>(p))); }
   static ivec splat8(int v) { return _mm256_set1_epi8(static_cast<char>(v)); }
   static ivec and_(ivec a, ivec b) { return _mm256_and_si256(a, b); }
+  static ivec xor_(ivec a, ivec b) { return _mm256_xor_si256(a, b); }
   static ivec or_(ivec a, ivec b) { return _mm256_or_si256(a, b); }
   // 16-bit lane shifts: callers mask to whole bytes afterwards (or before, for shl4).
   static ivec shl4(ivec a) { return _mm256_slli_epi16(a, 4); }

@@ -38,6 +38,7 @@ struct vec512 {
   static ivec widen_s8(const void* p) { return _mm512_maskz_cvtepi8_epi32(0xffff, _mm_loadu_si128(static_cast<const __m128i*>(p))); }
   static ivec splat8(int v) { return _mm512_set1_epi8(static_cast<char>(v)); }
   static ivec and_(ivec a, ivec b) { return _mm512_and_si512(a, b); }
+  static ivec xor_(ivec a, ivec b) { return _mm512_xor_si512(a, b); }
   static ivec or_(ivec a, ivec b) { return _mm512_or_si512(a, b); }
   // 16-bit lane shifts: callers mask to whole bytes afterwards (or before, for shl4).
   static ivec shl4(ivec a) { return _mm512_slli_epi16(a, 4); }
