@@ -5,7 +5,7 @@
 //   gemm/<weights>/<isa>/M:<m>/N:<n>/K:<k>/threads:<t>   (weights: a format, or
 //       s8s8 / u8s8 for the int8 GEMM with A s8 / u8 and B s8)
 //   quantize/<format>/<isa>/M:<m>/K:<k>/threads:<t>
-//   dequantize/<format>/<isa>/N:<n>/K:<k>/threads:<t>
+//   dequantize/<format>_<out>/<isa>/N:<n>/K:<k>/threads:<t>   (out: f32, f16, bf16)
 // Each runs the public API with dispatch capped at the kernel's tier, so the
 // kernel measured is the kernel named. Weights are cold by default (flushed
 // from the caches before every iteration; --lowbit_warm keeps them hot). Each
@@ -187,19 +187,19 @@ void bench_quantize(benchmark::State& state, const detail::quant_entry* kernel, 
   clear_isa_overrides();
 }
 
-void bench_dequantize(benchmark::State& state, const detail::dequant_entry* kernel, size_t n, size_t k,
+void bench_dequantize(benchmark::State& state, const detail::dequant_entry* kernel, format out, size_t n, size_t k,
                       size_t threads) {
   set_num_threads(threads);
   set_isa_max(kernel->tier);
   const auto w = make_weights(kernel->fmt, n, k);
-  std::vector<float> y(n * k);
+  std::vector<unsigned char> y(n * k * (out == format::f32 ? 4 : 2));
   const double seconds = timed_loop(
       state,
       [&] {
         if (!warm_weights) flush_cache(w.data(), w.size());
       },
       [&] {
-        dequantize_rows(kernel->fmt, w.data(), w.size(), n, k, y.data());
+        dequantize_rows(kernel->fmt, w.data(), w.size(), n, k, y.data(), out);
         benchmark::DoNotOptimize(y.data());
       });
   report(state, seconds, static_cast<double>(n * k), static_cast<double>(w.size()), !warm_weights);
@@ -286,10 +286,13 @@ void register_all() {
       if (!avail.contains(kernel.tier) || !traits(kernel.fmt).is_weight) continue;
       for (auto [n, k] : {std::pair<size_t, size_t>{576, 576}, {4096, 4096}}) {
         if (k % traits(kernel.fmt).block_length) continue;
-        const std::string name = "dequantize/" + std::string(traits(kernel.fmt).name) + "/" +
-                                 std::string(isa_name(kernel.tier)) + "/N:" + std::to_string(n) +
-                                 "/K:" + std::to_string(k) + "/threads:" + std::to_string(t);
-        benchmark::RegisterBenchmark(name.c_str(), guarded<decltype(&bench_dequantize), const detail::dequant_entry*, size_t, size_t, size_t>, &bench_dequantize, &kernel, n, k, t)->UseManualTime();
+        for (format out : {format::f32, format::f16, format::bf16}) {
+          const std::string name = "dequantize/" + std::string(traits(kernel.fmt).name) + "_" +
+                                   std::string(traits(out).name) + "/" + std::string(isa_name(kernel.tier)) +
+                                   "/N:" + std::to_string(n) + "/K:" + std::to_string(k) +
+                                   "/threads:" + std::to_string(t);
+          benchmark::RegisterBenchmark(name.c_str(), guarded<decltype(&bench_dequantize), const detail::dequant_entry*, format, size_t, size_t, size_t>, &bench_dequantize, &kernel, out, n, k, t)->UseManualTime();
+        }
       }
     }
   }

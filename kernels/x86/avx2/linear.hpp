@@ -26,5 +26,8 @@ inline constexpr linear_fn gemm_q6_k_q8_k_4x8__avx2 = x86::linear_q6_k_interleav
 inline constexpr gemm_s8_fn gemm_s8_s8_s32_6x16__avx2 = x86::gemm_s8_blocked<x86::vec256<false>, false>;
 inline constexpr gemm_s8_fn gemm_u8_s8_s32_6x16__avx2 = x86::gemm_s8_blocked<x86::vec256<false>, true>;
 
+inline constexpr gemm_s8_fn gemm_s8_s8_s32_1x4__avx2 = x86::gemm_s8_rows<x86::vec256<false>, false>;
+inline constexpr gemm_s8_fn gemm_u8_s8_s32_1x4__avx2 = x86::gemm_s8_rows<x86::vec256<false>, true>;
+
 LOWBIT_CODEGEN_END
 }  // namespace lowbit::kernels

@@ -26,5 +26,8 @@ inline constexpr linear_fn gemm_q6_k_q8_k_4x8__avx2_vnni = x86::linear_q6_k_inte
 inline constexpr gemm_s8_fn gemm_s8_s8_s32_6x16__avx2_vnni = x86::gemm_s8_blocked<x86::vec256<true>, false>;
 inline constexpr gemm_s8_fn gemm_u8_s8_s32_6x16__avx2_vnni = x86::gemm_s8_blocked<x86::vec256<true>, true>;
 
+inline constexpr gemm_s8_fn gemm_s8_s8_s32_1x4__avx2_vnni = x86::gemm_s8_rows<x86::vec256<true>, false>;
+inline constexpr gemm_s8_fn gemm_u8_s8_s32_1x4__avx2_vnni = x86::gemm_s8_rows<x86::vec256<true>, true>;
+
 LOWBIT_CODEGEN_END
 }  // namespace lowbit::kernels

@@ -29,5 +29,8 @@ inline constexpr linear_fn gemm_q6_k_q8_k_4x16__avx512_vnni = x86::linear_q6_k_i
 inline constexpr gemm_s8_fn gemm_s8_s8_s32_8x32__avx512_vnni = x86::gemm_s8_blocked<x86::vec512<true>, false>;
 inline constexpr gemm_s8_fn gemm_u8_s8_s32_8x32__avx512_vnni = x86::gemm_s8_blocked<x86::vec512<true>, true>;
 
+inline constexpr gemm_s8_fn gemm_s8_s8_s32_1x4__avx512_vnni = x86::gemm_s8_rows<x86::vec512<true>, false>;
+inline constexpr gemm_s8_fn gemm_u8_s8_s32_1x4__avx512_vnni = x86::gemm_s8_rows<x86::vec512<true>, true>;
+
 LOWBIT_CODEGEN_END
 }  // namespace lowbit::kernels

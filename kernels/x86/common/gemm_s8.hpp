@@ -298,5 +298,120 @@ void gemm_s8_blocked(const gemm_s8_args& a, size_t n_begin, size_t n_end) {
   }
 }
 
+/// A vector of `bytes` (<= lanes * 4) int8 values from p, zero beyond.
+template <class V>
+inline typename V::ivec load_bytes(const void* p, size_t bytes) {
+  if constexpr (V::lanes == 16) {
+    const __mmask64 mask = bytes >= 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;
+    return _mm512_maskz_loadu_epi8(mask, p);
+  } else {
+    alignas(32) unsigned char buffer[32] = {};
+    std::memcpy(buffer, p, bytes);
+    return V::load(buffer);
+  }
+}
+
+/// acc += the products of one vector of A bytes with one vector of B bytes,
+/// lane by lane (A u8 or s8; B s8, or B + 128 as u8 when A is s8 on VNNI).
+template <class V, bool AUnsigned>
+inline typename V::ivec dot_bytes(typename V::ivec acc, typename V::ivec a, typename V::ivec b) {
+  if constexpr (V::vnni) {
+    if constexpr (AUnsigned) return vpdpbusd<V>(acc, a, b);
+    else return vpdpbusd<V>(acc, V::xor_(b, V::splat8(0x80)), a);
+  } else {
+    // Widen both halves to s16 and use vpmaddwd: exact for every input.
+    if constexpr (V::lanes == 16) {
+      const __m256i alo = _mm512_castsi512_si256(a), ahi = _mm512_extracti64x4_epi64(a, 1);
+      const __m256i blo = _mm512_castsi512_si256(b), bhi = _mm512_extracti64x4_epi64(b, 1);
+      const __m512i a0 = AUnsigned ? _mm512_cvtepu8_epi16(alo) : _mm512_cvtepi8_epi16(alo);
+      const __m512i a1 = AUnsigned ? _mm512_cvtepu8_epi16(ahi) : _mm512_cvtepi8_epi16(ahi);
+      acc = V::dot_s16(acc, a0, _mm512_cvtepi8_epi16(blo));
+      return V::dot_s16(acc, a1, _mm512_cvtepi8_epi16(bhi));
+    } else {
+      const __m128i alo = _mm256_castsi256_si128(a), ahi = _mm256_extracti128_si256(a, 1);
+      const __m128i blo = _mm256_castsi256_si128(b), bhi = _mm256_extracti128_si256(b, 1);
+      const __m256i a0 = AUnsigned ? _mm256_cvtepu8_epi16(alo) : _mm256_cvtepi8_epi16(alo);
+      const __m256i a1 = AUnsigned ? _mm256_cvtepu8_epi16(ahi) : _mm256_cvtepi8_epi16(ahi);
+      acc = V::dot_s16(acc, a0, _mm256_cvtepi8_epi16(blo));
+      return V::dot_s16(acc, a1, _mm256_cvtepi8_epi16(bhi));
+    }
+  }
+}
+
+/// Sum of the int32 lanes.
+template <class V>
+inline int32_t lane_sum(typename V::ivec v) {
+  alignas(64) int32_t lanes[V::lanes];
+  V::storei(lanes, v);
+  int32_t s = 0;
+  for (int i = 0; i < V::lanes; ++i) s += lanes[i];
+  return s;
+}
+
+/// R rows of A against B rows [n0, n0 + 4) straight from memory (no packing),
+/// 4 * R accumulators, a vector of K at a time; the tail through masked loads.
+template <class V, bool AUnsigned, int R>
+inline void gemm_s8_rows_tile(const gemm_s8_args& a, size_t m0, size_t n0, size_t nb) {
+  using ivec = typename V::ivec;
+  constexpr size_t NB = 4, W = V::lanes * 4;  // B rows per pass, bytes per vector
+  const unsigned char* arow[R];
+  for (int i = 0; i < R; ++i) arow[i] = static_cast<const unsigned char*>(a.a) + (m0 + i) * a.lda;
+  const int8_t* brow[NB];
+  for (size_t j = 0; j < NB; ++j) brow[j] = a.b + (n0 + std::min(j, nb - 1)) * a.ldb;
+  ivec acc[R][NB];
+  for (int i = 0; i < R; ++i)
+    for (size_t j = 0; j < NB; ++j) acc[i][j] = V::set1(0);
+  size_t k = 0;
+  for (; k + W <= a.k; k += W) {
+    ivec b[NB];
+    for (size_t j = 0; j < NB; ++j) {
+      _mm_prefetch(reinterpret_cast<const char*>(brow[j] + k + 1024), _MM_HINT_T1);
+      b[j] = V::load(brow[j] + k);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i) {
+      const ivec x = V::load(arow[i] + k);
+#pragma GCC unroll 4
+      for (size_t j = 0; j < NB; ++j) acc[i][j] = dot_bytes<V, AUnsigned>(acc[i][j], x, b[j]);
+    }
+  }
+  if (k < a.k) {
+    // Zero A bytes past K cancel whatever B's (biased) zero padding holds.
+    ivec b[NB];
+    for (size_t j = 0; j < NB; ++j) b[j] = load_bytes<V>(brow[j] + k, a.k - k);
+    for (int i = 0; i < R; ++i) {
+      const ivec x = load_bytes<V>(arow[i] + k, a.k - k);
+      for (size_t j = 0; j < NB; ++j) acc[i][j] = dot_bytes<V, AUnsigned>(acc[i][j], x, b[j]);
+    }
+  }
+  for (int i = 0; i < R; ++i) {
+    const size_t m = m0 + i;
+    for (size_t j = 0; j < nb; ++j) {
+      int32_t c = lane_sum<V>(acc[i][j]);
+      if constexpr (V::vnni && !AUnsigned) c -= 128 * a.a_row_sums[m];
+      if (a.c) a.c[m * a.ldc + n0 + j] = c;
+      if (a.y) {
+        float v = static_cast<float>(c);
+        if (a.row_scales) v *= a.row_scales[m];
+        if (a.col_scales) v *= a.col_scales[n0 + j];
+        a.y[m * a.ldy + n0 + j] = v;
+      }
+    }
+  }
+}
+
+/// The gemm_s8 kernel for few rows of A (the GEMV path): no packing, B read
+/// once per RB rows of A. Columns [n_begin, n_end).
+template <class V, bool AUnsigned>
+void gemm_s8_rows(const gemm_s8_args& a, size_t n_begin, size_t n_end) {
+  constexpr int RB = V::lanes == 16 ? 4 : 2;  // 16 (zmm) or 8 (ymm) accumulators
+  for (size_t n0 = n_begin; n0 < n_end; n0 += 4) {
+    const size_t nb = std::min<size_t>(4, n_end - n0);
+    for (size_t m0 = 0; m0 < a.m; m0 += RB)
+      with_row_count<RB>(static_cast<int>(std::min<size_t>(RB, a.m - m0)),
+                         [&](auto r) { gemm_s8_rows_tile<V, AUnsigned, decltype(r)::value>(a, m0, n0, nb); });
+  }
+}
+
 LOWBIT_CODEGEN_END
 }  // namespace lowbit::kernels::x86
