@@ -85,8 +85,8 @@ inline void q4_k_rows(const linear_args& a, const unsigned char* group, size_t m
         const auto lo = V::nibbles_low(raw), hi = V::nibbles_high(raw);
         for (int i = 0; i < MR; ++i) {
           const unsigned char* xq = x[i] + b * sizeof(block_q8_k) + offsetof(block_q8_k, qs) + 64 * g + 4 * j;
-          lo_sum[i] = V::dot_u8s8(lo_sum[i], lo, V::broadcast4(xq));
-          hi_sum[i] = V::dot_u8s8(hi_sum[i], hi, V::broadcast4(xq + 32));
+          lo_sum[i] = V::dot_u8s8_at(lo_sum[i], lo, xq);
+          hi_sum[i] = V::dot_u8s8_at(hi_sum[i], hi, xq + 32);
         }
       }
       const auto sc_lo = V::widen_u8(gb + 4 * NR + (2 * g) * NR), sc_hi = V::widen_u8(gb + 4 * NR + (2 * g + 1) * NR);

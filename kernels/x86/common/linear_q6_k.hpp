@@ -93,7 +93,7 @@ inline void q6_k_rows(const linear_args& a, const unsigned char* group, size_t m
           };
           for (int i = 0; i < MR; ++i) {
             const unsigned char* xq = x[i] + b * sizeof(block_q8_k) + offsetof(block_q8_k, qs) + 128 * h + 4 * c;
-            for (size_t p = 0; p < 4; ++p) isum[i][p] = V::dot_u8s8(isum[i][p], code[p], V::broadcast4(xq + 32 * p));
+            for (size_t p = 0; p < 4; ++p) isum[i][p] = V::dot_u8s8_at(isum[i][p], code[p], xq + 32 * p);
           }
         }
         for (size_t p = 0; p < 4; ++p) {

@@ -69,6 +69,9 @@ struct vec256 {
     }
   }
   /// acc + sum over each group of 4 bytes of w[i] * a[i], both signed, w > -128.
+  /// acc + u . (the 4 bytes at p, broadcast). VEX encodings have no embedded
+  /// broadcast, so this is the broadcast and the dot product.
+  static ivec dot_u8s8_at(ivec acc, ivec u, const void* p) { return dot_u8s8(acc, u, broadcast4(p)); }
   static ivec dot_s8s8(ivec acc, ivec w, ivec a) {
     if constexpr (Vnni) {
       return _mm256_dpbusd_avx_epi32(acc, _mm256_xor_si256(w, _mm256_set1_epi8(static_cast<char>(0x80))), a);

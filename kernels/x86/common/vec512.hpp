@@ -62,6 +62,19 @@ struct vec512 {
       return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
     }
   }
+  /// acc + u . (the 4 bytes at p, broadcast): on VNNI one vpdpbusd with an
+  /// embedded {1to16} broadcast, in inline assembly under GCC so neither a
+  /// separate broadcast nor a register copy per instruction is emitted.
+  static ivec dot_u8s8_at(ivec acc, ivec u, const void* p) {
+#if defined(__GNUC__) && !defined(__clang__)
+    if constexpr (Vnni) {
+      using word = int32_t __attribute__((may_alias));
+      asm("vpdpbusd %[m]%{1to16%}, %[u], %[acc]" : [acc] "+v"(acc) : [u] "v"(u), [m] "m"(*static_cast<const word*>(p)));
+      return acc;
+    }
+#endif
+    return dot_u8s8(acc, u, broadcast4(p));
+  }
   static ivec dot_s8s8(ivec acc, ivec w, ivec a) {
     if constexpr (Vnni) {
       return _mm512_dpbusd_epi32(acc, _mm512_xor_si512(w, _mm512_set1_epi8(static_cast<char>(0x80))), a);
