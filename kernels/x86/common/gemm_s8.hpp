@@ -238,15 +238,25 @@ template <class V>
 inline void pack_a(const gemm_s8_args& a, size_t block_steps, unsigned char* dst) {
   using S = gemm_s8_shape<V>;
   const size_t steps = (a.k + S::step - 1) / S::step, full = a.k / S::step;
-  const size_t tiles = (a.m + S::mr - 1) / S::mr, blocks = (steps + block_steps - 1) / block_steps;
-  const size_t chunk = block_steps * S::mr * S::step;  // one tile's share of one block
-  std::memset(dst, 0, blocks * tiles * chunk);
-  for (size_t m = 0; m < a.m; ++m) {
-    const unsigned char* row = static_cast<const unsigned char*>(a.a) + m * a.lda;
-    const size_t t = m / S::mr, i = m % S::mr;
-    for (size_t s = 0; s < steps; ++s) {
-      unsigned char* out = dst + ((s / block_steps) * tiles + t) * chunk + (s % block_steps) * S::mr * S::step + i * S::step;
-      std::memcpy(out, row + s * S::step, s < full ? S::step : a.k - full * S::step);
+  const size_t tiles = (a.m + S::mr - 1) / S::mr;
+  const auto* base = static_cast<const unsigned char*>(a.a);
+  unsigned char* out = dst;
+  for (size_t s0 = 0; s0 < steps; s0 += block_steps) {
+    const size_t s1 = std::min(steps, s0 + block_steps), s_full = std::min(s1, full);
+    for (size_t t = 0; t < tiles; ++t) {
+      const size_t rows = std::min<size_t>(S::mr, a.m - t * S::mr);
+      unsigned char* tile = out;
+      for (size_t s = s0; s < s_full; ++s, out += S::mr * S::step) {
+        for (size_t i = 0; i < rows; ++i) std::memcpy(out + i * S::step, base + (t * S::mr + i) * a.lda + s * S::step, S::step);
+        if (rows < S::mr) std::memset(out + rows * S::step, 0, (S::mr - rows) * S::step);
+      }
+      if (s_full < s1) {  // the zero-padded tail step
+        std::memset(out, 0, S::mr * S::step);
+        for (size_t i = 0; i < rows; ++i)
+          std::memcpy(out + i * S::step, base + (t * S::mr + i) * a.lda + full * S::step, a.k - full * S::step);
+        out += S::mr * S::step;
+      }
+      out = tile + block_steps * S::mr * S::step;  // every tile's share of a block is block_steps long
     }
   }
 }
