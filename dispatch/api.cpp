@@ -379,35 +379,6 @@ void gemm_s8(const gemm_s8_problem& p) {
   for_each_column_chunk(p.n, kernel->nr, [&](size_t n0, size_t n1) { kernel->fn(args, n0, n1); }, per_thread);
 }
 
-// ---------------------------------------------------------------- attention -
-
-void attention(const attention_shape& shape, const float* q, const float* k, const float* v, float* out) {
-  const char* fn = "attention";
-  attention_shape s = shape;
-  require(s.n_q > 0 && s.n_kv > 0 && s.n_heads > 0 && s.n_kv_heads > 0 && s.head_dim > 0, fn,
-          "n_q, n_kv, n_heads, n_kv_heads and head_dim must all be positive");
-  require(s.n_heads % s.n_kv_heads == 0, fn,
-          "n_kv_heads=" + std::to_string(s.n_kv_heads) + " does not divide n_heads=" + std::to_string(s.n_heads));
-  require(!s.causal || s.n_kv >= s.n_q, fn,
-          "causal attention needs n_kv >= n_q (got n_q=" + std::to_string(s.n_q) + ", n_kv=" + std::to_string(s.n_kv) +
-              ")");
-  const size_t q_row = s.n_heads * s.head_dim, kv_row = s.n_kv_heads * s.head_dim;
-  if (s.q_stride == 0) s.q_stride = q_row;
-  if (s.out_stride == 0) s.out_stride = q_row;
-  if (s.k_stride == 0) s.k_stride = kv_row;
-  if (s.v_stride == 0) s.v_stride = kv_row;
-  require(s.q_stride >= q_row && s.out_stride >= q_row, fn, "q_stride and out_stride must be at least n_heads*head_dim");
-  require(s.k_stride >= kv_row && s.v_stride >= kv_row, fn,
-          "k_stride and v_stride must be at least n_kv_heads*head_dim");
-  require(std::isfinite(s.scale), fn, "scale must be finite");
-  if (s.scale == 0.0f) s.scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
-  require(q && k && v && out, fn, "q, k, v and out must not be null");
-
-  const attention_entry* kernel = current_table().attention;
-  if (!kernel) throw Error(status::unsupported, std::string(fn) + ": no attention kernel");
-  parallel_for(s.n_heads, 1, [&](size_t begin, size_t end) { kernel->fn(s, q, k, v, out, begin, end); });
-}
-
 const char* version() { return LOWBIT_VERSION; }
 
 }  // namespace lowbit

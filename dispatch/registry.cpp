@@ -189,9 +189,11 @@ dispatch_table build_table(const kernel_registry& reg, isa_set enabled) {
         return static_cast<int>(e.a_type) == a && (e.m_classes & bit) != 0;
       });
     }
-  t.attention = best(reg.attention, enabled, [](const attention_entry& e) {
-    return e.k_format == format::f32 && e.v_format == format::f32;
-  });
+  for (size_t ks = 0; ks < format_slots; ++ks)
+    for (size_t vs = 0; vs < format_slots; ++vs)
+      t.attention[ks][vs] = best(reg.attention, enabled, [&](const attention_entry& e) {
+        return format_slot(e.k_format) == ks && format_slot(e.v_format) == vs;
+      });
   return t;
 }
 
@@ -233,7 +235,10 @@ std::vector<kernel_choice> selected_kernels_of(const dispatch_table& t) {
   for (int a = 0; a < 2; ++a)
     for (int c = 0; c < m_class_count; ++c)
       add(std::string("gemm_s8.") + (a == 0 ? "s8" : "u8") + "." + m_class_names[c], t.gemm_s8[a][c]);
-  add("attention.f32_f32", t.attention);
+  for (size_t ks = 0; ks < format_slots; ++ks)
+    for (size_t vs = 0; vs < format_slots; ++vs)
+      add("attention." + std::string(format_table[ks].name) + "_" + std::string(format_table[vs].name),
+          t.attention[ks][vs]);
   return out;
 }
 

@@ -95,7 +95,7 @@ struct dispatch_table {
   const linear_entry* linear[format_slots][m_class_count] = {};
   const packer_entry* linear_packer[format_slots][m_class_count] = {};
   const gemm_s8_entry* gemm_s8[2][m_class_count] = {};
-  const attention_entry* attention = nullptr;
+  const attention_entry* attention[format_slots][format_slots] = {};  ///< [K format][V format]
 };
 
 /// The table for the current overrides. Throws lowbit::Error when the

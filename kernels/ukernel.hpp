@@ -66,9 +66,29 @@ struct gemm_s8_args {
 /// Computes columns [n_begin, n_end) for every row.
 using gemm_s8_fn = void (*)(const gemm_s8_args& args, size_t n_begin, size_t n_end);
 
-/// Attention for query heads [head_begin, head_end); `shape` is normalized.
-using attention_fn = void (*)(const attention_shape& shape, const float* q, const float* k, const float* v,
-                              float* out, size_t head_begin, size_t head_end);
+/// Where one KV head's keys and values are: token t of head h of K starts at
+///   k_blocks[t / block_tokens] + h * k_head_bytes + (t % block_tokens) * k_row_bytes
+/// (likewise V), each a row of head_dim values in the kernel's K (V) format.
+/// The paged cache has one entry per block; plain f32 attention has one block
+/// holding every token.
+struct attn_kv {
+  const unsigned char* const* k_blocks;
+  const unsigned char* const* v_blocks;
+  size_t block_tokens;
+  size_t k_head_bytes, v_head_bytes;
+  size_t k_row_bytes, v_row_bytes;
+  size_t head_dim;
+};
+/// Online-softmax attention of `rows` f32 query rows (row r at q_rows[r]) of
+/// one KV head over its tokens [t0, t1), row r seeing only tokens < limits[r].
+/// Updates, per row, the running maximum m[r] of the scaled scores, the sum
+/// l[r] of exp(score - m[r]), and acc[r * head_dim ..] = sum exp(score - m) * v;
+/// they start at -inf, 0 and 0. Splitting [t0, t1) and merging in a fixed
+/// order is the caller's business (that is what keeps results independent of
+/// the thread count).
+using attention_fn = void (*)(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
+                              const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l,
+                              float* acc);
 
 /// Bytes a packer needs for n rows of k elements of a weight format.
 using packed_size_fn = size_t (*)(format fmt, size_t n, size_t k);

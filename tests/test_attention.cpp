@@ -125,14 +125,12 @@ TEST(Attention, KernelsMatchOracleOnEveryTier) {
             ref::attention(s, q.data(), k.data(), v.data(), want.data(), 0, heads);
             std::vector<float> out(nq * s.out_stride + 8, poison_value());
             attention(s, q.data(), k.data(), v.data(), out.data());
-            const bool scalar = selected_kernel("attention.f32_f32").ends_with("__scalar");
+            // Every kernel (the scalar tier's included) runs an f32 online softmax;
+            // the oracle accumulates in double.
             for (size_t i = 0; i < nq; ++i) {
               for (size_t e = 0; e < heads * dim; ++e) {
                 const float got = out[i * s.out_stride + e], exp = want[i * s.out_stride + e];
-                if (scalar)
-                  ASSERT_EQ(got, exp) << "token " << i << " element " << e;
-                else
-                  ASSERT_NEAR(got, exp, 1e-4f * (1 + std::fabs(exp))) << "token " << i << " element " << e;
+                ASSERT_NEAR(got, exp, 1e-4f * (1 + std::fabs(exp))) << "token " << i << " element " << e;
               }
               for (size_t e = heads * dim; e < s.out_stride; ++e) ASSERT_TRUE(is_poison(out[i * s.out_stride + e]));
             }

@@ -134,9 +134,15 @@ void expect_matches(const std::vector<float>& got, const std::vector<float>& exp
     return;
   }
   double scale = 0;
-  for (float v : expected) scale = std::max(scale, std::fabs(static_cast<double>(v)));
-  for (size_t i = 0; i < got.size(); ++i)
+  for (float v : expected)
+    if (!std::isnan(v)) scale = std::max(scale, std::fabs(static_cast<double>(v)));
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::isnan(expected[i])) {  // padding the oracle leaves as poison: the same bits, untouched
+      ASSERT_EQ(std::memcmp(&got[i], &expected[i], sizeof(float)), 0) << what << " wrote padding at " << i;
+      continue;
+    }
     ASSERT_LE(std::fabs(static_cast<double>(got[i]) - expected[i]), 1e-5 * scale + 1e-30) << what << " at " << i;
+  }
 }
 
 // ------------------------------------------------------------ basics -------
@@ -585,7 +591,9 @@ TEST(CApi, GemmS8Errors) {
 
 TEST(CApi, AttentionMatchesTheOracle) {
   c_isa_guard isa;
-  const bool exact = is_scalar_kernel("attention.f32_f32");
+  // Every attention kernel (the scalar tier's included) runs an f32 online
+  // softmax, the oracle accumulates in double: close, not bit-equal.
+  const bool exact = false;
   struct variant {
     int causal;
     size_t pad;  // extra floats per token in every stride (0 = dense, strides passed as 0)

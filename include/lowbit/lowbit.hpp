@@ -7,5 +7,6 @@
 #include "lowbit/formats.hpp"
 #include "lowbit/gemm.hpp"
 #include "lowbit/isa.hpp"
+#include "lowbit/kv_cache.hpp"
 #include "lowbit/parallel.hpp"
 #include "lowbit/quant.hpp"

@@ -5,6 +5,11 @@
 // convention, so the scalar tier is the oracle by construction.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
 #include "../pack/rows.hpp"
 #include "../ukernel.hpp"
 #include "attention.hpp"
@@ -71,11 +76,60 @@ void gemm_s8__scalar(const gemm_s8_args& a, size_t n_begin, size_t n_end) {
 inline constexpr gemm_s8_fn gemm_s8_s8_s32_1x1__scalar = gemm_s8__scalar<int8_t>;
 inline constexpr gemm_s8_fn gemm_u8_s8_s32_1x1__scalar = gemm_s8__scalar<uint8_t>;
 
-/// Attention through the oracle.
-inline void attn_prefill_f32_f32__scalar(const attention_shape& s, const float* q, const float* k, const float* v,
-                                         float* out, size_t head_begin, size_t head_end) {
-  ref::attention(s, q, k, v, out, head_begin, head_end);
+/// One row of a KV head in format F -> head_dim floats.
+template <format F>
+inline void kv_row_to_f32(const unsigned char* row, float* out, size_t n) {
+  if constexpr (F == format::f32) std::memcpy(out, row, n * sizeof(float));
+  else ref::dequantize_row(F, row, out, n);
 }
+
+/// Online-softmax attention in f32, one token at a time (the scalar tier's
+/// kernel; see attention_fn). Each key and value row is converted once and
+/// used by every query row.
+template <format KF, format VF>
+void attention_online__scalar(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
+                              const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l,
+                              float* acc) {
+  const size_t d = kv.head_dim;
+  std::vector<float> key(d), value(d);
+  size_t last = t0;  // tokens any row sees
+  for (size_t r = 0; r < rows; ++r) last = std::max(last, std::min(t1, limits[r]));
+  for (size_t t = t0; t < last; ++t) {
+    const size_t b = t / kv.block_tokens, slot = t % kv.block_tokens;
+    kv_row_to_f32<KF>(kv.k_blocks[b] + kv_head * kv.k_head_bytes + slot * kv.k_row_bytes, key.data(), d);
+    kv_row_to_f32<VF>(kv.v_blocks[b] + kv_head * kv.v_head_bytes + slot * kv.v_row_bytes, value.data(), d);
+    for (size_t r = 0; r < rows; ++r) {
+      if (t >= limits[r]) continue;
+      const float* q = q_rows[r];
+      float dot = 0.0f;
+      for (size_t i = 0; i < d; ++i) dot += q[i] * key[i];
+      const float score = dot * scale;
+      float* a = acc + r * d;
+      if (score > m[r]) {
+        const float shrink = std::exp(m[r] - score);  // 0 on the first token (m = -inf)
+        l[r] = l[r] * shrink + 1.0f;
+        for (size_t i = 0; i < d; ++i) a[i] = a[i] * shrink + value[i];
+        m[r] = score;
+      } else {
+        const float p = std::exp(score - m[r]);
+        l[r] += p;
+        for (size_t i = 0; i < d; ++i) a[i] += p * value[i];
+      }
+    }
+  }
+}
+inline constexpr attention_fn attn_f32_f32__scalar = attention_online__scalar<format::f32, format::f32>;
+inline constexpr attention_fn attn_f16_f16__scalar = attention_online__scalar<format::f16, format::f16>;
+inline constexpr attention_fn attn_f16_q8_0__scalar = attention_online__scalar<format::f16, format::q8_0>;
+inline constexpr attention_fn attn_f16_q4_0__scalar = attention_online__scalar<format::f16, format::q4_0>;
+inline constexpr attention_fn attn_q8_0_f16__scalar = attention_online__scalar<format::q8_0, format::f16>;
+inline constexpr attention_fn attn_q8_0_q8_0__scalar = attention_online__scalar<format::q8_0, format::q8_0>;
+inline constexpr attention_fn attn_q8_0_q4_0__scalar = attention_online__scalar<format::q8_0, format::q4_0>;
+inline constexpr attention_fn attn_f32_f16__scalar = attention_online__scalar<format::f32, format::f16>;
+inline constexpr attention_fn attn_f32_q8_0__scalar = attention_online__scalar<format::f32, format::q8_0>;
+inline constexpr attention_fn attn_f32_q4_0__scalar = attention_online__scalar<format::f32, format::q4_0>;
+inline constexpr attention_fn attn_f16_f32__scalar = attention_online__scalar<format::f16, format::f32>;
+inline constexpr attention_fn attn_q8_0_f32__scalar = attention_online__scalar<format::q8_0, format::f32>;
 
 LOWBIT_CODEGEN_END
 }  // namespace lowbit::kernels

@@ -1,0 +1,243 @@
+// Attention through dispatch: plain f32 attention and attention over the
+// paged KV cache share one driver and one kernel family (attention_fn).
+//
+// Work is cut into jobs, one per (sequence, KV head): the job's rows are its
+// queries times the query heads that share the KV head (GQA), so each key and
+// value is converted once for all of them. A job with one query position
+// (decode) is split along the keys into fixed chunks, merged in chunk order;
+// other jobs (prefill) are split by blocks of query positions, each against
+// all of its keys. Neither split depends on the thread count.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "dispatch/registry.hpp"
+#include "dispatch/thresholds.hpp"
+#include "lowbit/lowbit.hpp"
+
+namespace lowbit {
+
+using namespace detail;
+
+namespace {
+
+[[noreturn]] void invalid(const std::string& what) { throw Error(status::invalid_argument, what); }
+
+void require(bool ok, const char* fn, const std::string& what) {
+  if (!ok) invalid(std::string(fn) + ": " + what);
+}
+
+/// One (sequence, KV head): its key/value view and its query rows.
+struct attention_job {
+  kernels::attn_kv kv;
+  size_t kv_head;
+  size_t positions;                   ///< query positions (rows = positions * group)
+  std::vector<const float*> q_rows;   ///< position-major: row = position * group + head in group
+  std::vector<float*> out_rows;
+  std::vector<size_t> limits;         ///< keys visible to each row
+};
+
+/// One pool task: rows [row_begin, row_end) of a job over keys [t0, t1),
+/// writing its softmax state into `state` (m, l, acc per row).
+struct attention_task {
+  size_t job, row_begin, row_end, t0, t1;
+  size_t state;  ///< offset into the state buffer (in floats); merged later when the job is split by keys
+};
+
+void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, size_t head_dim, size_t group,
+              float scale) {
+  const size_t row_state = head_dim + 2;
+  std::vector<attention_task> tasks;
+  struct split { size_t job, first_task, chunks; };
+  std::vector<split> splits;
+  size_t state_floats = 0;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const attention_job& job = jobs[j];
+    const size_t rows = job.q_rows.size();
+    if (job.positions == 1) {
+      const size_t keys = *std::max_element(job.limits.begin(), job.limits.end());
+      const size_t chunks = std::max<size_t>(1, (keys + attention_split_tokens - 1) / attention_split_tokens);
+      splits.push_back({j, tasks.size(), chunks});
+      for (size_t c = 0; c < chunks; ++c) {
+        tasks.push_back({j, 0, rows, c * attention_split_tokens, std::min(keys, (c + 1) * attention_split_tokens),
+                         state_floats});
+        state_floats += rows * row_state;
+      }
+    } else {
+      const size_t block_rows = attention_query_block * group;
+      for (size_t r0 = 0; r0 < rows; r0 += block_rows) {
+        const size_t r1 = std::min(rows, r0 + block_rows);
+        const size_t keys = *std::max_element(job.limits.begin() + static_cast<std::ptrdiff_t>(r0),
+                                              job.limits.begin() + static_cast<std::ptrdiff_t>(r1));
+        tasks.push_back({j, r0, r1, 0, keys, state_floats});
+        state_floats += (r1 - r0) * row_state;
+      }
+    }
+  }
+  std::vector<float> state(state_floats);
+  parallel_for(tasks.size(), 1, [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      const attention_task& t = tasks[i];
+      const attention_job& job = jobs[t.job];
+      const size_t rows = t.row_end - t.row_begin;
+      float* m = state.data() + t.state;
+      float* l = m + rows;
+      float* acc = l + rows;
+      std::fill(m, m + rows, -std::numeric_limits<float>::infinity());
+      std::fill(l, l + rows + rows * head_dim, 0.0f);
+      kernel.fn(job.kv, job.kv_head, job.q_rows.data() + t.row_begin, rows, job.limits.data() + t.row_begin, t.t0,
+                t.t1, scale, m, l, acc);
+      if (job.positions != 1) {  // not split: finish here
+        for (size_t r = 0; r < rows; ++r) {
+          float* out = job.out_rows[t.row_begin + r];
+          const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+          for (size_t d = 0; d < head_dim; ++d) out[d] = acc[r * head_dim + d] * inv;
+        }
+      }
+    }
+  });
+  // Decode jobs: merge the chunks' softmax states in chunk order.
+  parallel_for(splits.size(), 1, [&](size_t begin, size_t end) {
+    std::vector<float> acc(head_dim);
+    for (size_t s = begin; s < end; ++s) {
+      const attention_job& job = jobs[splits[s].job];
+      const size_t rows = job.q_rows.size();
+      for (size_t r = 0; r < rows; ++r) {
+        float m = -std::numeric_limits<float>::infinity(), l = 0.0f;
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        for (size_t c = 0; c < splits[s].chunks; ++c) {
+          const float* st = state.data() + tasks[splits[s].first_task + c].state;
+          const float cm = st[r], cl = st[rows + r];
+          const float* ca = st + 2 * rows + r * head_dim;
+          if (cl == 0.0f) continue;  // the chunk saw no key for this row
+          const float mm = std::max(m, cm);
+          const float a = std::exp(m - mm), b = std::exp(cm - mm);
+          l = l * a + cl * b;
+          for (size_t d = 0; d < head_dim; ++d) acc[d] = acc[d] * a + ca[d] * b;
+          m = mm;
+        }
+        float* out = job.out_rows[r];
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+        for (size_t d = 0; d < head_dim; ++d) out[d] = acc[d] * inv;
+      }
+    }
+  });
+}
+
+const attention_entry& kernel_for(format kf, format vf, const char* fn) {
+  const attention_entry* k = current_table().attention[format_slot(kf)][format_slot(vf)];
+  if (!k)
+    throw Error(status::unsupported, std::string(fn) + ": no attention kernel for K " +
+                                         std::string(traits(kf).name) + " and V " + std::string(traits(vf).name));
+  return *k;
+}
+
+}  // namespace
+
+void attention(const attention_shape& shape, const float* q, const float* k, const float* v, float* out) {
+  const char* fn = "attention";
+  attention_shape s = shape;
+  require(s.n_q > 0 && s.n_kv > 0 && s.n_heads > 0 && s.n_kv_heads > 0 && s.head_dim > 0, fn,
+          "n_q, n_kv, n_heads, n_kv_heads and head_dim must all be positive");
+  require(s.n_heads % s.n_kv_heads == 0, fn,
+          "n_kv_heads=" + std::to_string(s.n_kv_heads) + " does not divide n_heads=" + std::to_string(s.n_heads));
+  require(!s.causal || s.n_kv >= s.n_q, fn,
+          "causal attention needs n_kv >= n_q (got n_q=" + std::to_string(s.n_q) + ", n_kv=" + std::to_string(s.n_kv) +
+              ")");
+  const size_t q_row = s.n_heads * s.head_dim, kv_row = s.n_kv_heads * s.head_dim;
+  if (s.q_stride == 0) s.q_stride = q_row;
+  if (s.out_stride == 0) s.out_stride = q_row;
+  if (s.k_stride == 0) s.k_stride = kv_row;
+  if (s.v_stride == 0) s.v_stride = kv_row;
+  require(s.q_stride >= q_row && s.out_stride >= q_row, fn, "q_stride and out_stride must be at least n_heads*head_dim");
+  require(s.k_stride >= kv_row && s.v_stride >= kv_row, fn,
+          "k_stride and v_stride must be at least n_kv_heads*head_dim");
+  require(std::isfinite(s.scale), fn, "scale must be finite");
+  if (s.scale == 0.0f) s.scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+  require(q && k && v && out, fn, "q, k, v and out must not be null");
+  const attention_entry& kernel = kernel_for(format::f32, format::f32, fn);
+
+  // One block holding every token.
+  const unsigned char* k_block = reinterpret_cast<const unsigned char*>(k);
+  const unsigned char* v_block = reinterpret_cast<const unsigned char*>(v);
+  const size_t group = s.n_heads / s.n_kv_heads;
+  std::vector<attention_job> jobs(s.n_kv_heads);
+  for (size_t g = 0; g < s.n_kv_heads; ++g) {
+    attention_job& job = jobs[g];
+    job.kv = {&k_block, &v_block, s.n_kv, s.head_dim * sizeof(float), s.head_dim * sizeof(float),
+              s.k_stride * sizeof(float), s.v_stride * sizeof(float), s.head_dim};
+    job.kv_head = g;
+    job.positions = s.n_q;
+    for (size_t i = 0; i < s.n_q; ++i)
+      for (size_t h = g * group; h < (g + 1) * group; ++h) {
+        job.q_rows.push_back(q + i * s.q_stride + h * s.head_dim);
+        job.out_rows.push_back(out + i * s.out_stride + h * s.head_dim);
+        job.limits.push_back(s.causal ? s.n_kv - s.n_q + i + 1 : s.n_kv);
+      }
+  }
+  run_jobs(kernel, jobs, s.head_dim, group, s.scale);
+}
+
+void attention(const KvCache& cache, size_t layer, size_t n_heads, const paged_query* queries, size_t count,
+               float scale) {
+  const char* fn = "attention (paged)";
+  const kv_cache_config& c = cache.config();
+  require(layer < c.n_layers, fn, "layer " + std::to_string(layer) + " out of range (n_layers=" +
+                                      std::to_string(c.n_layers) + ")");
+  require(n_heads > 0 && n_heads % c.n_kv_heads == 0, fn,
+          "n_heads=" + std::to_string(n_heads) + " must be a positive multiple of n_kv_heads=" +
+              std::to_string(c.n_kv_heads));
+  require(std::isfinite(scale), fn, "scale must be finite");
+  require(count == 0 || queries, fn, "queries must not be null");
+  if (scale == 0.0f) scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const size_t q_row = n_heads * c.head_dim, group = n_heads / c.n_kv_heads;
+  // Validate every query before any work.
+  std::vector<KvCache::layout> views;
+  views.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    const paged_query& pq = queries[i];
+    const std::string which = "query " + std::to_string(i) + ": ";
+    const size_t len = cache.length(pq.seq, layer);  // throws for a dead sequence
+    require(pq.n_q > 0 && pq.n_q <= len, fn,
+            which + "n_q=" + std::to_string(pq.n_q) + " must be in [1, " + std::to_string(len) +
+                "], the tokens already appended");
+    require(pq.q && pq.out, fn, which + "q and out must not be null");
+    require((pq.q_stride == 0 || pq.q_stride >= q_row) && (pq.out_stride == 0 || pq.out_stride >= q_row), fn,
+            which + "strides must be at least n_heads*head_dim = " + std::to_string(q_row));
+    views.push_back(cache.view(pq.seq, layer));
+  }
+  const attention_entry& kernel = kernel_for(c.k_format, c.v_format, fn);
+
+  std::vector<std::vector<const unsigned char*>> k_blocks(count), v_blocks(count);
+  std::vector<attention_job> jobs;
+  jobs.reserve(count * c.n_kv_heads);
+  for (size_t i = 0; i < count; ++i) {
+    const paged_query& pq = queries[i];
+    const KvCache::layout& lv = views[i];
+    for (const unsigned char* b : lv.blocks) {
+      k_blocks[i].push_back(b + lv.k_offset);
+      v_blocks[i].push_back(b + lv.v_offset);
+    }
+    const size_t len = cache.length(pq.seq, layer);
+    const size_t qs = pq.q_stride ? pq.q_stride : q_row, os = pq.out_stride ? pq.out_stride : q_row;
+    for (size_t g = 0; g < c.n_kv_heads; ++g) {
+      attention_job job;
+      job.kv = {k_blocks[i].data(), v_blocks[i].data(), lv.block_tokens, lv.k_head_bytes, lv.v_head_bytes,
+                lv.k_row_bytes,     lv.v_row_bytes,     c.head_dim};
+      job.kv_head = g;
+      job.positions = pq.n_q;
+      for (size_t j = 0; j < pq.n_q; ++j)
+        for (size_t h = g * group; h < (g + 1) * group; ++h) {
+          job.q_rows.push_back(pq.q + j * qs + h * c.head_dim);
+          job.out_rows.push_back(pq.out + j * os + h * c.head_dim);
+          job.limits.push_back(len - pq.n_q + j + 1);
+        }
+      jobs.push_back(std::move(job));
+    }
+  }
+  run_jobs(kernel, jobs, c.head_dim, group, scale);
+}
+
+}  // namespace lowbit
