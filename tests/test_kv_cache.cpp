@@ -1,0 +1,310 @@
+// The paged KV cache and attention over it: storage (quantize on write, read
+// back, block tables, pool limits, errors that change nothing) and paged
+// attention against the f32 oracle over sequence lengths that cross block
+// boundaries, GQA ratios, head sizes, mixed batches and thread counts.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels/ref/attention.hpp"
+#include "kernels/ref/quant.hpp"
+#include "tester/tester.hpp"
+
+namespace lowbit::test {
+namespace {
+
+kv_cache_config config(format kf, format vf, size_t heads, size_t dim, size_t block_tokens, size_t max_blocks,
+                       size_t layers = 1) {
+  kv_cache_config c;
+  c.n_layers = layers;
+  c.n_kv_heads = heads;
+  c.head_dim = dim;
+  c.k_format = kf;
+  c.v_format = vf;
+  c.block_tokens = block_tokens;
+  c.max_blocks = max_blocks;
+  return c;
+}
+
+/// What the cache should hold for one row: quantize then dequantize with the oracle.
+std::vector<float> round_trip(format f, const float* x, size_t n) {
+  std::vector<float> out(n);
+  if (f == format::f32) {
+    std::memcpy(out.data(), x, n * sizeof(float));
+    return out;
+  }
+  std::vector<unsigned char> q(row_bytes(traits(f), n));
+  ref::quantize_row(f, x, q.data(), n);
+  ref::dequantize_row(f, q.data(), out.data(), n);
+  return out;
+}
+
+TEST(KvCache, AppendQuantizesOnWriteAndReadsBack) {
+  for (auto [kf, vf] : {std::pair{format::f32, format::f32}, {format::f16, format::f16}, {format::q8_0, format::q8_0},
+                        {format::f16, format::q4_0}, {format::q8_0, format::q4_0}}) {
+    SCOPED_TRACE(std::string(traits(kf).name) + "/" + std::string(traits(vf).name));
+    const size_t heads = 3, dim = 64, row = heads * dim;
+    KvCache cache(config(kf, vf, heads, dim, 16, 8, 2));
+    const seq_id s = cache.create_sequence();
+    const auto k = make_data(40 * row, data_kind::gaussian, 1), v = make_data(40 * row, data_kind::outliers, 2);
+    // Appends of 1, 15 and 24 tokens: within a block, up to the edge, across two.
+    size_t done = 0;
+    for (size_t n : {1, 15, 24}) {
+      cache.append(s, 1, k.data() + done * row, v.data() + done * row, n);
+      done += n;
+      EXPECT_EQ(cache.length(s, 1), done);
+      EXPECT_EQ(cache.used_blocks(), (done + 15) / 16);
+    }
+    EXPECT_EQ(cache.length(s, 0), 0u) << "layers are independent";
+    std::vector<float> kr(done * row), vr(done * row);
+    cache.read(s, 1, 0, done, kr.data(), vr.data());
+    for (size_t t = 0; t < done; ++t)
+      for (size_t h = 0; h < heads; ++h) {
+        const auto ke = round_trip(kf, k.data() + t * row + h * dim, dim);
+        const auto ve = round_trip(vf, v.data() + t * row + h * dim, dim);
+        ASSERT_EQ(std::memcmp(ke.data(), kr.data() + t * row + h * dim, dim * sizeof(float)), 0) << "K token " << t;
+        ASSERT_EQ(std::memcmp(ve.data(), vr.data() + t * row + h * dim, dim * sizeof(float)), 0) << "V token " << t;
+      }
+    // A sub-range reads the same values.
+    std::vector<float> k2(3 * row), v2(3 * row);
+    cache.read(s, 1, 14, 17, k2.data(), v2.data());
+    EXPECT_EQ(std::memcmp(k2.data(), kr.data() + 14 * row, k2.size() * sizeof(float)), 0);
+  }
+}
+
+TEST(KvCache, GrowsWithoutMovingAndSharesThePool) {
+  KvCache cache(config(format::f16, format::f16, 2, 32, 4, 10));
+  const seq_id a = cache.create_sequence(), b = cache.create_sequence();
+  const auto x = make_data(64 * 64, data_kind::gaussian, 3);
+  cache.append(a, 0, x.data(), x.data(), 4);
+  const auto before = cache.view(a, 0);
+  cache.append(b, 0, x.data(), x.data(), 9);  // interleaved growth of two sequences
+  cache.append(a, 0, x.data(), x.data(), 13);
+  const auto after = cache.view(a, 0);
+  ASSERT_EQ(after.blocks.size(), 5u);
+  EXPECT_EQ(before.blocks[0], after.blocks[0]) << "a block moved when the sequence grew";
+  EXPECT_EQ(cache.used_blocks(), 5u + 3u);
+  EXPECT_EQ(cache.free_blocks(), 2u);
+  // The pool is exhausted: the append fails and changes nothing.
+  try {
+    cache.append(b, 0, x.data(), x.data(), 12);
+    FAIL() << "append past the pool succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), status::out_of_memory);
+    EXPECT_NE(std::string(e.what()).find("free"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(cache.length(b, 0), 9u);
+  EXPECT_EQ(cache.used_blocks(), 8u);
+  // Freeing a returns its blocks; b can now grow into them.
+  cache.free_sequence(a);
+  EXPECT_EQ(cache.used_blocks(), 3u);
+  EXPECT_THROW(cache.length(a, 0), Error);
+  cache.append(b, 0, x.data(), x.data(), 12);
+  EXPECT_EQ(cache.length(b, 0), 21u);
+  EXPECT_EQ(cache.used_blocks(), 6u);
+  const seq_id c = cache.create_sequence();
+  EXPECT_EQ(c, a) << "a freed id is reused";
+  EXPECT_EQ(cache.length(c, 0), 0u);
+}
+
+TEST(KvCache, BadInputIsAClearErrorAndChangesNothing) {
+  auto expect_error = [](auto fn, const std::string& needle) {
+    try {
+      fn();
+      ADD_FAILURE() << "no error; expected one mentioning " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_error([] { KvCache c(config(format::q8_0, format::f16, 2, 80, 16, 4)); }, "head_dim=80");
+  expect_error([] { KvCache c(config(format::q4_0, format::f16, 2, 64, 16, 4)); }, "k_format");
+  expect_error([] { KvCache c(config(format::f16, format::q4_k, 2, 256, 16, 4)); }, "v_format");
+  expect_error([] { KvCache c(config(format::f16, format::f16, 0, 64, 16, 4)); }, "positive");
+  expect_error([] { KvCache c(config(format::f16, format::f16, 2, 64, 16, 0)); }, "max_blocks");
+  KvCache cache(config(format::f16, format::f16, 2, 64, 16, 4, 2));
+  const seq_id s = cache.create_sequence();
+  const auto x = make_data(4 * 128, data_kind::gaussian, 4);
+  expect_error([&] { cache.append(s, 2, x.data(), x.data(), 1); }, "layer 2");
+  expect_error([&] { cache.append(s + 7, 0, x.data(), x.data(), 1); }, "no live sequence");
+  expect_error([&] { cache.append(s, 0, x.data(), x.data(), 1, 64); }, "strides");
+  expect_error([&] { cache.append(s, 0, nullptr, x.data(), 1); }, "null");
+  EXPECT_EQ(cache.length(s, 0), 0u);
+  EXPECT_EQ(cache.used_blocks(), 0u);
+  cache.append(s, 0, x.data(), x.data(), 2);
+  std::vector<float> k(3 * 128, poison_value()), v(3 * 128, poison_value());
+  expect_error([&] { cache.read(s, 0, 1, 3, k.data(), v.data()); }, "outside");
+  EXPECT_TRUE(std::all_of(k.begin(), k.end(), is_poison));
+}
+
+/// One sequence of a paged-attention test: its f32 K/V (all tokens), its
+/// queries (the last n_q tokens) and the output buffer (strided, poisoned).
+struct test_sequence {
+  size_t length, n_q;
+  std::vector<float> k, v, q, out;
+};
+
+/// Normalized mean squared error of got against want.
+double nmse(const std::vector<float>& got, const std::vector<float>& want) {
+  double err = 0, ref = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    err += (static_cast<double>(got[i]) - want[i]) * (static_cast<double>(got[i]) - want[i]);
+    ref += static_cast<double>(want[i]) * want[i];
+  }
+  return ref > 0 ? err / ref : err;
+}
+
+/// Runs paged attention for `seqs` in one batched call and checks each
+/// sequence twice: against the oracle on the values the cache holds (only
+/// f32 rounding may differ: tight), and against the oracle on the original
+/// f32 values, within `format_nmse` (the cost of the K/V formats).
+void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim, size_t block_tokens,
+                 const std::vector<std::pair<size_t, size_t>>& shapes, double format_nmse, uint32_t seed) {
+  const size_t kv_row = kv_heads * dim, q_row = heads * dim, pad = 3;
+  size_t blocks = 0;
+  for (auto [len, nq] : shapes) blocks += (len + block_tokens - 1) / block_tokens;
+  KvCache cache(config(kf, vf, kv_heads, dim, block_tokens, blocks + 1));
+  std::vector<test_sequence> seqs;
+  std::vector<paged_query> queries;
+  for (auto [len, nq] : shapes) {
+    test_sequence t{len, nq, make_data(len * kv_row, data_kind::gaussian, seed++),
+                    make_data(len * kv_row, data_kind::gaussian, seed++),
+                    make_data(nq * q_row, data_kind::gaussian, seed++), std::vector<float>(nq * (q_row + pad) + 4, poison_value())};
+    seqs.push_back(std::move(t));
+  }
+  for (auto& t : seqs) {
+    const seq_id id = cache.create_sequence();
+    // Prompt and generated tokens arrive in pieces: 1 token, then the rest.
+    cache.append(id, 0, t.k.data(), t.v.data(), 1);
+    if (t.length > 1) cache.append(id, 0, t.k.data() + kv_row, t.v.data() + kv_row, t.length - 1);
+    paged_query pq;
+    pq.seq = id;
+    pq.q = t.q.data();
+    pq.n_q = t.n_q;
+    pq.out = t.out.data();
+    pq.out_stride = q_row + pad;
+    queries.push_back(pq);
+  }
+  attention(cache, 0, heads, queries.data(), queries.size());
+
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const test_sequence& t = seqs[i];
+    SCOPED_TRACE("sequence " + std::to_string(i) + ": length " + std::to_string(t.length) + ", n_q " +
+                 std::to_string(t.n_q));
+    attention_shape s;
+    s.n_q = t.n_q;
+    s.n_kv = t.length;
+    s.n_heads = heads;
+    s.n_kv_heads = kv_heads;
+    s.head_dim = dim;
+    s.scale = 1.0f / std::sqrt(static_cast<float>(dim));
+    s.causal = true;
+    s.q_stride = s.out_stride = q_row;
+    s.k_stride = s.v_stride = kv_row;
+    std::vector<float> held_k(t.length * kv_row), held_v(t.length * kv_row);
+    cache.read(queries[i].seq, 0, 0, t.length, held_k.data(), held_v.data());
+    std::vector<float> want_held(t.n_q * q_row), want_f32(t.n_q * q_row), got(t.n_q * q_row);
+    ref::attention(s, t.q.data(), held_k.data(), held_v.data(), want_held.data(), 0, heads);
+    ref::attention(s, t.q.data(), t.k.data(), t.v.data(), want_f32.data(), 0, heads);
+    for (size_t j = 0; j < t.n_q; ++j) {
+      std::memcpy(got.data() + j * q_row, t.out.data() + j * (q_row + pad), q_row * sizeof(float));
+      for (size_t p = 0; p < pad; ++p) ASSERT_TRUE(is_poison(t.out[j * (q_row + pad) + q_row + p])) << "padding written";
+    }
+    for (size_t e = t.n_q * (q_row + pad); e < t.out.size(); ++e) ASSERT_TRUE(is_poison(t.out[e])) << "wrote past the end";
+    // f32 online softmax against the double oracle on identical inputs.
+    for (size_t e = 0; e < got.size(); ++e)
+      ASSERT_NEAR(got[e], want_held[e], 2e-5 * (1 + std::fabs(want_held[e]))) << "element " << e;
+    EXPECT_LE(nmse(got, want_f32), format_nmse) << traits(kf).name << "/" << traits(vf).name;
+  }
+}
+
+// NMSE bounds of the output against attention on the original f32 values,
+// from each format's resolution on unit-variance data: f16 keeps 11
+// significant bits (relative error <= 2^-11, value NMSE ~1e-7); q8_0 rounds to
+// 1/127 of a 32-value block's maximum (~2.5 sigma: value NMSE ~3e-5); q4_0 to
+// 1/8 of it (value NMSE ~8e-3). The worst outputs measured over this sweep
+// were 1.2e-7 (f16/f16), 7e-5 (q8_0/q8_0) and 8.8e-3 (with q4_0 V); the bounds
+// sit 2-3x above, per format, added for K and V.
+double format_bound(format kf, format vf) {
+  auto one = [](format f) { return f == format::f32 ? 0.0 : f == format::f16 ? 1e-6 : f == format::q8_0 ? 1e-4 : 2e-2; };
+  return one(kf) + one(vf) + 1e-9;
+}
+
+TEST(PagedAttention, MatchesOracleOverLengthsBlocksAndHeadsOnEveryTier) {
+  const std::vector<std::pair<format, format>> formats = {{format::f32, format::f32}, {format::f16, format::f16},
+                                                          {format::q8_0, format::q8_0}, {format::f16, format::q4_0},
+                                                          {format::q8_0, format::q4_0}};
+  for_each_tier([&](isa) {
+    for (auto [kf, vf] : formats) {
+      SCOPED_TRACE(std::string(traits(kf).name) + "/" + std::string(traits(vf).name));
+      // Decode over lengths around the 16-token block and the 256-token split.
+      check_paged(kf, vf, 8, 2, 64, 16, {{1, 1}, {15, 1}, {16, 1}, {17, 1}, {255, 1}, {256, 1}, {257, 1}, {600, 1}},
+                  format_bound(kf, vf), 100);
+      // Prefill (several queries, causal) in a batch with decodes, MQA and MHA.
+      check_paged(kf, vf, 4, 1, 128, 16, {{33, 33}, {40, 7}, {1, 1}, {70, 1}}, format_bound(kf, vf), 200);
+      check_paged(kf, vf, 4, 4, 64, 32, {{50, 17}, {31, 1}}, format_bound(kf, vf), 300);
+    }
+    // Head sizes that are not a multiple of 32 need f16/f32 caches.
+    for (size_t dim : {80, 96}) check_paged(format::f16, format::f16, 6, 2, dim, 16, {{45, 9}, {300, 1}}, 1e-5, 400);
+  });
+}
+
+TEST(PagedAttention, LongContextDecodeAndPrefill) {
+  // 4097 tokens: 17 decode chunks, the last one a single token.
+  check_paged(format::q8_0, format::q8_0, 8, 2, 64, 64, {{4097, 1}, {4097, 3}}, format_bound(format::q8_0, format::q8_0),
+              500);
+}
+
+TEST(PagedAttention, ResultsDoNotDependOnTheThreadCount) {
+  thread_guard threads;
+  const size_t heads = 8, kv_heads = 2, dim = 64, q_row = heads * dim;
+  KvCache cache(config(format::q8_0, format::f16, kv_heads, dim, 16, 200));
+  const auto k = make_data(1000 * kv_heads * dim, data_kind::gaussian, 7);
+  const auto v = make_data(1000 * kv_heads * dim, data_kind::gaussian, 8);
+  const seq_id a = cache.create_sequence(), b = cache.create_sequence();
+  cache.append(a, 0, k.data(), v.data(), 1000);
+  cache.append(b, 0, k.data(), v.data(), 300);
+  const auto q = make_data(20 * q_row, data_kind::gaussian, 9);
+  auto run = [&](size_t n) {
+    set_num_threads(n);
+    std::vector<float> out(21 * q_row);
+    paged_query batch[2];
+    batch[0] = {a, q.data(), 1, out.data(), 0, 0};
+    batch[1] = {b, q.data() + q_row, 20, out.data() + q_row, 0, 0};
+    attention(cache, 0, heads, batch, 2);
+    return out;
+  };
+  const auto one = run(1);
+  for (size_t n : {2, 3, 5}) {
+    const auto many = run(n);
+    EXPECT_EQ(std::memcmp(one.data(), many.data(), one.size() * sizeof(float)), 0) << n << " threads";
+  }
+}
+
+TEST(PagedAttention, BadQueriesAreClearErrorsAndWriteNothing) {
+  KvCache cache(config(format::f16, format::f16, 2, 64, 16, 8));
+  const seq_id s = cache.create_sequence();
+  const auto x = make_data(10 * 128, data_kind::gaussian, 1);
+  cache.append(s, 0, x.data(), x.data(), 10);
+  std::vector<float> q(4 * 256, 0.5f), out(4 * 256, poison_value());
+  auto expect_error = [&](paged_query pq, size_t heads, const std::string& needle) {
+    try {
+      attention(cache, 0, heads, &pq, 1);
+      ADD_FAILURE() << "no error; expected one mentioning " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(std::all_of(out.begin(), out.end(), is_poison));
+  };
+  expect_error({s, q.data(), 11, out.data(), 0, 0}, 4, "n_q=11");
+  expect_error({s, q.data(), 0, out.data(), 0, 0}, 4, "n_q=0");
+  expect_error({s, q.data(), 1, out.data(), 0, 0}, 3, "multiple of n_kv_heads");
+  expect_error({s, nullptr, 1, out.data(), 0, 0}, 4, "null");
+  expect_error({s, q.data(), 1, out.data(), 0, 100}, 4, "strides");
+  expect_error({s + 3, q.data(), 1, out.data(), 0, 0}, 4, "no live sequence");
+}
+
+}  // namespace
+}  // namespace lowbit::test
