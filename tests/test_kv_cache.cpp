@@ -266,7 +266,7 @@ TEST(PagedAttention, ResultsDoNotDependOnTheThreadCount) {
   const seq_id a = cache.create_sequence(), b = cache.create_sequence();
   cache.append(a, 0, k.data(), v.data(), 1000);
   cache.append(b, 0, k.data(), v.data(), 300);
-  const auto q = make_data(20 * q_row, data_kind::gaussian, 9);
+  const auto q = make_data(21 * q_row, data_kind::gaussian, 9);  // one decode row, then 20 prefill rows
   auto run = [&](size_t n) {
     set_num_threads(n);
     std::vector<float> out(21 * q_row);
