@@ -89,6 +89,32 @@ struct vec256 {
   static fvec sub(fvec a, fvec b) { return _mm256_sub_ps(a, b); }
   /// `lanes` binary16 values -> floats (exact).
   static fvec load_half(const void* p) { return _mm256_cvtph_ps(_mm_loadu_si128(static_cast<const __m128i*>(p))); }
+  // --- f32 helpers for attention ---
+  static fvec fmadd(fvec a, fvec b, fvec c) { return _mm256_fmadd_ps(a, b, c); }
+  static fvec maxf(fvec a, fvec b) { return _mm256_max_ps(a, b); }
+  static fvec load_f(const float* p) { return _mm256_loadu_ps(p); }
+  static float hsum(fvec v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static float hmax(fvec v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  /// Lanes [0, n) of v, the rest zero.
+  static fvec keep_first(fvec v, size_t n) {
+    const __m256i lane = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
+    return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), lane)));
+  }
+  /// 2^n for integer-valued float n in [-126, 127].
+  static fvec pow2i(fvec n) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+  }
+  static fvec round_nearest(fvec v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static void store(float* p, fvec v) { _mm256_storeu_ps(p, v); }
 };
 

@@ -96,6 +96,22 @@ struct vec512 {
   static fvec load_half(const void* p) {
     return _mm512_maskz_cvtph_ps(0xffff, _mm256_loadu_si256(static_cast<const __m256i*>(p)));
   }
+  // --- f32 helpers for attention ---
+  static fvec fmadd(fvec a, fvec b, fvec c) { return _mm512_fmadd_ps(a, b, c); }
+  static fvec maxf(fvec a, fvec b) { return _mm512_max_ps(a, b); }
+  static fvec load_f(const float* p) { return _mm512_loadu_ps(p); }
+  static float hsum(fvec v) { return _mm512_reduce_add_ps(v); }
+  static float hmax(fvec v) { return _mm512_reduce_max_ps(v); }
+  /// Lanes [0, n) of v, the rest zero.
+  static fvec keep_first(fvec v, size_t n) {
+    return _mm512_maskz_mov_ps(n >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << n) - 1), v);
+  }
+  /// 2^n for integer-valued float n in [-126, 127].
+  static fvec pow2i(fvec n) {
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_add_epi32(_mm512_maskz_cvtps_epi32(0xffff, n), _mm512_set1_epi32(127)), 23));
+  }
+  static fvec round_nearest(fvec v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static void store(float* p, fvec v) { _mm512_storeu_ps(p, v); }
 };
 
