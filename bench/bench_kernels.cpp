@@ -6,6 +6,9 @@
 //       s8s8 / u8s8 for the int8 GEMM with A s8 / u8 and B s8)
 //   quantize/<format>/<isa>/M:<m>/K:<k>/threads:<t>
 //   dequantize/<format>_<out>/<isa>/N:<n>/K:<k>/threads:<t>   (out: f32, f16, bf16)
+//   attn_decode/<k>_<v>/<isa>/ctx:<n>/threads:<t>     one query token, 32 heads over 8 KV heads, d = 128
+//   attn_prefill/<k>_<v>/<isa>/len:<n>/threads:<t>    causal prefill of n tokens, same heads
+//   attn_prefill_baseline/f32_f32/len:<n>/threads:<t> the same with the score matrix materialised
 // Each runs the public API with dispatch capped at the kernel's tier, so the
 // kernel measured is the kernel named. Weights are cold by default (flushed
 // from the caches before every iteration; --lowbit_warm keeps them hot). Each
@@ -17,10 +20,16 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <string>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "dispatch/registry.hpp"
 #include "kernels/ref/quant.hpp"
@@ -206,6 +215,155 @@ void bench_dequantize(benchmark::State& state, const detail::dequant_entry* kern
   clear_isa_overrides();
 }
 
+// ------------------------------------------------------------ attention ----
+
+constexpr size_t attn_heads = 32, attn_kv_heads = 8, attn_dim = 128;
+
+/// A cache holding one sequence of n random tokens.
+struct attn_setup {
+  KvCache cache;
+  seq_id seq;
+  attn_setup(format kf, format vf, size_t n)
+      : cache([&] {
+          kv_cache_config c;
+          c.n_kv_heads = attn_kv_heads;
+          c.head_dim = attn_dim;
+          c.k_format = kf;
+          c.v_format = vf;
+          c.block_tokens = 64;
+          c.max_blocks = (n + 63) / 64;
+          return c;
+        }()),
+        seq(cache.create_sequence()) {
+    const size_t chunk = 1024, row = attn_kv_heads * attn_dim;
+    const auto k = random_floats(chunk * row, 5), v = random_floats(chunk * row, 6);
+    for (size_t done = 0; done < n; done += chunk) cache.append(seq, 0, k.data(), v.data(), std::min(chunk, n - done));
+  }
+  size_t kv_bytes(size_t n) const {
+    const auto lv = cache.view(seq, 0);
+    return n * attn_kv_heads * (lv.k_row_bytes + lv.v_row_bytes);
+  }
+};
+
+peak_kind fma_peak_for(isa tier) {
+  switch (tier) {
+    case isa::avx512:
+    case isa::avx512_vnni:
+    case isa::amx: return peak_kind::f32_fma512;
+    case isa::avx2:
+    case isa::avx2_vnni: return peak_kind::f32_fma256;
+    default: return peak_kind::portable;
+  }
+}
+
+void bench_attn_decode(benchmark::State& state, const detail::attention_entry* kernel, size_t ctx, size_t threads) {
+  set_num_threads(threads);
+  set_isa_max(kernel->tier);
+  attn_setup setup(kernel->k_format, kernel->v_format, ctx);
+  const auto q = random_floats(attn_heads * attn_dim, 7);
+  std::vector<float> out(attn_heads * attn_dim);
+  paged_query pq{setup.seq, q.data(), 1, out.data(), 0, 0};
+  const auto blocks = setup.cache.view(setup.seq, 0).blocks;
+  const double seconds = timed_loop(
+      state,
+      [&] {
+        if (!warm_weights)
+          for (const unsigned char* b : blocks) flush_cache(b, setup.cache.block_bytes());
+      },
+      [&] {
+        attention(setup.cache, 0, attn_heads, &pq, 1);
+        benchmark::DoNotOptimize(out.data());
+      });
+  const double flops = 4.0 * attn_heads * attn_dim * static_cast<double>(ctx);
+  report(state, seconds, flops, static_cast<double>(setup.kv_bytes(ctx)), !warm_weights);
+  clear_isa_overrides();
+}
+
+void bench_attn_prefill(benchmark::State& state, const detail::attention_entry* kernel, size_t len, size_t threads) {
+  set_num_threads(threads);
+  set_isa_max(kernel->tier);
+  attn_setup setup(kernel->k_format, kernel->v_format, len);
+  const auto q = random_floats(len * attn_heads * attn_dim, 8);
+  std::vector<float> out(q.size());
+  paged_query pq{setup.seq, q.data(), len, out.data(), 0, 0};
+  const double seconds = timed_loop(
+      state, [] {},
+      [&] {
+        attention(setup.cache, 0, attn_heads, &pq, 1);
+        benchmark::DoNotOptimize(out.data());
+      });
+  // QK^T and PV over the causal triangle, 2 flops per multiply-add.
+  const double flops = 4.0 * attn_heads * attn_dim * (static_cast<double>(len) * (len + 1) / 2);
+  report(state, seconds, flops, static_cast<double>(setup.kv_bytes(len)), false);
+  const double peak = peak_gops(fma_peak_for(kernel->tier));
+  if (peak > 0) {
+    state.counters["peak_GOPS"] = peak;
+    state.counters["ratio_to_peak"] = state.counters["GOPS"] / peak;
+  }
+  clear_isa_overrides();
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) float dot_avx2(const float* a, const float* b, size_t d) {
+  __m256 s = _mm256_setzero_ps();
+  for (size_t i = 0; i < d; i += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, s);
+  return lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7];
+}
+__attribute__((target("avx2,fma"))) void axpy_avx2(float p, const float* v, float* y, size_t d) {
+  const __m256 pv = _mm256_set1_ps(p);
+  for (size_t i = 0; i < d; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + i), _mm256_loadu_ps(y + i)));
+}
+#endif
+
+/// Causal prefill the textbook way, in f32 with AVX2 dot products: per head,
+/// the whole len x len score matrix, a softmax per row, then P . V.
+void bench_attn_baseline(benchmark::State& state, size_t len, size_t threads) {
+#if defined(__x86_64__)
+  if (!detected_cpu().isas.contains(isa::avx2)) {
+    state.SkipWithError("the baseline needs AVX2");
+    return;
+  }
+  set_num_threads(threads);
+  const size_t q_row = attn_heads * attn_dim, kv_row = attn_kv_heads * attn_dim, group = attn_heads / attn_kv_heads;
+  const auto q = random_floats(len * q_row, 8), k = random_floats(len * kv_row, 5), v = random_floats(len * kv_row, 6);
+  std::vector<float> out(len * q_row);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(attn_dim));
+  const double seconds = timed_loop(
+      state, [] {},
+      [&] {
+        parallel_for(attn_heads, 1, [&](size_t h0, size_t h1) {
+          std::vector<float> scores(len * len);
+          for (size_t h = h0; h < h1; ++h) {
+            const size_t g = h / group;
+            for (size_t i = 0; i < len; ++i)
+              for (size_t j = 0; j <= i; ++j)
+                scores[i * len + j] = dot_avx2(q.data() + i * q_row + h * attn_dim, k.data() + j * kv_row + g * attn_dim, attn_dim) * scale;
+            for (size_t i = 0; i < len; ++i) {
+              float* srow = scores.data() + i * len;
+              const float mx = *std::max_element(srow, srow + i + 1);
+              float sum = 0;
+              for (size_t j = 0; j <= i; ++j) sum += srow[j] = std::exp(srow[j] - mx);
+              float* o = out.data() + i * q_row + h * attn_dim;
+              std::fill(o, o + attn_dim, 0.0f);
+              for (size_t j = 0; j <= i; ++j) axpy_avx2(srow[j] / sum, v.data() + j * kv_row + g * attn_dim, o, attn_dim);
+            }
+          }
+        });
+        benchmark::DoNotOptimize(out.data());
+      });
+  const double flops = 4.0 * attn_heads * attn_dim * (static_cast<double>(len) * (len + 1) / 2);
+  report(state, seconds, flops, static_cast<double>(len * kv_row * 8), false);
+  const double peak = peak_gops(peak_kind::f32_fma256);
+  if (peak > 0) state.counters["ratio_to_peak"] = state.counters["GOPS"] / peak;
+#else
+  state.SkipWithError("the baseline is x86-only");
+  (void)len;
+  (void)threads;
+#endif
+}
+
 /// Wraps a benchmark body so a lowbit::Error skips that benchmark with its
 /// message instead of ending the whole run.
 template <typename Body, typename... Args>
@@ -269,6 +427,31 @@ void register_all() {
               ->Unit(benchmark::kMicrosecond);
         }
       }
+    }
+    for (const auto& kernel : reg.attention) {
+      if (!avail.contains(kernel.tier)) continue;
+      const bool f16 = kernel.k_format == format::f16 && kernel.v_format == format::f16;
+      const bool q8 = kernel.k_format == format::q8_0 && kernel.v_format == format::q8_0;
+      if (!f16 && !q8) continue;
+      const std::string kv = std::string(f16 ? "f16_f16" : "q8_0_q8_0") + "/" + std::string(isa_name(kernel.tier));
+      for (size_t ctx : {512, 4096, 16384}) {
+        const std::string name = "attn_decode/" + kv + "/ctx:" + std::to_string(ctx) + "/threads:" + std::to_string(t);
+        benchmark::RegisterBenchmark(name.c_str(), guarded<decltype(&bench_attn_decode), const detail::attention_entry*, size_t, size_t>, &bench_attn_decode, &kernel, ctx, t)
+            ->UseManualTime()
+            ->Unit(benchmark::kMicrosecond);
+      }
+      for (size_t len : {512, 2048}) {
+        const std::string name = "attn_prefill/" + kv + "/len:" + std::to_string(len) + "/threads:" + std::to_string(t);
+        benchmark::RegisterBenchmark(name.c_str(), guarded<decltype(&bench_attn_prefill), const detail::attention_entry*, size_t, size_t>, &bench_attn_prefill, &kernel, len, t)
+            ->UseManualTime()
+            ->Unit(benchmark::kMillisecond);
+      }
+    }
+    for (size_t len : {512, 2048}) {
+      const std::string name = "attn_prefill_baseline/f32_f32/len:" + std::to_string(len) + "/threads:" + std::to_string(t);
+      benchmark::RegisterBenchmark(name.c_str(), guarded<decltype(&bench_attn_baseline), size_t, size_t>, &bench_attn_baseline, len, t)
+          ->UseManualTime()
+          ->Unit(benchmark::kMillisecond);
     }
     for (const auto& kernel : reg.quantize) {
       if (!avail.contains(kernel.tier) || !traits(kernel.fmt).is_quantized) continue;

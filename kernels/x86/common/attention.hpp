@@ -86,6 +86,59 @@ inline float dot_f32(const float* a, const float* b, size_t d) {
   return s;
 }
 
+/// Transposes a tile of key rows into kt[c * lanes + i] = rows[i][c] for
+/// c < d (rows i >= n read as zero), so the scores of a whole tile are one
+/// vector per query: sum over c of q[c] * kt[c * lanes ..].
+template <class V>
+inline void transpose_keys(const float* const* rows, size_t n, size_t d, float* kt) {
+  constexpr size_t L = V::lanes;
+  size_t c0 = 0;
+  for (; c0 + L <= d; c0 += L) {
+    typename V::fvec r[L];
+    for (size_t i = 0; i < L; ++i) r[i] = i < n ? V::load_f(rows[i] + c0) : V::zero();
+    if constexpr (L == 16) {
+      __m512 t[16], u[16];
+      for (int g = 0; g < 8; ++g) {
+        t[2 * g] = _mm512_unpacklo_ps(r[2 * g], r[2 * g + 1]);
+        t[2 * g + 1] = _mm512_unpackhi_ps(r[2 * g], r[2 * g + 1]);
+      }
+      for (int g = 0; g < 4; ++g) {
+        u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[4 * g]), _mm512_castps_pd(t[4 * g + 2])));
+        u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[4 * g]), _mm512_castps_pd(t[4 * g + 2])));
+        u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[4 * g + 1]), _mm512_castps_pd(t[4 * g + 3])));
+        u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[4 * g + 1]), _mm512_castps_pd(t[4 * g + 3])));
+      }
+      for (int j = 0; j < 4; ++j) {
+        const __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44), v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xee);
+        const __m512 v2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44), v3 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xee);
+        r[j] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+        r[4 + j] = _mm512_shuffle_f32x4(v0, v2, 0xdd);
+        r[8 + j] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+        r[12 + j] = _mm512_shuffle_f32x4(v1, v3, 0xdd);
+      }
+    } else {
+      __m256 t[8], u[8];
+      for (int g = 0; g < 4; ++g) {
+        t[2 * g] = _mm256_unpacklo_ps(r[2 * g], r[2 * g + 1]);
+        t[2 * g + 1] = _mm256_unpackhi_ps(r[2 * g], r[2 * g + 1]);
+      }
+      for (int g = 0; g < 2; ++g) {
+        u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+        u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xee);
+        u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+        u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xee);
+      }
+      for (int j = 0; j < 4; ++j) {
+        r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+        r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+      }
+    }
+    for (size_t c = 0; c < L; ++c) V::store(kt + (c0 + c) * L, r[c]);
+  }
+  for (; c0 < d; ++c0)
+    for (size_t i = 0; i < L; ++i) kt[c0 * L + i] = i < n ? rows[i][c0] : 0.0f;
+}
+
 template <class V, format KF, format VF>
 void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                       const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
@@ -94,50 +147,112 @@ void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_r
   size_t last = t0;  // tokens any row sees
   for (size_t r = 0; r < rows; ++r) last = std::max(last, std::min(t1, limits[r]));
   thread_local std::vector<float> scratch;
-  scratch.resize(2 * TK * d);
+  // V's buffer starts 64 bytes past a 4 KiB multiple from K's, so stores to
+  // one never look like they alias loads from the other (4K aliasing).
+  const size_t tile_floats = (TK * d + 1023) / 1024 * 1024 + 16;
+  scratch.resize(3 * tile_floats);
   float* kbuf = scratch.data();
-  float* vbuf = kbuf + TK * d;
+  float* vbuf = kbuf + tile_floats;
+  float* kt = vbuf + tile_floats;  // the tile's keys transposed: d x TK
   const float* krow[TK];
   const float* vrow[TK];
-  alignas(64) float s[TK];
+  alignas(64) float p[4][TK];
   for (size_t t = t0; t < last;) {
     const size_t b = t / kv.block_tokens, slot = t % kv.block_tokens;
     const size_t n = std::min({TK, kv.block_tokens - slot, last - t});
     const unsigned char* kp = kv.k_blocks[b] + kv_head * kv.k_head_bytes + slot * kv.k_row_bytes;
     const unsigned char* vp = kv.v_blocks[b] + kv_head * kv.v_head_bytes + slot * kv.v_row_bytes;
+    // Rows two tiles ahead are fetched while this tile computes: a tile's work
+    // is longer than the out-of-order window, so without this every tile
+    // would begin by waiting on memory.
+    for (size_t ahead = t + n + TK; ahead < t + n + 2 * TK && ahead < last; ahead += TK) {
+      const size_t nb = ahead / kv.block_tokens, ns = ahead % kv.block_tokens;
+      const size_t nn = std::min({TK, kv.block_tokens - ns, last - ahead});
+      const unsigned char* nk = kv.k_blocks[nb] + kv_head * kv.k_head_bytes + ns * kv.k_row_bytes;
+      const unsigned char* nv = kv.v_blocks[nb] + kv_head * kv.v_head_bytes + ns * kv.v_row_bytes;
+      for (size_t off = 0; off < nn * kv.k_row_bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(nk + off), _MM_HINT_T0);
+      for (size_t off = 0; off < nn * kv.v_row_bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(nv + off), _MM_HINT_T0);
+    }
     for (size_t i = 0; i < n; ++i) {
       krow[i] = kv_row_f32<V, KF>(kp + i * kv.k_row_bytes, kbuf + i * d, d);
       vrow[i] = kv_row_f32<V, VF>(vp + i * kv.v_row_bytes, vbuf + i * d, d);
     }
-    for (size_t r = 0; r < rows; ++r) {
-      if (limits[r] <= t) continue;
-      const size_t visible = std::min(n, limits[r] - t);
-      const float* q = q_rows[r];
-      float tile_max = -std::numeric_limits<float>::infinity();
-      for (size_t i = 0; i < visible; ++i) {
-        s[i] = dot_f32<V>(q, krow[i], d) * scale;
-        tile_max = std::max(tile_max, s[i]);
+    transpose_keys<V>(krow, n, d, kt);
+    // Four query rows at a time: each score vector is TK keys, two partial
+    // sums per row (eight independent FMA chains).
+    for (size_t r0 = 0; r0 < rows; r0 += 4) {
+      const size_t rb = std::min<size_t>(4, rows - r0);
+      const float* q[4];
+      size_t visible[4];
+      bool any = false;
+      for (size_t j = 0; j < 4; ++j) {
+        const size_t r = r0 + std::min(j, rb - 1);
+        q[j] = q_rows[r];
+        visible[j] = j < rb && limits[r] > t ? std::min(n, limits[r] - t) : 0;
+        any = any || visible[j] > 0;
       }
-      for (size_t i = visible; i < TK; ++i) s[i] = tile_max;  // masked below
-      const float new_m = std::max(m[r], tile_max);
-      const float shrink = std::exp(m[r] - new_m);  // 0 on the row's first tile
-      const auto p = V::keep_first(exp_nonpositive<V>(V::sub(V::load_f(s), V::set1f(new_m))), visible);
-      V::store(s, p);
-      l[r] = l[r] * shrink + V::hsum(p);
-      m[r] = new_m;
-      float* a = acc + r * d;
-      const auto c = V::set1f(shrink);
-      size_t j = 0;
-      for (; j + V::lanes <= d; j += V::lanes) {
-        auto x = V::mul(V::load_f(a + j), c);
-        for (size_t i = 0; i < visible; ++i) x = V::fmadd(V::set1f(s[i]), V::load_f(vrow[i] + j), x);
-        V::store(a + j, x);
+      if (!any) continue;
+      typename V::fvec a[4], c[4];
+      for (size_t j = 0; j < 4; ++j) a[j] = c[j] = V::zero();
+      size_t e = 0;
+      for (; e + 2 <= d; e += 2) {
+        const auto k0 = V::load_f(kt + e * TK), k1 = V::load_f(kt + (e + 1) * TK);
+        for (size_t j = 0; j < 4; ++j) {
+          a[j] = V::fmadd(V::set1f(q[j][e]), k0, a[j]);
+          c[j] = V::fmadd(V::set1f(q[j][e + 1]), k1, c[j]);
+        }
       }
-      for (; j < d; ++j) {
-        float x = a[j] * shrink;
-        for (size_t i = 0; i < visible; ++i) x += s[i] * vrow[i][j];
-        a[j] = x;
+      if (e < d) {
+        const auto k0 = V::load_f(kt + e * TK);
+        for (size_t j = 0; j < 4; ++j) a[j] = V::fmadd(V::set1f(q[j][e]), k0, a[j]);
       }
+      float shrink[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+      for (size_t j = 0; j < 4; ++j) {
+        if (!visible[j]) {  // this row sees none of the tile (or is padding): p = 0 leaves it as it is
+          V::store(p[j], V::zero());
+          continue;
+        }
+        const size_t r = r0 + j;
+        // Lanes past `visible` hold 0 here: a maximum that large is still a
+        // valid softmax shift (any shift >= the true maximum is exact math).
+        const auto sc = V::keep_first(V::mul(V::addf(a[j], c[j]), V::set1f(scale)), visible[j]);
+        const float tile_max = std::max(V::hmax(sc), visible[j] < TK ? 0.0f : -std::numeric_limits<float>::infinity());
+        const float new_m = std::max(m[r], tile_max);
+        shrink[j] = std::exp(m[r] - new_m);  // 0 on the row's first tile
+        const auto pv = V::keep_first(exp_nonpositive<V>(V::sub(sc, V::set1f(new_m))), visible[j]);
+        V::store(p[j], pv);
+        l[r] = l[r] * shrink[j] + V::hsum(pv);
+        m[r] = new_m;
+      }
+      // acc = acc * shrink + P . V for the four rows, two vectors of columns
+      // at a time: eight independent FMA chains over the tile's keys.
+      float* out[4];
+      for (size_t j = 0; j < 4; ++j) out[j] = acc + (r0 + std::min(j, rb - 1)) * d;
+      size_t col = 0;
+      for (; col + 2 * V::lanes <= d; col += 2 * V::lanes) {
+        typename V::fvec x0[4], x1[4];
+        for (size_t j = 0; j < 4; ++j) {
+          x0[j] = V::mul(V::load_f(out[j] + col), V::set1f(shrink[j]));
+          x1[j] = V::mul(V::load_f(out[j] + col + V::lanes), V::set1f(shrink[j]));
+        }
+        for (size_t i = 0; i < n; ++i) {
+          const auto v0 = V::load_f(vrow[i] + col), v1 = V::load_f(vrow[i] + col + V::lanes);
+          for (size_t j = 0; j < 4; ++j) {
+            x0[j] = V::fmadd(V::set1f(p[j][i]), v0, x0[j]);
+            x1[j] = V::fmadd(V::set1f(p[j][i]), v1, x1[j]);
+          }
+        }
+        for (size_t j = rb; j-- > 0;) {  // padding rows alias row rb - 1: store the real row last
+          V::store(out[j] + col, x0[j]);
+          V::store(out[j] + col + V::lanes, x1[j]);
+        }
+      }
+      for (; col < d; ++col)
+        for (size_t j = 0; j < rb; ++j) {
+          float x = out[j][col] * shrink[j];
+          for (size_t i = 0; i < n; ++i) x += p[j][i] * vrow[i][col];
+          out[j][col] = x;
+        }
     }
     t += n;
   }
