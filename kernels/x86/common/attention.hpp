@@ -139,47 +139,59 @@ inline void transpose_keys(const float* const* rows, size_t n, size_t d, float* 
     for (size_t i = 0; i < L; ++i) kt[c0 * L + i] = i < n ? rows[i][c0] : 0.0f;
 }
 
+/// V::lanes values of a KV row from column `col`: f16 rows are converted as
+/// they are read; everything else has been made f32 already.
+template <class V, format F>
+inline typename V::fvec kv_vec(const unsigned char* row, size_t col) {
+  if constexpr (F == format::f16) return V::load_half(row + 2 * col);
+  else return V::load_f(reinterpret_cast<const float*>(row) + col);
+}
+template <format F>
+inline float kv_scalar(const unsigned char* row, size_t col) {
+  if constexpr (F == format::f16) {
+    f16_bits h;
+    std::memcpy(&h, row + 2 * col, 2);
+    return fp16_to_fp32(h);
+  } else {
+    return reinterpret_cast<const float*>(row)[col];
+  }
+}
+
 template <class V, format KF, format VF>
 void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                       const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
   constexpr size_t TK = V::lanes;
+  // f32 and f16 rows are read where they are; q8_0 / q4_0 rows are converted
+  // to f32 once per tile (for every query row of the call).
+  constexpr format KS = KF == format::f16 ? format::f16 : format::f32;
+  constexpr format VS = VF == format::f16 ? format::f16 : format::f32;
   const size_t d = kv.head_dim;
   size_t last = t0;  // tokens any row sees
   for (size_t r = 0; r < rows; ++r) last = std::max(last, std::min(t1, limits[r]));
   thread_local std::vector<float> scratch;
-  // V's buffer starts 64 bytes past a 4 KiB multiple from K's, so stores to
-  // one never look like they alias loads from the other (4K aliasing).
+  // V's buffer starts 64 bytes past a 4 KiB multiple from K's (no 4K aliasing).
   const size_t tile_floats = (TK * d + 1023) / 1024 * 1024 + 16;
-  scratch.resize(3 * tile_floats);
+  scratch.resize(2 * tile_floats);
   float* kbuf = scratch.data();
   float* vbuf = kbuf + tile_floats;
-  float* kt = vbuf + tile_floats;  // the tile's keys transposed: d x TK
-  const float* krow[TK];
-  const float* vrow[TK];
+  const unsigned char* krow[TK];
+  const unsigned char* vrow[TK];
   alignas(64) float p[4][TK];
+  alignas(16) float dots[TK][4];
   for (size_t t = t0; t < last;) {
     const size_t b = t / kv.block_tokens, slot = t % kv.block_tokens;
     const size_t n = std::min({TK, kv.block_tokens - slot, last - t});
     const unsigned char* kp = kv.k_blocks[b] + kv_head * kv.k_head_bytes + slot * kv.k_row_bytes;
     const unsigned char* vp = kv.v_blocks[b] + kv_head * kv.v_head_bytes + slot * kv.v_row_bytes;
-    // Rows two tiles ahead are fetched while this tile computes: a tile's work
-    // is longer than the out-of-order window, so without this every tile
-    // would begin by waiting on memory.
-    for (size_t ahead = t + n + TK; ahead < t + n + 2 * TK && ahead < last; ahead += TK) {
-      const size_t nb = ahead / kv.block_tokens, ns = ahead % kv.block_tokens;
-      const size_t nn = std::min({TK, kv.block_tokens - ns, last - ahead});
-      const unsigned char* nk = kv.k_blocks[nb] + kv_head * kv.k_head_bytes + ns * kv.k_row_bytes;
-      const unsigned char* nv = kv.v_blocks[nb] + kv_head * kv.v_head_bytes + ns * kv.v_row_bytes;
-      for (size_t off = 0; off < nn * kv.k_row_bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(nk + off), _MM_HINT_T0);
-      for (size_t off = 0; off < nn * kv.v_row_bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(nv + off), _MM_HINT_T0);
-    }
     for (size_t i = 0; i < n; ++i) {
-      krow[i] = kv_row_f32<V, KF>(kp + i * kv.k_row_bytes, kbuf + i * d, d);
-      vrow[i] = kv_row_f32<V, VF>(vp + i * kv.v_row_bytes, vbuf + i * d, d);
+      krow[i] = reinterpret_cast<const unsigned char*>(kv_row_f32<V, KF == format::f16 ? format::f32 : KF>(
+          kp + i * kv.k_row_bytes, kbuf + i * d, d));
+      vrow[i] = reinterpret_cast<const unsigned char*>(kv_row_f32<V, VF == format::f16 ? format::f32 : VF>(
+          vp + i * kv.v_row_bytes, vbuf + i * d, d));
+      if constexpr (KF == format::f16) krow[i] = kp + i * kv.k_row_bytes;
+      if constexpr (VF == format::f16) vrow[i] = vp + i * kv.v_row_bytes;
     }
-    transpose_keys<V>(krow, n, d, kt);
-    // Four query rows at a time: each score vector is TK keys, two partial
-    // sums per row (eight independent FMA chains).
+    // Four query rows at a time.
     for (size_t r0 = 0; r0 < rows; r0 += 4) {
       const size_t rb = std::min<size_t>(4, rows - r0);
       const float* q[4];
@@ -192,19 +204,23 @@ void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_r
         any = any || visible[j] > 0;
       }
       if (!any) continue;
-      typename V::fvec a[4], c[4];
-      for (size_t j = 0; j < 4; ++j) a[j] = c[j] = V::zero();
-      size_t e = 0;
-      for (; e + 2 <= d; e += 2) {
-        const auto k0 = V::load_f(kt + e * TK), k1 = V::load_f(kt + (e + 1) * TK);
-        for (size_t j = 0; j < 4; ++j) {
-          a[j] = V::fmadd(V::set1f(q[j][e]), k0, a[j]);
-          c[j] = V::fmadd(V::set1f(q[j][e + 1]), k1, c[j]);
+      // Scores: per key, the four rows' dot products as vectors, folded to
+      // four partial sums each and transposed into one vector of four dots.
+      for (size_t i = 0; i < n; ++i) {
+        typename V::fvec a[4];
+        for (size_t j = 0; j < 4; ++j) a[j] = V::zero();
+        size_t col = 0;
+        for (; col + V::lanes <= d; col += V::lanes) {
+          const auto k = kv_vec<V, KS>(krow[i], col);
+          for (size_t j = 0; j < 4; ++j) a[j] = V::fmadd(V::load_f(q[j] + col), k, a[j]);
         }
-      }
-      if (e < d) {
-        const auto k0 = V::load_f(kt + e * TK);
-        for (size_t j = 0; j < 4; ++j) a[j] = V::fmadd(V::set1f(q[j][e]), k0, a[j]);
+        __m128 x0 = V::fold128(a[0]), x1 = V::fold128(a[1]), x2 = V::fold128(a[2]), x3 = V::fold128(a[3]);
+        _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+        _mm_store_ps(dots[i], _mm_add_ps(_mm_add_ps(x0, x1), _mm_add_ps(x2, x3)));
+        for (; col < d; ++col) {
+          const float k = kv_scalar<KS>(krow[i], col);
+          for (size_t j = 0; j < 4; ++j) dots[i][j] += q[j][col] * k;
+        }
       }
       float shrink[4] = {1.0f, 1.0f, 1.0f, 1.0f};
       for (size_t j = 0; j < 4; ++j) {
@@ -213,9 +229,10 @@ void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_r
           continue;
         }
         const size_t r = r0 + j;
-        // Lanes past `visible` hold 0 here: a maximum that large is still a
-        // valid softmax shift (any shift >= the true maximum is exact math).
-        const auto sc = V::keep_first(V::mul(V::addf(a[j], c[j]), V::set1f(scale)), visible[j]);
+        for (size_t i = 0; i < TK; ++i) p[j][i] = i < visible[j] ? dots[i][j] : 0.0f;
+        // Lanes past `visible` hold 0: a maximum that large is still a valid
+        // softmax shift (any shift >= the true maximum is exact math).
+        const auto sc = V::mul(V::load_f(p[j]), V::set1f(scale));
         const float tile_max = std::max(V::hmax(sc), visible[j] < TK ? 0.0f : -std::numeric_limits<float>::infinity());
         const float new_m = std::max(m[r], tile_max);
         shrink[j] = std::exp(m[r] - new_m);  // 0 on the row's first tile
@@ -236,21 +253,28 @@ void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_r
           x1[j] = V::mul(V::load_f(out[j] + col + V::lanes), V::set1f(shrink[j]));
         }
         for (size_t i = 0; i < n; ++i) {
-          const auto v0 = V::load_f(vrow[i] + col), v1 = V::load_f(vrow[i] + col + V::lanes);
+          const auto v0 = kv_vec<V, VS>(vrow[i], col), v1 = kv_vec<V, VS>(vrow[i], col + V::lanes);
           for (size_t j = 0; j < 4; ++j) {
             x0[j] = V::fmadd(V::set1f(p[j][i]), v0, x0[j]);
             x1[j] = V::fmadd(V::set1f(p[j][i]), v1, x1[j]);
           }
         }
-        for (size_t j = rb; j-- > 0;) {  // padding rows alias row rb - 1: store the real row last
-          V::store(out[j] + col, x0[j]);
-          V::store(out[j] + col + V::lanes, x1[j]);
-        }
+        // Padding rows alias row rb - 1 and leave its old values: storing in
+        // descending order writes the real row last. (Constant indices keep
+        // the accumulators in registers.)
+        V::store(out[3] + col, x0[3]);
+        V::store(out[3] + col + V::lanes, x1[3]);
+        V::store(out[2] + col, x0[2]);
+        V::store(out[2] + col + V::lanes, x1[2]);
+        V::store(out[1] + col, x0[1]);
+        V::store(out[1] + col + V::lanes, x1[1]);
+        V::store(out[0] + col, x0[0]);
+        V::store(out[0] + col + V::lanes, x1[0]);
       }
       for (; col < d; ++col)
         for (size_t j = 0; j < rb; ++j) {
           float x = out[j][col] * shrink[j];
-          for (size_t i = 0; i < n; ++i) x += p[j][i] * vrow[i][col];
+          for (size_t i = 0; i < n; ++i) x += p[j][i] * kv_scalar<VS>(vrow[i], col);
           out[j][col] = x;
         }
     }

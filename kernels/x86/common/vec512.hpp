@@ -112,6 +112,11 @@ struct vec512 {
         _mm512_slli_epi32(_mm512_add_epi32(_mm512_maskz_cvtps_epi32(0xffff, n), _mm512_set1_epi32(127)), 23));
   }
   static fvec round_nearest(fvec v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  /// Sum of the 128-bit quarters: four partial sums.
+  static __m128 fold128(fvec v) {
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  }
   static void store(float* p, fvec v) { _mm512_storeu_ps(p, v); }
 };
 
