@@ -191,6 +191,17 @@ void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_r
       if constexpr (KF == format::f16) krow[i] = kp + i * kv.k_row_bytes;
       if constexpr (VF == format::f16) vrow[i] = vp + i * kv.v_row_bytes;
     }
+    // The next tile's rows, fetched a token at a time during the first row
+    // group's scores: spread out, so the prefetches never pile up.
+    const unsigned char* next_k = nullptr;
+    const unsigned char* next_v = nullptr;
+    size_t next_n = 0;
+    if (t + n < last) {
+      const size_t nb = (t + n) / kv.block_tokens, ns = (t + n) % kv.block_tokens;
+      next_n = std::min({TK, kv.block_tokens - ns, last - t - n});
+      next_k = kv.k_blocks[nb] + kv_head * kv.k_head_bytes + ns * kv.k_row_bytes;
+      next_v = kv.v_blocks[nb] + kv_head * kv.v_head_bytes + ns * kv.v_row_bytes;
+    }
     // Four query rows at a time.
     for (size_t r0 = 0; r0 < rows; r0 += 4) {
       const size_t rb = std::min<size_t>(4, rows - r0);
@@ -207,6 +218,12 @@ void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_r
       // Scores: per key, the four rows' dot products as vectors, folded to
       // four partial sums each and transposed into one vector of four dots.
       for (size_t i = 0; i < n; ++i) {
+        if (r0 == 0 && i < next_n) {
+          for (size_t off = 0; off < kv.k_row_bytes; off += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(next_k + i * kv.k_row_bytes + off), _MM_HINT_T1);
+          for (size_t off = 0; off < kv.v_row_bytes; off += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(next_v + i * kv.v_row_bytes + off), _MM_HINT_T1);
+        }
         typename V::fvec a[4];
         for (size_t j = 0; j < 4; ++j) a[j] = V::zero();
         size_t col = 0;
