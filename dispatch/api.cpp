@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "dispatch/checks.hpp"
 #include "dispatch/registry.hpp"
 #include "dispatch/thresholds.hpp"
 #include "lowbit/lowbit.hpp"
@@ -21,12 +22,6 @@ namespace lowbit {
 using namespace detail;
 
 namespace {
-
-[[noreturn]] void invalid(const std::string& what) { throw Error(status::invalid_argument, what); }
-
-void require(bool ok, const char* fn, const std::string& what) {
-  if (!ok) invalid(std::string(fn) + ": " + what);
-}
 
 const format_traits& checked_traits(format f, const char* fn) {
   const format_traits* t = find_format(f);
@@ -139,17 +134,27 @@ void quantize_rows(format fmt, const float* x, size_t rows, size_t k, void* dst,
   });
 }
 
-void dequantize_rows(format fmt, const void* src, size_t src_bytes, size_t rows, size_t k, float* y, size_t ldy) {
-  const char* fn = "dequantize_rows";
-  const format_traits& t = checked_traits(fmt, fn);
+namespace {
+/// The checks both dequantize_rows overloads make; returns false when there
+/// is nothing to do. Fills in ldy = k when it is 0.
+bool check_dequantize(const format_traits& t, format fmt, const void* src, size_t src_bytes, size_t rows, size_t k,
+                      const void* y, size_t& ldy, const char* fn) {
   if (ldy == 0) ldy = k;
   require_whole_blocks(t, k, fn);
   require(ldy >= k, fn, "ldy=" + std::to_string(ldy) + " is smaller than k=" + std::to_string(k));
   const size_t need = quantized_size(fmt, rows, k);
   require(src_bytes >= need,
           fn, "source holds " + std::to_string(src_bytes) + " bytes, " + std::to_string(need) + " are needed");
-  if (rows == 0 || k == 0) return;
+  if (rows == 0 || k == 0) return false;
   require(src != nullptr && y != nullptr, fn, "src and y must not be null");
+  return true;
+}
+}  // namespace
+
+void dequantize_rows(format fmt, const void* src, size_t src_bytes, size_t rows, size_t k, float* y, size_t ldy) {
+  const char* fn = "dequantize_rows";
+  const format_traits& t = checked_traits(fmt, fn);
+  if (!check_dequantize(t, fmt, src, src_bytes, rows, k, y, ldy, fn)) return;
   if (fmt == format::f32) {
     for (size_t r = 0; r < rows; ++r) std::copy_n(static_cast<const float*>(src) + r * k, k, y + r * ldy);
     return;
@@ -173,14 +178,7 @@ void dequantize_rows(format fmt, const void* src, size_t src_bytes, size_t rows,
             " is not supported; expected f32, f16 or bf16");
   }
   if (out == format::f32) return dequantize_rows(fmt, src, src_bytes, rows, k, static_cast<float*>(y), ldy);
-  if (ldy == 0) ldy = k;
-  require_whole_blocks(t, k, fn);
-  require(ldy >= k, fn, "ldy=" + std::to_string(ldy) + " is smaller than k=" + std::to_string(k));
-  const size_t need = quantized_size(fmt, rows, k);
-  require(src_bytes >= need,
-          fn, "source holds " + std::to_string(src_bytes) + " bytes, " + std::to_string(need) + " are needed");
-  if (rows == 0 || k == 0) return;
-  require(src != nullptr && y != nullptr, fn, "src and y must not be null");
+  if (!check_dequantize(t, fmt, src, src_bytes, rows, k, y, ldy, fn)) return;
   const auto* in = static_cast<const unsigned char*>(src);
   auto* dst = static_cast<uint16_t*>(y);  // f16 and bf16 are both 16-bit
   const size_t row = row_bytes(t, k);

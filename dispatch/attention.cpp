@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "dispatch/checks.hpp"
 #include "dispatch/registry.hpp"
 #include "dispatch/thresholds.hpp"
 #include "lowbit/lowbit.hpp"
@@ -22,12 +23,6 @@ namespace lowbit {
 using namespace detail;
 
 namespace {
-
-[[noreturn]] void invalid(const std::string& what) { throw Error(status::invalid_argument, what); }
-
-void require(bool ok, const char* fn, const std::string& what) {
-  if (!ok) invalid(std::string(fn) + ": " + what);
-}
 
 /// One (sequence, KV head): its key/value view and its query rows.
 struct attention_job {

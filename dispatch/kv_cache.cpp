@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 
+#include "dispatch/checks.hpp"
 #include "dispatch/registry.hpp"
 #include "lowbit/error.hpp"
 
@@ -19,8 +20,6 @@ namespace lowbit {
 using namespace detail;
 
 namespace {
-
-[[noreturn]] void invalid(const std::string& what) { throw Error(status::invalid_argument, what); }
 
 size_t checked_mul(size_t a, size_t b, const char* what) {
   size_t r;

@@ -86,59 +86,6 @@ inline float dot_f32(const float* a, const float* b, size_t d) {
   return s;
 }
 
-/// Transposes a tile of key rows into kt[c * lanes + i] = rows[i][c] for
-/// c < d (rows i >= n read as zero), so the scores of a whole tile are one
-/// vector per query: sum over c of q[c] * kt[c * lanes ..].
-template <class V>
-inline void transpose_keys(const float* const* rows, size_t n, size_t d, float* kt) {
-  constexpr size_t L = V::lanes;
-  size_t c0 = 0;
-  for (; c0 + L <= d; c0 += L) {
-    typename V::fvec r[L];
-    for (size_t i = 0; i < L; ++i) r[i] = i < n ? V::load_f(rows[i] + c0) : V::zero();
-    if constexpr (L == 16) {
-      __m512 t[16], u[16];
-      for (int g = 0; g < 8; ++g) {
-        t[2 * g] = _mm512_unpacklo_ps(r[2 * g], r[2 * g + 1]);
-        t[2 * g + 1] = _mm512_unpackhi_ps(r[2 * g], r[2 * g + 1]);
-      }
-      for (int g = 0; g < 4; ++g) {
-        u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[4 * g]), _mm512_castps_pd(t[4 * g + 2])));
-        u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[4 * g]), _mm512_castps_pd(t[4 * g + 2])));
-        u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[4 * g + 1]), _mm512_castps_pd(t[4 * g + 3])));
-        u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[4 * g + 1]), _mm512_castps_pd(t[4 * g + 3])));
-      }
-      for (int j = 0; j < 4; ++j) {
-        const __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44), v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xee);
-        const __m512 v2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44), v3 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xee);
-        r[j] = _mm512_shuffle_f32x4(v0, v2, 0x88);
-        r[4 + j] = _mm512_shuffle_f32x4(v0, v2, 0xdd);
-        r[8 + j] = _mm512_shuffle_f32x4(v1, v3, 0x88);
-        r[12 + j] = _mm512_shuffle_f32x4(v1, v3, 0xdd);
-      }
-    } else {
-      __m256 t[8], u[8];
-      for (int g = 0; g < 4; ++g) {
-        t[2 * g] = _mm256_unpacklo_ps(r[2 * g], r[2 * g + 1]);
-        t[2 * g + 1] = _mm256_unpackhi_ps(r[2 * g], r[2 * g + 1]);
-      }
-      for (int g = 0; g < 2; ++g) {
-        u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-        u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xee);
-        u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-        u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xee);
-      }
-      for (int j = 0; j < 4; ++j) {
-        r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
-        r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
-      }
-    }
-    for (size_t c = 0; c < L; ++c) V::store(kt + (c0 + c) * L, r[c]);
-  }
-  for (; c0 < d; ++c0)
-    for (size_t i = 0; i < L; ++i) kt[c0 * L + i] = i < n ? rows[i][c0] : 0.0f;
-}
-
 /// V::lanes values of a KV row from column `col`: f16 rows are converted as
 /// they are read; everything else has been made f32 already.
 template <class V, format F>
