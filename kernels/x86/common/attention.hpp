@@ -86,21 +86,12 @@ inline float dot_f32(const float* a, const float* b, size_t d) {
   return s;
 }
 
-/// V::lanes values of a KV row from column `col`: f16 and q8_0 rows are
-/// converted as they are read (q8_0: the quants of col's 32-value block times
-/// its scale; V::lanes divides 32); everything else has been made f32 already.
+/// V::lanes values of a KV row from column `col`: f16 rows are converted as
+/// they are read; everything else has been made f32 already.
 template <class V, format F>
 inline typename V::fvec kv_vec(const unsigned char* row, size_t col) {
-  if constexpr (F == format::f16) {
-    return V::load_half(row + 2 * col);
-  } else if constexpr (F == format::q8_0) {
-    const unsigned char* block = row + col / 32 * sizeof(block_q8_0);
-    f16_bits h;
-    std::memcpy(&h, block, 2);
-    return V::mul(V::to_float(V::widen_s8(block + 2 + col % 32)), V::set1f(fp16_to_fp32(h)));
-  } else {
-    return V::load_f(reinterpret_cast<const float*>(row) + col);
-  }
+  if constexpr (F == format::f16) return V::load_half(row + 2 * col);
+  else return V::load_f(reinterpret_cast<const float*>(row) + col);
 }
 template <format F>
 inline float kv_scalar(const unsigned char* row, size_t col) {
@@ -108,11 +99,6 @@ inline float kv_scalar(const unsigned char* row, size_t col) {
     f16_bits h;
     std::memcpy(&h, row + 2 * col, 2);
     return fp16_to_fp32(h);
-  } else if constexpr (F == format::q8_0) {
-    const unsigned char* block = row + col / 32 * sizeof(block_q8_0);
-    f16_bits h;
-    std::memcpy(&h, block, 2);
-    return static_cast<float>(static_cast<int8_t>(block[2 + col % 32])) * fp16_to_fp32(h);
   } else {
     return reinterpret_cast<const float*>(row)[col];
   }
@@ -122,10 +108,10 @@ template <class V, format KF, format VF>
 void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                       const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
   constexpr size_t TK = V::lanes;
-  // f32, f16 and q8_0 rows are read where they are; q4_0 rows are converted
+  // f32 and f16 rows are read where they are; q8_0 / q4_0 rows are converted
   // to f32 once per tile (for every query row of the call).
-  constexpr format KS = KF == format::q4_0 ? format::f32 : KF;
-  constexpr format VS = VF == format::q4_0 ? format::f32 : VF;
+  constexpr format KS = KF == format::f16 ? format::f16 : format::f32;
+  constexpr format VS = VF == format::f16 ? format::f16 : format::f32;
   const size_t d = kv.head_dim;
   size_t last = t0;  // tokens any row sees
   for (size_t r = 0; r < rows; ++r) last = std::max(last, std::min(t1, limits[r]));
@@ -145,10 +131,12 @@ void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_r
     const unsigned char* kp = kv.k_blocks[b] + kv_head * kv.k_head_bytes + slot * kv.k_row_bytes;
     const unsigned char* vp = kv.v_blocks[b] + kv_head * kv.v_head_bytes + slot * kv.v_row_bytes;
     for (size_t i = 0; i < n; ++i) {
-      if constexpr (KS == KF) krow[i] = kp + i * kv.k_row_bytes;
-      else krow[i] = reinterpret_cast<const unsigned char*>(kv_row_f32<V, KF>(kp + i * kv.k_row_bytes, kbuf + i * d, d));
-      if constexpr (VS == VF) vrow[i] = vp + i * kv.v_row_bytes;
-      else vrow[i] = reinterpret_cast<const unsigned char*>(kv_row_f32<V, VF>(vp + i * kv.v_row_bytes, vbuf + i * d, d));
+      krow[i] = reinterpret_cast<const unsigned char*>(kv_row_f32<V, KF == format::f16 ? format::f32 : KF>(
+          kp + i * kv.k_row_bytes, kbuf + i * d, d));
+      vrow[i] = reinterpret_cast<const unsigned char*>(kv_row_f32<V, VF == format::f16 ? format::f32 : VF>(
+          vp + i * kv.v_row_bytes, vbuf + i * d, d));
+      if constexpr (KF == format::f16) krow[i] = kp + i * kv.k_row_bytes;
+      if constexpr (VF == format::f16) vrow[i] = vp + i * kv.v_row_bytes;
     }
     // The next tile's rows, fetched a token at a time during the first row
     // group's scores: spread out, so the prefetches never pile up.
