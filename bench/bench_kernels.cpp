@@ -102,10 +102,10 @@ void report(benchmark::State& state, double seconds, double ops_per_call, double
   state.counters["ratio_to_probe"] = gbps / probe;
 }
 
-/// Sets peak_GOPS and ratio_to_peak against the int8 peak of `tier`.
-void report_peak(benchmark::State& state, isa tier) {
+/// Sets peak_GOPS and ratio_to_peak against probe `kind` on the same threads.
+void report_peak(benchmark::State& state, peak_kind kind) {
   if (!state.counters.count("GOPS")) return;
-  const double peak = peak_gops(int8_peak_for(tier));
+  const double peak = peak_gops(kind);
   if (peak <= 0) return;
   state.counters["peak_GOPS"] = peak;
   state.counters["ratio_to_peak"] = state.counters["GOPS"] / peak;
@@ -137,7 +137,7 @@ void bench_linear(benchmark::State& state, const detail::linear_entry* kernel, s
         benchmark::DoNotOptimize(y.data());
       });
   report(state, seconds, 2.0 * m * n * k, static_cast<double>(w.size()), !warm_weights);
-  report_peak(state, kernel->tier);
+  report_peak(state, int8_peak_for(kernel->tier));
   state.counters["pack_s"] = packed.pack_seconds();
   clear_isa_overrides();
 }
@@ -176,7 +176,7 @@ void bench_gemm_s8(benchmark::State& state, const detail::gemm_s8_entry* kernel,
         benchmark::DoNotOptimize(c.data());
       });
   report(state, seconds, 2.0 * m * n * k, static_cast<double>(b.size()), !warm_weights);
-  report_peak(state, kernel->tier);
+  report_peak(state, int8_peak_for(kernel->tier));
   clear_isa_overrides();
 }
 
@@ -245,17 +245,6 @@ struct attn_setup {
   }
 };
 
-peak_kind fma_peak_for(isa tier) {
-  switch (tier) {
-    case isa::avx512:
-    case isa::avx512_vnni:
-    case isa::amx: return peak_kind::f32_fma512;
-    case isa::avx2:
-    case isa::avx2_vnni: return peak_kind::f32_fma256;
-    default: return peak_kind::portable;
-  }
-}
-
 void bench_attn_decode(benchmark::State& state, const detail::attention_entry* kernel, size_t ctx, size_t threads) {
   set_num_threads(threads);
   set_isa_max(kernel->tier);
@@ -295,11 +284,7 @@ void bench_attn_prefill(benchmark::State& state, const detail::attention_entry* 
   // QK^T and PV over the causal triangle, 2 flops per multiply-add.
   const double flops = 4.0 * attn_heads * attn_dim * (static_cast<double>(len) * (len + 1) / 2);
   report(state, seconds, flops, static_cast<double>(setup.kv_bytes(len)), false);
-  const double peak = peak_gops(fma_peak_for(kernel->tier));
-  if (peak > 0) {
-    state.counters["peak_GOPS"] = peak;
-    state.counters["ratio_to_peak"] = state.counters["GOPS"] / peak;
-  }
+  report_peak(state, fma_peak_for(kernel->tier));
   clear_isa_overrides();
 }
 
@@ -315,12 +300,10 @@ __attribute__((target("avx2,fma"))) void axpy_avx2(float p, const float* v, floa
   const __m256 pv = _mm256_set1_ps(p);
   for (size_t i = 0; i < d; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + i), _mm256_loadu_ps(y + i)));
 }
-#endif
 
 /// Causal prefill the textbook way, in f32 with AVX2 dot products: per head,
 /// the whole len x len score matrix, a softmax per row, then P . V.
 void bench_attn_baseline(benchmark::State& state, size_t len, size_t threads) {
-#if defined(__x86_64__)
   if (!detected_cpu().isas.contains(isa::avx2)) {
     state.SkipWithError("the baseline needs AVX2");
     return;
@@ -355,14 +338,11 @@ void bench_attn_baseline(benchmark::State& state, size_t len, size_t threads) {
       });
   const double flops = 4.0 * attn_heads * attn_dim * (static_cast<double>(len) * (len + 1) / 2);
   report(state, seconds, flops, static_cast<double>(len * kv_row * 8), false);
-  const double peak = peak_gops(peak_kind::f32_fma256);
-  if (peak > 0) state.counters["ratio_to_peak"] = state.counters["GOPS"] / peak;
-#else
-  state.SkipWithError("the baseline is x86-only");
-  (void)len;
-  (void)threads;
-#endif
+  report_peak(state, peak_kind::f32_fma256);
 }
+#else
+void bench_attn_baseline(benchmark::State& state, size_t, size_t) { state.SkipWithError("the baseline is x86-only"); }
+#endif
 
 /// Wraps a benchmark body so a lowbit::Error skips that benchmark with its
 /// message instead of ending the whole run.

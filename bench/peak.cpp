@@ -37,6 +37,26 @@ constexpr double ops_per_iteration(peak_kind k) {
 #define LOWBIT_R16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 #define LOWBIT_R8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
+/// 64 int8 multiply-adds a step in plain C++ (what the compiler makes of it):
+/// the ceiling of the scalar tier and of machines without a probe above.
+int32_t loop_portable(long n) {
+  int8_t a[64], b[64];
+  for (int i = 0; i < 64; ++i) a[i] = static_cast<int8_t>(i - 32), b[i] = static_cast<int8_t>(3 * i);
+  int32_t acc[64] = {};
+  for (long it = 0; it < n; ++it) {
+    for (int i = 0; i < 64; ++i) acc[i] += a[i] * b[i];
+    asm volatile("" : : "r"(acc) : "memory");
+  }
+  int32_t s = 0;
+  for (int v : acc) s += v;
+  return s;
+}
+
+volatile int32_t portable_sink;
+void loop_portable_run(long n) { portable_sink = loop_portable(n); }
+
+using loop_fn = void (*)(long);
+
 #if defined(__x86_64__)
 #define VNNI512(i) "vpdpbusd %%zmm16, %%zmm17, %%zmm" #i "\n\t"
 #define VNNI256(i) "%{vex%} vpdpbusd %%ymm14, %%ymm15, %%ymm" #i "\n\t"
@@ -76,27 +96,8 @@ __attribute__((target("avx2,fma"))) void loop_fma256(long n) {
   asm volatile("vpxor %%ymm14, %%ymm14, %%ymm14\n\tvpxor %%ymm15, %%ymm15, %%ymm15" ::: "xmm14", "xmm15");
   for (long i = 0; i < n; ++i) asm volatile(LOWBIT_R12(FMA256) ::: LOWBIT_YMM_CLOBBERS);
 }
-#endif
 
-/// 64 int8 multiply-adds a step in plain C++ (what the compiler makes of it):
-/// the ceiling of the scalar tier and of machines without a probe above.
-int32_t loop_portable(long n) {
-  int8_t a[64], b[64];
-  for (int i = 0; i < 64; ++i) a[i] = static_cast<int8_t>(i - 32), b[i] = static_cast<int8_t>(3 * i);
-  int32_t acc[64] = {};
-  for (long it = 0; it < n; ++it) {
-    for (int i = 0; i < 64; ++i) acc[i] += a[i] * b[i];
-    asm volatile("" : : "r"(acc) : "memory");
-  }
-  int32_t s = 0;
-  for (int v : acc) s += v;
-  return s;
-}
-
-volatile int32_t portable_sink;
-using loop_fn = void (*)(long);
 loop_fn loop_for(peak_kind k) {
-#if defined(__x86_64__)
   switch (k) {
     case peak_kind::int8_vnni512: return loop_vnni512;
     case peak_kind::int8_vnni256: return loop_vnni256;
@@ -106,10 +107,11 @@ loop_fn loop_for(peak_kind k) {
     case peak_kind::f32_fma256: return loop_fma256;
     case peak_kind::portable: break;
   }
-#endif
-  (void)k;
-  return [](long n) { portable_sink = loop_portable(n); };
+  return loop_portable_run;
 }
+#else
+loop_fn loop_for(peak_kind) { return loop_portable_run; }
+#endif
 
 }  // namespace
 
@@ -160,6 +162,17 @@ peak_kind int8_peak_for(isa tier) {
     case isa::avx2_vnni: return peak_kind::int8_vnni256;
     case isa::avx512: return peak_kind::int8_madd512;
     case isa::avx2: return peak_kind::int8_madd256;
+    default: return peak_kind::portable;
+  }
+}
+
+peak_kind fma_peak_for(isa tier) {
+  switch (tier) {
+    case isa::avx512:
+    case isa::avx512_vnni:
+    case isa::amx: return peak_kind::f32_fma512;
+    case isa::avx2:
+    case isa::avx2_vnni: return peak_kind::f32_fma256;
     default: return peak_kind::portable;
   }
 }

@@ -31,6 +31,10 @@ bool peak_available(peak_kind kind);
 /// their `ratio_to_peak` is measured against.
 peak_kind int8_peak_for(isa tier);
 
+/// The f32 FMA sequence of a tier: the ceiling of its float kernels (attention).
+/// (The scalar tier falls back to the portable int8 loop.)
+peak_kind fma_peak_for(isa tier);
+
 /// Median GOPS (multiply and add each counted) of probe `kind` on all lowbit
 /// pool threads at once; 0 when this CPU cannot run it. Cached per thread count.
 double peak_gops(peak_kind kind);

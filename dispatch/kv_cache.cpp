@@ -71,7 +71,7 @@ struct KvCache::impl {
     while (free_list.size() < n) {
       const size_t first = chunks.size() * chunk_blocks;
       const size_t count = std::min(chunk_blocks, cfg.max_blocks - first);
-      chunks.emplace_back(static_cast<unsigned char*>(::operator new(chunk_blocks * block, std::align_val_t(64))));
+      chunks.emplace_back(static_cast<unsigned char*>(::operator new(count * block, std::align_val_t(64))));
       for (size_t i = count; i-- > 0;) free_list.push_back(static_cast<uint32_t>(first + i));
     }
     std::vector<uint32_t> out(free_list.end() - static_cast<std::ptrdiff_t>(n), free_list.end());

@@ -2,12 +2,13 @@
 // against the vec256 / vec512 policies.
 //
 // Keys are taken a tile at a time (V::lanes tokens, never across a cache
-// block): the tile's K and V rows are converted to f32 once (f32 rows are
-// read in place) and used by every query row of the call, which for GQA is
-// all the query heads sharing the KV head. Per row and tile: the scores (a
-// vector dot per key), one vector exp over the tile, the running max / sum
-// update, and acc = acc * correction + sum p_t v_t with the accumulator held a
-// vector at a time. No score matrix is ever stored beyond one tile.
+// block) and serve every query row of the call, which for GQA is all the query
+// heads sharing the KV head. f32 and f16 rows are read in place (f16 converted
+// as loaded); q8_0 and q4_0 rows are dequantized once per tile. Query rows go
+// four at a time: per key, four dot products folded and transposed into one
+// vector of scores; per row and tile, one vector exp, the running max / sum
+// update, and acc = acc * correction + sum p_t v_t with eight accumulator
+// vectors in registers. No score matrix is ever stored beyond one tile.
 #pragma once
 
 #include <immintrin.h>
@@ -46,52 +47,20 @@ inline typename V::fvec exp_nonpositive(typename V::fvec x) {
   return V::mul(e, V::pow2i(n));
 }
 
-/// One KV row in format F as f32: f32 rows are returned in place, others are
-/// converted into `scratch` (d floats).
+/// A q8_0 or q4_0 KV row of d values, dequantized into `out`.
 template <class V, format F>
-inline const float* kv_row_f32(const unsigned char* row, float* scratch, size_t d) {
-  if constexpr (F == format::f32) {
-    return reinterpret_cast<const float*>(row);
-  } else if constexpr (F == format::f16) {
-    size_t i = 0;
-    for (; i + V::lanes <= d; i += V::lanes) V::store(scratch + i, V::load_half(row + 2 * i));
-    for (; i < d; ++i) {
-      f16_bits h;
-      std::memcpy(&h, row + 2 * i, 2);
-      scratch[i] = fp16_to_fp32(h);
-    }
-    return scratch;
-  } else if constexpr (F == format::q8_0) {
-    dequant_q8_0_row<V>(row, scratch, d);
-    return scratch;
-  } else {
-    static_assert(F == format::q4_0, "K/V rows are f32, f16, q8_0 or q4_0");
-    dequant_q4_0_row<V>(row, scratch, d);
-    return scratch;
-  }
-}
-
-/// sum a[i] * b[i] for i < d.
-template <class V>
-inline float dot_f32(const float* a, const float* b, size_t d) {
-  auto s0 = V::zero(), s1 = V::zero();
-  size_t i = 0;
-  for (; i + 2 * V::lanes <= d; i += 2 * V::lanes) {
-    s0 = V::fmadd(V::load_f(a + i), V::load_f(b + i), s0);
-    s1 = V::fmadd(V::load_f(a + i + V::lanes), V::load_f(b + i + V::lanes), s1);
-  }
-  for (; i + V::lanes <= d; i += V::lanes) s0 = V::fmadd(V::load_f(a + i), V::load_f(b + i), s0);
-  float s = V::hsum(V::addf(s0, s1));
-  for (; i < d; ++i) s += a[i] * b[i];
-  return s;
+inline void dequantize_kv_row(const unsigned char* row, float* out, size_t d) {
+  static_assert(F == format::q8_0 || F == format::q4_0, "only quantized K/V rows are converted ahead");
+  if constexpr (F == format::q8_0) dequant_q8_0_row<V>(row, out, d);
+  else dequant_q4_0_row<V>(row, out, d);
 }
 
 /// V::lanes values of a KV row from column `col`: f16 rows are converted as
-/// they are read; everything else has been made f32 already.
+/// they are read; everything else is f32 (in place, or converted ahead).
 template <class V, format F>
 inline typename V::fvec kv_vec(const unsigned char* row, size_t col) {
   if constexpr (F == format::f16) return V::load_half(row + 2 * col);
-  else return V::load_f(reinterpret_cast<const float*>(row) + col);
+  else return V::loadf(reinterpret_cast<const float*>(row) + col);
 }
 template <format F>
 inline float kv_scalar(const unsigned char* row, size_t col) {
@@ -109,9 +78,11 @@ void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_r
                       const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
   constexpr size_t TK = V::lanes;
   // f32 and f16 rows are read where they are; q8_0 / q4_0 rows are converted
-  // to f32 once per tile (for every query row of the call).
-  constexpr format KS = KF == format::f16 ? format::f16 : format::f32;
-  constexpr format VS = VF == format::f16 ? format::f16 : format::f32;
+  // to f32 once per tile (for every query row of the call) and read as f32.
+  constexpr bool k_in_place = KF == format::f32 || KF == format::f16;
+  constexpr bool v_in_place = VF == format::f32 || VF == format::f16;
+  constexpr format KS = k_in_place ? KF : format::f32;
+  constexpr format VS = v_in_place ? VF : format::f32;
   const size_t d = kv.head_dim;
   size_t last = t0;  // tokens any row sees
   for (size_t r = 0; r < rows; ++r) last = std::max(last, std::min(t1, limits[r]));
@@ -131,12 +102,16 @@ void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_r
     const unsigned char* kp = kv.k_blocks[b] + kv_head * kv.k_head_bytes + slot * kv.k_row_bytes;
     const unsigned char* vp = kv.v_blocks[b] + kv_head * kv.v_head_bytes + slot * kv.v_row_bytes;
     for (size_t i = 0; i < n; ++i) {
-      krow[i] = reinterpret_cast<const unsigned char*>(kv_row_f32<V, KF == format::f16 ? format::f32 : KF>(
-          kp + i * kv.k_row_bytes, kbuf + i * d, d));
-      vrow[i] = reinterpret_cast<const unsigned char*>(kv_row_f32<V, VF == format::f16 ? format::f32 : VF>(
-          vp + i * kv.v_row_bytes, vbuf + i * d, d));
-      if constexpr (KF == format::f16) krow[i] = kp + i * kv.k_row_bytes;
-      if constexpr (VF == format::f16) vrow[i] = vp + i * kv.v_row_bytes;
+      krow[i] = kp + i * kv.k_row_bytes;
+      vrow[i] = vp + i * kv.v_row_bytes;
+      if constexpr (!k_in_place) {
+        dequantize_kv_row<V, KF>(krow[i], kbuf + i * d, d);
+        krow[i] = reinterpret_cast<const unsigned char*>(kbuf + i * d);
+      }
+      if constexpr (!v_in_place) {
+        dequantize_kv_row<V, VF>(vrow[i], vbuf + i * d, d);
+        vrow[i] = reinterpret_cast<const unsigned char*>(vbuf + i * d);
+      }
     }
     // The next tile's rows, fetched a token at a time during the first row
     // group's scores: spread out, so the prefetches never pile up.
@@ -176,7 +151,7 @@ void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_r
         size_t col = 0;
         for (; col + V::lanes <= d; col += V::lanes) {
           const auto k = kv_vec<V, KS>(krow[i], col);
-          for (size_t j = 0; j < 4; ++j) a[j] = V::fmadd(V::load_f(q[j] + col), k, a[j]);
+          for (size_t j = 0; j < 4; ++j) a[j] = V::fmadd(V::loadf(q[j] + col), k, a[j]);
         }
         __m128 x0 = V::fold128(a[0]), x1 = V::fold128(a[1]), x2 = V::fold128(a[2]), x3 = V::fold128(a[3]);
         _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
@@ -196,7 +171,7 @@ void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_r
         for (size_t i = 0; i < TK; ++i) p[j][i] = i < visible[j] ? dots[i][j] : 0.0f;
         // Lanes past `visible` hold 0: a maximum that large is still a valid
         // softmax shift (any shift >= the true maximum is exact math).
-        const auto sc = V::mul(V::load_f(p[j]), V::set1f(scale));
+        const auto sc = V::mul(V::loadf(p[j]), V::set1f(scale));
         const float tile_max = std::max(V::hmax(sc), visible[j] < TK ? 0.0f : -std::numeric_limits<float>::infinity());
         const float new_m = std::max(m[r], tile_max);
         shrink[j] = std::exp(m[r] - new_m);  // 0 on the row's first tile
@@ -213,8 +188,8 @@ void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_r
       for (; col + 2 * V::lanes <= d; col += 2 * V::lanes) {
         typename V::fvec x0[4], x1[4];
         for (size_t j = 0; j < 4; ++j) {
-          x0[j] = V::mul(V::load_f(out[j] + col), V::set1f(shrink[j]));
-          x1[j] = V::mul(V::load_f(out[j] + col + V::lanes), V::set1f(shrink[j]));
+          x0[j] = V::mul(V::loadf(out[j] + col), V::set1f(shrink[j]));
+          x1[j] = V::mul(V::loadf(out[j] + col + V::lanes), V::set1f(shrink[j]));
         }
         for (size_t i = 0; i < n; ++i) {
           const auto v0 = kv_vec<V, VS>(vrow[i], col), v1 = kv_vec<V, VS>(vrow[i], col + V::lanes);

@@ -1,10 +1,11 @@
 // Register-blocked int8 GEMM (C = A . B^T, A s8 or u8, B s8, s32 sums) for the
 // x86 tiers, written once against the vec256 / vec512 policies.
 //
-// Each call packs, for every panel of NR = 2 vectors of output columns, the
-// panel's B rows into a per-thread buffer laid out for the tier's dot product,
-// then sweeps A in tiles of MR rows, keeping MR x 2 accumulator vectors in
-// registers over all of K:
+// Each call packs A once (per-thread buffer), then for every panel of NR = 2
+// vectors of output columns packs the panel's B rows laid out for the tier's
+// dot product and, one K block at a time, sweeps A in tiles of MR rows with
+// MR x 2 accumulator vectors in registers (partial sums carried between
+// blocks in a small buffer):
 //   VNNI tiers: vpdpbusd multiplies u8 by s8, 4 k per 32-bit lane. With u8 A,
 //     A is the unsigned operand (a 4-byte broadcast) and B the signed one. With
 //     s8 A the roles swap: B is stored biased to u8 (b + 128) and A broadcast as
@@ -13,8 +14,8 @@
 //   Other tiers: vpmaddwd on s16, 2 k per lane: B is stored widened to s16 and
 //     each broadcast pair of A is widened in register. Exact for every input
 //     (vpmaddubsw would saturate at 255 x -128 x 2).
-// A is packed per call into tiles of MR rows, step by step (one contiguous
-// stream per tile), and K is padded to the step with zeros in both packs, so
+// A is packed into tiles of MR rows, step by step, K block by K block (one
+// contiguous stream per block), and K is padded to the step with zeros in both packs, so
 // no byte past a row of A is read.
 // The f32 epilogue is the oracle's: float(c) * row_scale * col_scale, in that
 // order, so results are bit-identical to kernels/ref/gemm_s8.hpp.
@@ -31,7 +32,7 @@
 #include <vector>
 
 #include "../../ukernel.hpp"
-#include "linear_interleaved.hpp"
+#include "row_count.hpp"
 
 namespace lowbit::kernels::x86 {
 LOWBIT_CODEGEN_BEGIN
@@ -43,7 +44,6 @@ struct gemm_s8_shape {
   static constexpr size_t nr = nv * lanes;             ///< output columns per panel
   static constexpr int mr = lanes == 16 ? 8 : 6;       ///< rows per tile (16 or 12 accumulators)
   static constexpr size_t step = V::vnni ? 4 : 2;      ///< k per 32-bit lane and instruction
-  static constexpr size_t elem = V::vnni ? 1 : 2;      ///< bytes per packed B element
 };
 
 /// `live` 32-bit words, one from each of `live` rows `stride` bytes apart
@@ -193,33 +193,15 @@ inline typename V::ivec broadcast_a(const unsigned char* p) {
   }
 }
 
-/// acc += u8 x s8 dot (vpdpbusd) in inline assembly: GCC 12 register-allocates
-/// the intrinsic in a long unrolled tile with a copy (and stack spills) per
-/// instruction, which halves the tile's speed; the "+v" operand keeps each
-/// accumulator in its register.
-template <class V>
-inline typename V::ivec vpdpbusd(typename V::ivec acc, typename V::ivec u, typename V::ivec s) {
-#if defined(__GNUC__) && !defined(__clang__)
-  if constexpr (V::lanes == 16)
-    asm("vpdpbusd %[s], %[u], %[acc]" : [acc] "+v"(acc) : [u] "v"(u), [s] "v"(s));
-  else
-    asm("%{vex%} vpdpbusd %[s], %[u], %[acc]" : [acc] "+x"(acc) : [u] "x"(u), [s] "x"(s));
-  return acc;
-#else
-  return V::dot_u8s8(acc, u, s);
-#endif
-}
-
 /// acc + the dot product of one step of A (broadcast) with one vector of B.
 template <class V, bool AUnsigned>
 inline typename V::ivec dot_step(typename V::ivec acc, typename V::ivec a, typename V::ivec b) {
   if constexpr (!V::vnni) return V::dot_s16(acc, a, b);
-  else if constexpr (AUnsigned) return vpdpbusd<V>(acc, a, b);  // A u8, B s8
-  else return vpdpbusd<V>(acc, b, a);                           // B + 128 as u8, A s8
+  else if constexpr (AUnsigned) return V::dot_u8s8(acc, a, b);  // A u8, B s8
+  else return V::dot_u8s8(acc, b, a);                           // B + 128 as u8, A s8
 }
 
-/// R rows of A from row m0 against one packed panel; writes the valid columns.
-/// Steps [s_begin, s_end) of the K loop for the R rows whose block is packed
+/// R rows of A from row m0 against one packed panel, steps [s_begin, s_end) of the K loop for the R rows whose block is packed
 /// at `ap` (see pack_a): starts from the partial sums in `partial` (R x nr int32)
 /// unless `first`, and either stores the new partial sums there or, when
 /// `last`, runs the epilogue into c / y.
@@ -307,11 +289,11 @@ inline void pack_a(const gemm_s8_args& a, size_t block_steps, unsigned char* dst
   }
 }
 
-/// Bytes of K per cache block (2048 k-values on the VNNI tiers: 64 KiB of B
-/// per 32-column panel, L2-resident while every row tile passes over it).
-/// Measured on a 2-core AVX-512 Xeon at M=512, N=K=4096: 256 -> 0.46 of the
-/// vpdpbusd peak, 1024 -> 0.53, 2048 -> 0.57, unblocked -> 0.55.
-inline constexpr size_t gemm_s8_block_bytes = 2048;
+/// Values of K per cache block (64 KiB of B per 32-column panel on the VNNI
+/// tiers, L2-resident while every row tile passes over it). Measured on a
+/// 2-core AVX-512 Xeon at M=512, N=K=4096: 256 -> 0.46 of the vpdpbusd peak,
+/// 1024 -> 0.53, 2048 -> 0.57, unblocked -> 0.55.
+inline constexpr size_t gemm_s8_block_k = 2048;
 
 /// The gemm_s8 kernel: columns [n_begin, n_end) (n_begin a multiple of NR).
 /// Packs all of A once per call (dispatch gives each thread one wide column
@@ -321,7 +303,7 @@ template <class V, bool AUnsigned>
 void gemm_s8_blocked(const gemm_s8_args& a, size_t n_begin, size_t n_end) {
   using S = gemm_s8_shape<V>;
   const size_t steps = (a.k + S::step - 1) / S::step;
-  const size_t block_steps = gemm_s8_block_bytes / (S::step * S::elem) * S::elem;  // 64 (VNNI) or 128 k-steps
+  const size_t block_steps = gemm_s8_block_k / S::step;
   const size_t tiles = (a.m + S::mr - 1) / S::mr, blocks = std::max<size_t>((steps + block_steps - 1) / block_steps, 1);
   const size_t chunk = block_steps * S::mr * S::step;
   thread_local std::vector<unsigned char> panel_buffer, a_buffer;
@@ -346,8 +328,8 @@ void gemm_s8_blocked(const gemm_s8_args& a, size_t n_begin, size_t n_end) {
         const size_t m0 = t * S::mr;
         int32_t* partial = partial_buffer.empty() ? nullptr : partial_buffer.data() + t * S::mr * S::nr;
         with_row_count<S::mr>(static_cast<int>(std::min<size_t>(S::mr, a.m - m0)), [&](auto r) {
-          gemm_s8_tile<V, AUnsigned, decltype(r)::value>(a, a_packed + (s0 / block_steps * tiles + t) * chunk, panel, col_scales, m0, n0,
-                                                         cols, s0, s1, first, last, partial);
+          gemm_s8_tile<V, AUnsigned, decltype(r)::value>(a, a_packed + (s0 / block_steps * tiles + t) * chunk, panel,
+                                                         col_scales, m0, n0, cols, s0, s1, first, last, partial);
         });
       }
     }
@@ -372,8 +354,8 @@ inline typename V::ivec load_bytes(const void* p, size_t bytes) {
 template <class V, bool AUnsigned>
 inline typename V::ivec dot_bytes(typename V::ivec acc, typename V::ivec a, typename V::ivec b) {
   if constexpr (V::vnni) {
-    if constexpr (AUnsigned) return vpdpbusd<V>(acc, a, b);
-    else return vpdpbusd<V>(acc, V::xor_(b, V::splat8(0x80)), a);
+    if constexpr (AUnsigned) return V::dot_u8s8(acc, a, b);
+    else return V::dot_u8s8(acc, V::xor_(b, V::splat8(0x80)), a);
   } else {
     // Widen both halves to s16 and use vpmaddwd: exact for every input.
     if constexpr (V::lanes == 16) {

@@ -28,6 +28,7 @@
 #include <immintrin.h>
 
 #include "../../ukernel.hpp"
+#include "row_count.hpp"
 #include "lowbit/formats.hpp"
 
 namespace lowbit::kernels::x86 {
@@ -174,14 +175,6 @@ inline void interleaved_rows(const linear_args& a, const unsigned char* group, s
     }
   }
   for (int i = 0; i < MR; ++i) V::store(out[i], acc[i]);
-}
-
-/// Calls fn(std::integral_constant<int, R>{}) for the R = rows in [1, MR].
-template <int MR, class Fn>
-inline void with_row_count(int rows, Fn fn) {
-  [&]<int... I>(std::integer_sequence<int, I...>) {
-    ((rows == I + 1 ? (fn(std::integral_constant<int, I + 1>{}), 0) : 0), ...);
-  }(std::make_integer_sequence<int, MR>{});
 }
 
 /// Bytes of packed weights swept by every row tile before moving on: small

@@ -19,6 +19,22 @@
 namespace lowbit::kernels::x86 {
 LOWBIT_CODEGEN_BEGIN
 
+/// acc + u8 x s8 dot products with AVX-VNNI's VEX vpdpbusd; inline assembly
+/// under GCC for the reason given at vnni_dot512 (vec512.hpp). A template, so
+/// units without AVX-VNNI never compile it.
+#if defined(__GNUC__) && !defined(__clang__)
+template <class I>
+inline I vnni_dot256(I acc, I u, I s) {
+  asm("%{vex%} vpdpbusd %[s], %[u], %[acc]" : [acc] "+x"(acc) : [u] "x"(u), [s] "x"(s));
+  return acc;
+}
+#else
+template <class I>
+inline I vnni_dot256(I acc, I u, I s) {
+  return _mm256_dpbusd_avx_epi32(acc, u, s);
+}
+#endif
+
 template <bool Vnni>
 struct vec256 {
   using ivec = __m256i;
@@ -62,7 +78,7 @@ struct vec256 {
   /// acc + sum over each group of 4 bytes of u[i] * s[i]; u < 128 without VNNI.
   static ivec dot_u8s8(ivec acc, ivec u, ivec s) {
     if constexpr (Vnni) {
-      return _mm256_dpbusd_avx_epi32(acc, u, s);
+      return vnni_dot256(acc, u, s);
     } else {
       const __m256i pairs = _mm256_maddubs_epi16(u, s);
       return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
@@ -74,7 +90,7 @@ struct vec256 {
   static ivec dot_u8s8_at(ivec acc, ivec u, const void* p) { return dot_u8s8(acc, u, broadcast4(p)); }
   static ivec dot_s8s8(ivec acc, ivec w, ivec a) {
     if constexpr (Vnni) {
-      return _mm256_dpbusd_avx_epi32(acc, _mm256_xor_si256(w, _mm256_set1_epi8(static_cast<char>(0x80))), a);
+      return vnni_dot256(acc, _mm256_xor_si256(w, _mm256_set1_epi8(static_cast<char>(0x80))), a);
     } else {
       const __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(a, w));
       return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
@@ -92,7 +108,6 @@ struct vec256 {
   // --- f32 helpers for attention ---
   static fvec fmadd(fvec a, fvec b, fvec c) { return _mm256_fmadd_ps(a, b, c); }
   static fvec maxf(fvec a, fvec b) { return _mm256_max_ps(a, b); }
-  static fvec load_f(const float* p) { return _mm256_loadu_ps(p); }
   static float hsum(fvec v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));

@@ -14,6 +14,36 @@
 namespace lowbit::kernels::x86 {
 LOWBIT_CODEGEN_BEGIN
 
+/// acc + u8 x s8 dot products (vpdpbusd), and the same with the s8 operand
+/// a 4-byte broadcast from memory. Under GCC they are inline assembly: GCC 12
+/// register-allocates the intrinsic in long unrolled tiles with a register
+/// copy (and spills) per instruction, and never folds the broadcast into an
+/// embedded {1to16} operand. Templates, so units without VNNI never compile them.
+#if defined(__GNUC__) && !defined(__clang__)
+template <class I>
+inline I vnni_dot512(I acc, I u, I s) {
+  asm("vpdpbusd %[s], %[u], %[acc]" : [acc] "+v"(acc) : [u] "v"(u), [s] "v"(s));
+  return acc;
+}
+template <class I>
+inline I vnni_dot512_at(I acc, I u, const void* p) {
+  using word = int32_t __attribute__((may_alias));
+  asm("vpdpbusd %[m]%{1to16%}, %[u], %[acc]" : [acc] "+v"(acc) : [u] "v"(u), [m] "m"(*static_cast<const word*>(p)));
+  return acc;
+}
+#else
+template <class I>
+inline I vnni_dot512(I acc, I u, I s) {
+  return _mm512_dpbusd_epi32(acc, u, s);
+}
+template <class I>
+inline I vnni_dot512_at(I acc, I u, const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_dpbusd_epi32(acc, u, _mm512_set1_epi32(v));
+}
+#endif
+
 template <bool Vnni>
 struct vec512 {
   using ivec = __m512i;
@@ -56,28 +86,21 @@ struct vec512 {
 
   static ivec dot_u8s8(ivec acc, ivec u, ivec s) {
     if constexpr (Vnni) {
-      return _mm512_dpbusd_epi32(acc, u, s);
+      return vnni_dot512(acc, u, s);
     } else {
       const __m512i pairs = _mm512_maddubs_epi16(u, s);
       return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
     }
   }
   /// acc + u . (the 4 bytes at p, broadcast): on VNNI one vpdpbusd with an
-  /// embedded {1to16} broadcast, in inline assembly under GCC so neither a
-  /// separate broadcast nor a register copy per instruction is emitted.
+  /// embedded {1to16} broadcast.
   static ivec dot_u8s8_at(ivec acc, ivec u, const void* p) {
-#if defined(__GNUC__) && !defined(__clang__)
-    if constexpr (Vnni) {
-      using word = int32_t __attribute__((may_alias));
-      asm("vpdpbusd %[m]%{1to16%}, %[u], %[acc]" : [acc] "+v"(acc) : [u] "v"(u), [m] "m"(*static_cast<const word*>(p)));
-      return acc;
-    }
-#endif
-    return dot_u8s8(acc, u, broadcast4(p));
+    if constexpr (Vnni) return vnni_dot512_at(acc, u, p);
+    else return dot_u8s8(acc, u, broadcast4(p));
   }
   static ivec dot_s8s8(ivec acc, ivec w, ivec a) {
     if constexpr (Vnni) {
-      return _mm512_dpbusd_epi32(acc, _mm512_xor_si512(w, _mm512_set1_epi8(static_cast<char>(0x80))), a);
+      return vnni_dot512(acc, _mm512_xor_si512(w, _mm512_set1_epi8(static_cast<char>(0x80))), a);
     } else {
       const __mmask64 negative = _mm512_movepi8_mask(w);
       const __m512i signed_a = _mm512_mask_sub_epi8(a, negative, _mm512_setzero_si512(), a);
@@ -99,7 +122,6 @@ struct vec512 {
   // --- f32 helpers for attention ---
   static fvec fmadd(fvec a, fvec b, fvec c) { return _mm512_fmadd_ps(a, b, c); }
   static fvec maxf(fvec a, fvec b) { return _mm512_max_ps(a, b); }
-  static fvec load_f(const float* p) { return _mm512_loadu_ps(p); }
   static float hsum(fvec v) { return _mm512_reduce_add_ps(v); }
   static float hmax(fvec v) { return _mm512_reduce_max_ps(v); }
   /// Lanes [0, n) of v, the rest zero.
