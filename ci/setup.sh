@@ -24,7 +24,10 @@ libbenchmark-dev
 g++-aarch64-linux-gnu
 qemu-user
 libclang-rt-14-dev
+libpcre2-dev
 python3
+python3-pip
+python3-venv
 PKGS
 }
 

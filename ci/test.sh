@@ -151,12 +151,15 @@ stage_asan() {
 
 stage_aarch64() {
   # The toolchain file names the compilers and the qemu emulator ctest runs
-  # each test binary under.
+  # each test binary under. The decoder is left out here: it is portable code
+  # over the public API (the kernels under test are the arch-specific part), and
+  # its tokenizer needs an arm64 PCRE2 that Debian's cross toolchain lacks.
   (
     unset CC CXX
     configure build/aarch64 aarch64-linux-gnu-g++ \
       -DCMAKE_TOOLCHAIN_FILE="${ROOT}/cmake/toolchains/aarch64-linux-gnu.cmake" \
-      -DCMAKE_BUILD_TYPE=Release -DLOWBIT_WERROR=ON -DLOWBIT_BUILD_BENCH=OFF
+      -DCMAKE_BUILD_TYPE=Release -DLOWBIT_WERROR=ON -DLOWBIT_BUILD_BENCH=OFF \
+      -DLOWBIT_BUILD_DECODER=OFF
   )
   build_and_test build/aarch64
 }

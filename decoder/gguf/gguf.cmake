@@ -1,0 +1,1 @@
+# gguf: declared by its part (see decoder/CMakeLists.txt).

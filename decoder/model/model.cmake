@@ -1,0 +1,1 @@
+# model: declared by its part (see decoder/CMakeLists.txt).

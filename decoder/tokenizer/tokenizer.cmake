@@ -1,0 +1,1 @@
+# tokenizer: declared by its part (see decoder/CMakeLists.txt).
