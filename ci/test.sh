@@ -10,6 +10,9 @@
 # Environment:
 #   LOWBIT_JOBS        build and ctest parallelism (default: nproc)
 #   LOWBIT_CTEST_ARGS  extra ctest arguments, e.g. "-R quant" (word-split)
+#   LOWBIT_REQUIRE_MODEL=1  the model tests (ctest label 'model') fail instead
+#                      of skipping when the default model cannot be fetched;
+#                      .ci/run sets it
 #
 # The stages share nothing but the source tree, so a developer can run just the
 # one they touched. Each build directory is reused between runs (incremental);
@@ -147,6 +150,8 @@ stage_asan() {
   ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:detect_stack_use_after_return=1:strict_string_checks=1}" \
   UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
     build_and_test build/asan
+  # The GGUF reader's libFuzzer target, 30 s over its seed corpus.
+  LOWBIT_JOBS="${JOBS}" bash "${ROOT}/ci/fuzz.sh" build/asan
 }
 
 stage_aarch64() {
@@ -177,6 +182,19 @@ describe() {
 if [[ ${run_setup} -eq 1 ]]; then
   banner "setup: ci/setup.sh"
   bash "${ROOT}/ci/setup.sh"
+fi
+
+# The default model for the decoder's end-to-end tests (ctest label 'model'):
+# fetched once into the cache; the tests find it through LOWBIT_MODEL.
+banner "model: ci/fetch_model.sh"
+if model_path=$(bash "${ROOT}/ci/fetch_model.sh"); then
+  export LOWBIT_MODEL="${model_path}"
+  echo "ci/test.sh: default model at ${LOWBIT_MODEL}"
+elif [[ "${LOWBIT_REQUIRE_MODEL:-0}" == "1" ]]; then
+  echo "ci/test.sh: the default model could not be fetched and LOWBIT_REQUIRE_MODEL=1" >&2
+  exit 1
+else
+  echo "ci/test.sh: the default model could not be fetched; the model tests will skip" >&2
 fi
 
 for s in "${stages[@]}"; do
