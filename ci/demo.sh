@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
-# The demo: what lowbit finds on this machine and how fast a few kernels run.
+# The demo: lowbit answers a chat prompt with the default model, then shows
+# what it finds on this machine and how fast a few kernels run.
 #
 #   bash ci/demo.sh
 #
 # Installs dependencies (ci/setup.sh), builds the Release tree build/gcc (the
 # same tree and options as ci/test.sh's gcc stage, so either reuses the other's
-# build), prints lowbit-info (compiled ISAs, detected ISAs, the kernel chosen
-# per op) and runs a short benchmark smoke: the M=1 576x576 GEMV of every weight
-# format and every tier, and Q8_0 activation quantization of one 576-wide row.
+# build), fetches SmolLM2-135M-Instruct Q4_1 once into a cache
+# (ci/fetch_model.sh) and answers a chat prompt with lowbit-run. It then prints
+# lowbit-info (compiled ISAs, detected ISAs, the kernel chosen per op) and runs
+# a short benchmark smoke: the M=1 576x576 GEMV of every weight format and
+# every tier, and Q8_0 activation quantization of one 576-wide row.
 #
 # Environment:
+#   LOWBIT_DEMO_PROMPT    the chat prompt (default: see DEFAULT_PROMPT)
 #   LOWBIT_DEMO_FILTER    Google Benchmark regex (default: see DEFAULT_FILTER)
 #   LOWBIT_DEMO_MIN_TIME  seconds per benchmark (default 0.05)
 #   LOWBIT_JOBS           build parallelism (default: nproc)
 set -euo pipefail
 
 DEFAULT_FILTER='/M:1/N:576/K:576/|^quantize/q8_0/.*/M:1/K:576/'
+DEFAULT_PROMPT='What is the capital of France, and what is it famous for?'
+PROMPT="${LOWBIT_DEMO_PROMPT:-${DEFAULT_PROMPT}}"
 FILTER="${LOWBIT_DEMO_FILTER:-${DEFAULT_FILTER}}"
 MIN_TIME="${LOWBIT_DEMO_MIN_TIME:-0.05}"
 
@@ -46,7 +52,15 @@ if [[ -f "${BUILD}/CMakeCache.txt" ]]; then
 fi
 CC=gcc CXX=g++ cmake -S . -B "${BUILD}" -G Ninja "${fresh[@]}" \
   -DCMAKE_BUILD_TYPE=Release -DLOWBIT_WERROR=ON -DLOWBIT_SANITIZE=OFF -DLOWBIT_BUILD_BENCH=ON
-cmake --build "${BUILD}" -j "${JOBS}" --target lowbit-info lowbit-bench-kernels
+cmake --build "${BUILD}" -j "${JOBS}" --target lowbit-info lowbit-bench-kernels lowbit-run
+
+banner "model: ci/fetch_model.sh"
+MODEL=$(bash "${ROOT}/ci/fetch_model.sh")
+echo "${MODEL}"
+
+banner "lowbit-run --chat: SmolLM2-135M-Instruct answers"
+echo "> ${PROMPT}"
+"${BUILD}/decoder/lowbit-run" -m "${MODEL}" --chat -p "${PROMPT}" -n 96
 
 banner "lowbit-info: what this machine has and what lowbit will run"
 "${BUILD}/lowbit-info"
