@@ -91,8 +91,30 @@ const lowbit::test::json& golden() {
   return data;
 }
 
-/// The golden greedy continuation is compared over its first 32 tokens.
-constexpr size_t greedy_compared = 32;
+/// How llama.cpp's choices are compared (bench/peers/llama_cpp_golden.py says
+/// why): its greedy continuations over their first `compared_steps` steps,
+/// exactly wherever llama.cpp's top-1 leads its runner-up by at least
+/// `stable_margin` logits. Below that lead the default model's outlier
+/// activation lets 8-bit activation rounding decide, and llama.cpp disagrees
+/// with itself (incremental against batched) at such close calls; there
+/// lowbit's choice must be one of llama.cpp's contenders: in its top 10 and
+/// within `stable_margin` of its top-1 logit.
+struct golden_rules {
+  size_t compared_steps;
+  double stable_margin;
+};
+
+golden_rules rules() {
+  const auto& settings = golden()["settings"];
+  return {static_cast<size_t>(settings["compared_steps"].as_int()), settings["stable_margin"].number};
+}
+
+/// Whether `token` is one of llama.cpp's contenders in `top10` ([[id, logit], ...]).
+bool is_contender(const lowbit::test::json& top10, int32_t token, double margin) {
+  for (size_t j = 0; j < top10.size(); ++j)
+    if (top10[j][0].as_int() == token) return top10[j][1].number >= top10[0][1].number - margin;
+  return false;
+}
 
 TEST(Model, DefaultModelConfiguration) {
   REQUIRE_DEFAULT_MODEL(model);
@@ -138,31 +160,53 @@ TEST(Model, IncrementalDecodeMatchesBatchedPrefill) {
 
 TEST(Model, GreedyContinuationsMatchLlamaCpp) {
   REQUIRE_DEFAULT_MODEL(model);
+  const golden_rules r = rules();
   const auto& prompts = golden()["prompts"];
   ASSERT_GT(prompts.size(), 0u);
+  size_t steps = 0, exact = 0, close_calls = 0;
   for (size_t p = 0; p < prompts.size(); ++p) {
     const auto& entry = prompts[p];
+    const std::string name = entry["name"].text;
     const std::vector<int32_t> prompt = entry["prompt_tokens"].as_vector<int32_t>();
     const std::vector<int32_t> expected = entry["greedy"].as_vector<int32_t>();
-    ASSERT_GE(expected.size(), greedy_compared);
-    Context context(model, prompt.size() + greedy_compared);
+    const auto& their_rows = entry["top10_incremental"];
+    ASSERT_GE(expected.size(), r.compared_steps) << name;
+    // Decode token by token as lowbit-run does; after a close call, follow
+    // llama.cpp's token so every later step is compared on the same context.
+    Context context(model, prompt.size() + r.compared_steps);
     std::vector<float> logits = context.evaluate(prompt);
-    for (size_t i = 0; i < greedy_compared; ++i) {
-      const int32_t token = lowbit::model::argmax(logits);
-      if (token != expected[i]) {
-        ADD_FAILURE() << "prompt " << p << ": greedy token " << i << " is " << token << ", llama.cpp chose "
-                      << expected[i];
-        break;
+    size_t prompt_close_calls = 0;
+    for (size_t i = 0; i < r.compared_steps; ++i) {
+      const int32_t ours = lowbit::model::argmax(logits);
+      const double lead = entry["margin_incremental"][i].number;
+      ++steps;
+      if (ours == expected[i]) {
+        ++exact;
+      } else if (lead >= r.stable_margin) {
+        ADD_FAILURE() << name << ": greedy step " << i << " chose " << ours << " where llama.cpp chose " << expected[i]
+                      << " leading by " << lead << " logits";
+      } else {
+        ++close_calls;
+        ++prompt_close_calls;
+        EXPECT_TRUE(is_contender(their_rows[i], ours, r.stable_margin))
+            << name << ": at close call " << i << " (llama.cpp leads by " << lead << ") lowbit chose " << ours
+            << ", not one of llama.cpp's contenders";
       }
-      if (i + 1 < greedy_compared) logits = context.evaluate(std::span<const int32_t>(&token, 1));
+      if (i + 1 < r.compared_steps) logits = context.evaluate(std::span<const int32_t>(&expected[i], 1));
+    }
+    if (entry["stable"].boolean) {
+      EXPECT_EQ(prompt_close_calls, 0u) << name << " has no close call in llama.cpp";
     }
   }
+  std::printf("greedy: %zu of %zu steps identical to llama.cpp; %zu close calls (llama.cpp lead < %.2f) differ\n",
+              exact, steps, close_calls, r.stable_margin);
 }
 
 TEST(Model, TeacherForcedTop1AgreesWithLlamaCpp) {
   REQUIRE_DEFAULT_MODEL(model);
+  const golden_rules r = rules();
   const auto& prompts = golden()["prompts"];
-  size_t positions = 0, agree = 0, top10_overlap = 0;
+  size_t positions = 0, agree = 0, confident = 0, confident_agree = 0;
   const size_t vocab = model->config().n_vocab;
   for (size_t p = 0; p < prompts.size(); ++p) {
     const auto& entry = prompts[p];
@@ -170,23 +214,31 @@ TEST(Model, TeacherForcedTop1AgreesWithLlamaCpp) {
     const std::vector<int32_t> greedy = entry["greedy"].as_vector<int32_t>();
     sequence.insert(sequence.end(), greedy.begin(), greedy.end());
     const auto& top10 = entry["top10"];
-    ASSERT_EQ(top10.size(), sequence.size()) << "prompt " << p;
+    ASSERT_EQ(top10.size(), sequence.size()) << entry["name"].text;
     Context context(model, sequence.size());
     const std::vector<float> logits = context.evaluate(sequence, /*all_logits=*/true);
     for (size_t i = 0; i < sequence.size(); ++i) {
-      const std::span<const float> row(&logits[i * vocab], vocab);
-      const int32_t ours = lowbit::model::argmax(row);
-      const auto& theirs = top10[i];
+      const int32_t ours = lowbit::model::argmax(std::span<const float>(&logits[i * vocab], vocab));
+      const bool same = ours == top10[i][0][0].as_int();
       ++positions;
-      if (ours == theirs[0][0].as_int()) ++agree;
-      for (size_t j = 0; j < theirs.size(); ++j)
-        if (theirs[j][0].as_int() == ours) ++top10_overlap;
+      agree += same;
+      if (entry["margin"][i].number >= r.stable_margin) {
+        ++confident;
+        confident_agree += same;
+      } else if (!same) {
+        EXPECT_TRUE(is_contender(top10[i], ours, r.stable_margin))
+            << entry["name"].text << " position " << i << ": lowbit's top-1 " << ours
+            << " is not one of llama.cpp's contenders";
+      }
     }
   }
-  const double agreement = static_cast<double>(agree) / static_cast<double>(positions);
-  std::printf("teacher-forced top-1 agreement: %zu / %zu = %.4f (our top-1 in llama.cpp's top-10: %zu)\n", agree,
-              positions, agreement, top10_overlap);
-  EXPECT_GE(agreement, 0.99);
+  const double all = static_cast<double>(agree) / static_cast<double>(positions);
+  const double sure = static_cast<double>(confident_agree) / static_cast<double>(confident);
+  std::printf("teacher-forced top-1 agreement: %zu / %zu = %.4f over all positions; %zu / %zu = %.4f where "
+              "llama.cpp leads by >= %.2f\n",
+              agree, positions, all, confident_agree, confident, sure, r.stable_margin);
+  EXPECT_GE(sure, 0.99);
+  EXPECT_GT(confident, positions / 2) << "too few confident positions to judge";
 }
 
 TEST(Model, ChatTemplates) {
