@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The demo: lowbit answers a chat prompt with the default model, then shows
-# what it finds on this machine and how fast a few kernels run.
+# The demo: lowbit answers a chat prompt with the default model, then reports
+# what this machine does for LLM inference.
 #
 #   bash ci/demo.sh
 #
@@ -8,14 +8,15 @@
 # same tree and options as ci/test.sh's gcc stage, so either reuses the other's
 # build), fetches SmolLM2-135M-Instruct Q4_1 once into a cache
 # (ci/fetch_model.sh) and answers a chat prompt with lowbit-run. It then prints
-# lowbit-info (compiled ISAs, detected ISAs, the kernel chosen per op) and runs
-# a short benchmark smoke: the M=1 576x576 GEMV of every weight format and
-# every tier, and Q8_0 activation quantization of one 576-wide row.
+# lowbit-info (compiled ISAs, detected ISAs, the kernel chosen per op) and the
+# quick hardware report (lowbit-bench --quick, under a minute): the machine's
+# read bandwidth and compute peaks, GEMV/GEMM/attention/quantize results beside
+# the limit that bounds them, decode estimates for 1.5B-8B models, and the
+# peers that are installed. The report is also written to build/gcc/report/
+# (report.md, report.json, roofline.svg).
 #
 # Environment:
 #   LOWBIT_DEMO_PROMPT    the chat prompt (default: see DEFAULT_PROMPT)
-#   LOWBIT_DEMO_FILTER    Google Benchmark regex (default: see DEFAULT_FILTER)
-#   LOWBIT_DEMO_MIN_TIME  seconds per benchmark (default 0.05)
 #   LOWBIT_JOBS           build parallelism (default: nproc)
 set -euo pipefail
 
@@ -36,7 +37,7 @@ banner() {
 }
 
 banner "setup: ci/setup.sh"
-bash "${ROOT}/ci/setup.sh"
+bash "${ROOT}/ci/setup.sh" base onednn
 
 banner "build: GCC $(gcc -dumpfullversion), Release -> ${BUILD}"
 fresh=()
@@ -51,7 +52,7 @@ if [[ -f "${BUILD}/CMakeCache.txt" ]]; then
   fi
 fi
 CC=gcc CXX=g++ cmake -S . -B "${BUILD}" -G Ninja "${fresh[@]}" \
-  -DCMAKE_BUILD_TYPE=Release -DLOWBIT_WERROR=ON -DLOWBIT_SANITIZE=OFF -DLOWBIT_BUILD_BENCH=ON
+  -DCMAKE_BUILD_TYPE=Release -DLOWBIT_WERROR=ON -DLOWBIT_SANITIZE=OFF -DLOWBIT_BUILD_BENCH=ON -DLOWBIT_ONEDNN=ON
 cmake --build "${BUILD}" -j "${JOBS}" --target lowbit-info lowbit-bench-kernels lowbit-run
 
 banner "model: ci/fetch_model.sh"
@@ -65,8 +66,11 @@ echo "> ${PROMPT}"
 banner "lowbit-info: what this machine has and what lowbit will run"
 "${BUILD}/lowbit-info"
 
-banner "benchmark smoke: --benchmark_filter='${FILTER}'"
-"${BUILD}/bench/lowbit-bench-kernels" --benchmark_min_time="${MIN_TIME}" --benchmark_filter="${FILTER}"
+banner "lowbit-bench --quick: the hardware report"
+mkdir -p "${BUILD}/report"
+"${BUILD}/bench/lowbit-bench" --quick --lowbit-run "${BUILD}/decoder/lowbit-run" \
+  --json "${BUILD}/report/report.json" --markdown "${BUILD}/report/report.md" --svg "${BUILD}/report/roofline.svg"
 
 echo
-echo "ci/demo.sh: done. Full suites: ${BUILD}/bench/lowbit-bench-kernels --benchmark_filter=<regex>"
+echo "ci/demo.sh: done. Report: ${BUILD}/report/ (report.md, report.json, roofline.svg);"
+echo "the full suite: ${BUILD}/bench/lowbit-bench --json r.json --markdown r.md --svg roofline.svg"

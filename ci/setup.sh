@@ -31,6 +31,16 @@ python3-venv
 PKGS
 }
 
+# oneDNN, the int8 matmul peer in lowbit-bench (-DLOWBIT_ONEDNN=ON). Debian's
+# CMake package for it (dnnl-config.cmake) also looks for the OpenCL loader.
+group_onednn() {
+  cat <<'PKGS'
+libdnnl-dev
+ocl-icd-opencl-dev
+opencl-c-headers
+PKGS
+}
+
 # ---- argument handling --------------------------------------------------------
 groups=("$@")
 if [[ ${#groups[@]} -eq 0 ]]; then

@@ -133,8 +133,9 @@ build_and_test() {
 
 # ---- stages -----------------------------------------------------------------
 stage_gcc() {
+  # oneDNN is linked here only: it is a benchmark peer, not part of the library.
   CC=gcc CXX=g++ configure build/gcc g++ \
-    -DCMAKE_BUILD_TYPE=Release -DLOWBIT_WERROR=ON -DLOWBIT_SANITIZE=OFF
+    -DCMAKE_BUILD_TYPE=Release -DLOWBIT_WERROR=ON -DLOWBIT_SANITIZE=OFF -DLOWBIT_ONEDNN=ON
   build_and_test build/gcc
 }
 
@@ -181,7 +182,7 @@ describe() {
 # ---- main -------------------------------------------------------------------
 if [[ ${run_setup} -eq 1 ]]; then
   banner "setup: ci/setup.sh"
-  bash "${ROOT}/ci/setup.sh"
+  bash "${ROOT}/ci/setup.sh" base onednn
 fi
 
 # The default model for the decoder's end-to-end tests (ctest label 'model'):
