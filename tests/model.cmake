@@ -21,3 +21,10 @@ foreach(tier IN LISTS model_test_tiers)
   gtest_discover_tests(lowbit-model-tests TEST_SUFFIX ".${tier}" DISCOVERY_MODE PRE_TEST
     PROPERTIES ENVIRONMENT "LOWBIT_ISA_MAX=${tier}" LABELS model TIMEOUT 900)
 endforeach()
+
+# lowbit-run as a user runs it (tests/cli/lowbit_run.sh): JSON output, chat
+# streaming with the speed line, and clear errors for bad input.
+foreach(case json chat bad-path bad-file bad-flag)
+  add_test(NAME lowbit_run_${case} COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/cli/lowbit_run.sh $<TARGET_FILE:lowbit-run> ${case})
+  set_tests_properties(lowbit_run_${case} PROPERTIES SKIP_RETURN_CODE 77 LABELS model TIMEOUT 300)
+endforeach()
