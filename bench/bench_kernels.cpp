@@ -245,9 +245,21 @@ struct attn_setup {
   }
 };
 
+/// Whether dispatch, capped at the kernel's tier, serves its (K, V) pair with
+/// it; if not, marks the benchmark skipped (it would measure another kernel).
+bool attn_kernel_selected(benchmark::State& state, const detail::attention_entry* kernel) {
+  const std::string op =
+      "attention." + std::string(traits(kernel->k_format).name) + "_" + std::string(traits(kernel->v_format).name);
+  if (selected_kernel(op) == kernel->name) return true;
+  state.SkipWithError(("dispatch picks " + selected_kernel(op) + " for " + op).c_str());
+  clear_isa_overrides();
+  return false;
+}
+
 void bench_attn_decode(benchmark::State& state, const detail::attention_entry* kernel, size_t ctx, size_t threads) {
   set_num_threads(threads);
   set_isa_max(kernel->tier);
+  if (!attn_kernel_selected(state, kernel)) return;
   attn_setup setup(kernel->k_format, kernel->v_format, ctx);
   const auto q = random_floats(attn_heads * attn_dim, 7);
   std::vector<float> out(attn_heads * attn_dim);
@@ -271,6 +283,7 @@ void bench_attn_decode(benchmark::State& state, const detail::attention_entry* k
 void bench_attn_prefill(benchmark::State& state, const detail::attention_entry* kernel, size_t len, size_t threads) {
   set_num_threads(threads);
   set_isa_max(kernel->tier);
+  if (!attn_kernel_selected(state, kernel)) return;
   attn_setup setup(kernel->k_format, kernel->v_format, len);
   const auto q = random_floats(len * attn_heads * attn_dim, 8);
   std::vector<float> out(q.size());

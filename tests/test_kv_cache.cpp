@@ -156,6 +156,14 @@ double nmse(const std::vector<float>& got, const std::vector<float>& want) {
   return ref > 0 ? err / ref : err;
 }
 
+/// Whether dispatch serves (kf, vf) with a kernel that rounds the query rows
+/// to q8_0 and computes QKᵀ in integers: the VNNI tiers' q8_0-K kernels.
+bool rounds_query(format kf, format vf) {
+  const std::string kernel =
+      selected_kernel("attention." + std::string(traits(kf).name) + "_" + std::string(traits(vf).name));
+  return kf == format::q8_0 && (kernel.ends_with("__avx512_vnni") || kernel.ends_with("__avx2_vnni"));
+}
+
 /// Runs paged attention for `seqs` in one batched call and checks each
 /// sequence twice: against the oracle on the values the cache holds (only
 /// f32 rounding may differ: tight), and against the oracle on the original
@@ -188,6 +196,7 @@ void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim
     queries.push_back(pq);
   }
   attention(cache, 0, heads, queries.data(), queries.size());
+  const bool q_rounded = rounds_query(kf, vf);
 
   for (size_t i = 0; i < seqs.size(); ++i) {
     const test_sequence& t = seqs[i];
@@ -206,7 +215,8 @@ void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim
     std::vector<float> held_k(t.length * kv_row), held_v(t.length * kv_row);
     cache.read(queries[i].seq, 0, 0, t.length, held_k.data(), held_v.data());
     std::vector<float> want_held(t.n_q * q_row), want_f32(t.n_q * q_row), got(t.n_q * q_row);
-    ref::attention(s, t.q.data(), held_k.data(), held_v.data(), want_held.data(), 0, heads);
+    const std::vector<float> held_q = q_rounded ? round_trip(format::q8_0, t.q.data(), t.q.size()) : t.q;
+    ref::attention(s, held_q.data(), held_k.data(), held_v.data(), want_held.data(), 0, heads);
     ref::attention(s, t.q.data(), t.k.data(), t.v.data(), want_f32.data(), 0, heads);
     for (size_t j = 0; j < t.n_q; ++j) {
       std::memcpy(got.data() + j * q_row, t.out.data() + j * (q_row + pad), q_row * sizeof(float));
@@ -227,15 +237,24 @@ void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim
 // 1/8 of it (value NMSE ~8e-3). The worst outputs measured over this sweep
 // were 1.2e-7 (f16/f16), 7e-5 (q8_0/q8_0) and 8.8e-3 (with q4_0 V); the bounds
 // sit 2-3x above, per format, added for K and V.
+//
+// Kernels that compute QKᵀ in integers (rounds_query) also round the query
+// rows to q8_0. A query element's error is then uniform in +-d/2 with d =
+// amax/127, amax ~2.5 for 32 unit Gaussians: variance (2.5/127)^2/12 ~3e-5 of
+// the element's, the same as a q8_0 key's and independent of it, so each
+// score picks up a second error term of the key's size. Measured over this
+// sweep: q8_0 K with f32/f16 V went from 4.2e-5 to 7.2e-5, q8_0/q8_0 from
+// 7.1e-5 to 1.08e-4, q8_0/q4_0 stayed 8.8e-3 (V dominates). The bound adds
+// one more q8_0 term (1e-4) for the query: 2.8x above those.
 double format_bound(format kf, format vf) {
   auto one = [](format f) { return f == format::f32 ? 0.0 : f == format::f16 ? 1e-6 : f == format::q8_0 ? 1e-4 : 2e-2; };
-  return one(kf) + one(vf) + 1e-9;
+  return one(kf) + one(vf) + (rounds_query(kf, vf) ? one(format::q8_0) : 0.0) + 1e-9;
 }
 
 TEST(PagedAttention, MatchesOracleOverLengthsBlocksAndHeadsOnEveryTier) {
-  const std::vector<std::pair<format, format>> formats = {{format::f32, format::f32}, {format::f16, format::f16},
-                                                          {format::q8_0, format::q8_0}, {format::f16, format::q4_0},
-                                                          {format::q8_0, format::q4_0}};
+  const std::vector<std::pair<format, format>> formats = {
+      {format::f32, format::f32},  {format::f16, format::f16},  {format::q8_0, format::q8_0}, {format::f16, format::q4_0},
+      {format::q8_0, format::q4_0}, {format::q8_0, format::f16}, {format::q8_0, format::f32}};
   for_each_tier([&](isa) {
     for (auto [kf, vf] : formats) {
       SCOPED_TRACE(std::string(traits(kf).name) + "/" + std::string(traits(vf).name));
@@ -249,6 +268,34 @@ TEST(PagedAttention, MatchesOracleOverLengthsBlocksAndHeadsOnEveryTier) {
     // Head sizes that are not a multiple of 32 need f16/f32 caches.
     for (size_t dim : {80, 96}) check_paged(format::f16, format::f16, 6, 2, dim, 16, {{45, 9}, {300, 1}}, 1e-5, 400);
   });
+}
+
+TEST(PagedAttention, VnniTiersComputeQkInIntegersForQ8Keys) {
+  // Under each cap, every q8_0-K pair goes to the integer kernel dispatch
+  // prefers: avx512_vnni's when the cap allows it, avx2_vnni's only when it is
+  // the cap (avx512 outranks it, with float scores), else a float kernel.
+  const isa_set avail = compiled_isas() & detected_cpu().isas;
+  if (!avail.contains(isa::avx2_vnni) && !avail.contains(isa::avx512_vnni))
+    GTEST_SKIP() << "no VNNI tier here (available: " << to_string(avail) << "): the integer QK kernels cannot run";
+  size_t integer_tiers = 0;
+  for_each_tier([&](isa cap) {
+    const char* want = cap >= isa::avx512_vnni && avail.contains(isa::avx512_vnni) ? "avx512_vnni"
+                       : cap == isa::avx2_vnni                                      ? "avx2_vnni"
+                                                                                    : nullptr;
+    for (format vf : {format::f32, format::f16, format::q8_0, format::q4_0}) {
+      const std::string v(traits(vf).name);
+      const std::string kernel = selected_kernel("attention.q8_0_" + v);
+      if (want) {
+        EXPECT_EQ(kernel, "attn_q8_0_" + v + "__" + want);
+        EXPECT_TRUE(rounds_query(format::q8_0, vf)) << kernel;
+      } else {
+        EXPECT_FALSE(rounds_query(format::q8_0, vf)) << kernel;
+      }
+    }
+    integer_tiers += want != nullptr;
+  });
+  // The oracle sweeps above run under the same caps, so they exercise these kernels.
+  EXPECT_GT(integer_tiers, 0u);
 }
 
 TEST(PagedAttention, LongContextDecodeAndPrefill) {

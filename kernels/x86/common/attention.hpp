@@ -1,14 +1,22 @@
 // Online-softmax attention (attention_fn) for the x86 tiers, written once
 // against the vec256 / vec512 policies.
 //
-// Keys are taken a tile at a time (V::lanes tokens, never across a cache
-// block) and serve every query row of the call, which for GQA is all the query
-// heads sharing the KV head. f32 and f16 rows are read in place (f16 converted
-// as loaded); q8_0 and q4_0 rows are dequantized once per tile. Query rows go
-// four at a time: per key, four dot products folded and transposed into one
-// vector of scores; per row and tile, one vector exp, the running max / sum
-// update, and acc = acc * correction + sum p_t v_t with eight accumulator
-// vectors in registers. No score matrix is ever stored beyond one tile.
+// Keys go a tile at a time (V::lanes tokens, never across a cache block). A
+// scores policy turns the tile into one vector of scores per query row (lane
+// i = key i) for every query row of the call, which for GQA is all the query
+// heads sharing the KV head: float_key_scores here (f32 and f16 keys read in
+// place, q8_0 / q4_0 keys dequantized once per tile; per key, dot products
+// as vectors, folded four keys at a time and transposed into lanes, never a
+// horizontal sum per key) or the integer one of attention_q8.hpp. Then, per
+// group of four query rows: the four rows' maxima and sums by one shuffle
+// tree each, one vector exp per row, the rescale factors only when a maximum
+// moved, and acc = acc * shrink + sum_i p_i v_i with eight accumulator
+// vectors in registers. Values are read in place when f32 or f16, and when
+// q8_0 for a single group of rows (block scales folded into the weights);
+// otherwise dequantized once per tile for all groups. No score matrix is kept
+// beyond one tile. The K and V rows two tiles ahead are prefetched into L2
+// as the tiles go by (a burst per tile: spreading them over the tile
+// measured no better).
 #pragma once
 
 #include <immintrin.h>
@@ -21,6 +29,7 @@
 #include <vector>
 
 #include "../../ukernel.hpp"
+#include "attention_vec.hpp"
 #include "dequant.hpp"
 #include "lowbit/formats.hpp"
 
@@ -30,7 +39,8 @@ LOWBIT_CODEGEN_BEGIN
 /// exp(x) lane by lane for x <= 0 (softmax arguments): x = n ln2 + r with
 /// |r| <= ln2 / 2 (two-constant split), a degree-6 polynomial for e^r (the
 /// classic Cephes coefficients) and 2^n from the exponent bits. Relative error
-/// about 2e-7; arguments below -87 give about 1e-38 instead of less.
+/// about 2e-7; exp(0) is exactly 1; arguments below -87 (-inf included) give
+/// about 1e-38 instead of less.
 template <class V>
 inline typename V::fvec exp_nonpositive(typename V::fvec x) {
   const auto xc = V::maxf(x, V::set1f(-87.0f));
@@ -47,12 +57,21 @@ inline typename V::fvec exp_nonpositive(typename V::fvec x) {
   return V::mul(e, V::pow2i(n));
 }
 
-/// A q8_0 or q4_0 KV row of d values, dequantized into `out`.
+/// A q8_0 or q4_0 KV row of d values, dequantized into `out` (the oracle's
+/// float(q) * d; q8_0's scale converted by F16C rather than in software).
 template <class V, format F>
 inline void dequantize_kv_row(const unsigned char* row, float* out, size_t d) {
   static_assert(F == format::q8_0 || F == format::q4_0, "only quantized K/V rows are converted ahead");
-  if constexpr (F == format::q8_0) dequant_q8_0_row<V>(row, out, d);
-  else dequant_q4_0_row<V>(row, out, d);
+  if constexpr (F == format::q8_0) {
+    const auto* blocks = reinterpret_cast<const block_q8_0*>(row);
+    for (size_t b = 0; b < d / qk8_0; ++b) {
+      const auto scale = V::set1f(_cvtsh_ss(blocks[b].d));
+      for (size_t i = 0; i < qk8_0; i += V::lanes)
+        V::store(out + b * qk8_0 + i, V::mul(V::to_float(V::widen_s8(blocks[b].qs + i)), scale));
+    }
+  } else {
+    dequant_q4_0_row<V>(row, out, d);
+  }
 }
 
 /// V::lanes values of a KV row from column `col`: f16 rows are converted as
@@ -73,152 +92,332 @@ inline float kv_scalar(const unsigned char* row, size_t col) {
   }
 }
 
-template <class V, format KF, format VF>
-void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
-                      const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
+/// Per-thread buffers of the attention kernels, grown as needed and kept
+/// between calls (a decode step calls the kernel once per chunk and head).
+struct attention_buffers {
+  std::vector<float> scores;          ///< rows x tile: one tile's scores
+  std::vector<float> keys, values;    ///< tile x head_dim: rows converted to f32
+  std::vector<unsigned char> tile;    ///< a scores policy's per-tile data
+  std::vector<unsigned char> query;   ///< the query rows in a scores policy's own form
+  std::vector<float> query_source;    ///< the f32 rows `query` was made from
+};
+inline attention_buffers& attention_scratch() {
+  thread_local attention_buffers buffers;
+  return buffers;
+}
+
+/// Scores from keys in f32: f32 and f16 rows are read in place, q8_0 and
+/// q4_0 rows are dequantized once per tile (for every query row).
+template <class V, format KF>
+class float_key_scores {
+ public:
+  float_key_scores(const float* const* q_rows, size_t rows, size_t d, attention_buffers& buffers)
+      : q_(q_rows), rows_(rows), d_(d) {
+    if constexpr (!in_place) {
+      buffers.keys.resize(V::lanes * d);
+      keys_ = buffers.keys.data();
+    }
+  }
+
+  /// scores[r * V::lanes + i] = q_r . key i for keys i < n (key i's row at
+  /// kp + i * stride); lanes from n on hold finite values of no meaning.
+  void tile(const unsigned char* kp, size_t stride, size_t n, float* scores) const {
+    using ops = attention_vec<V>;
+    using fvec = typename V::fvec;
+    constexpr size_t lanes = V::lanes, quads = lanes / 4;
+    const size_t d = d_;
+    if constexpr (!in_place) {
+      for (size_t i = 0; i < n; ++i) dequantize_kv_row<V, KF>(kp + i * stride, keys_ + i * d, d);
+      kp = reinterpret_cast<const unsigned char*>(keys_);
+      stride = d * sizeof(float);
+    }
+    const size_t vec_end = d / lanes * lanes;
+    for (size_t r0 = 0; r0 < rows_; r0 += 4) {
+      // Four rows (the last one repeated past the end: same values, same stores).
+      const size_t rb = std::min<size_t>(4, rows_ - r0);
+      const float* q[4];
+      for (size_t j = 0; j < 4; ++j) q[j] = q_[r0 + std::min(j, rb - 1)];
+      fvec folded[4][quads];
+      for (size_t g = 0; g < quads; ++g) {
+        if (4 * g >= n) {
+          for (size_t j = 0; j < 4; ++j) folded[j][g] = V::zero();
+          continue;
+        }
+        const unsigned char* k[4];
+        for (size_t i = 0; i < 4; ++i) k[i] = kp + std::min(4 * g + i, n - 1) * stride;
+        fvec a[4][4];
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < 4; ++j)
+          #pragma GCC unroll 4
+          for (size_t i = 0; i < 4; ++i) a[j][i] = V::zero();
+        for (size_t col = 0; col < vec_end; col += lanes) {
+          fvec x[4];
+          #pragma GCC unroll 4
+          for (size_t i = 0; i < 4; ++i) x[i] = kv_vec<V, KS>(k[i], col);
+          #pragma GCC unroll 4
+          for (size_t j = 0; j < 4; ++j) {
+            const fvec y = V::loadf(q[j] + col);
+            #pragma GCC unroll 4
+            for (size_t i = 0; i < 4; ++i) a[j][i] = V::fmadd(y, x[i], a[j][i]);
+          }
+        }
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < 4; ++j) folded[j][g] = ops::sum4(a[j][0], a[j][1], a[j][2], a[j][3]);
+      }
+      for (size_t j = 4; j-- > 0;) V::store(scores + (r0 + std::min(j, rb - 1)) * lanes, ops::finish(folded[j]));
+      if (vec_end < d) {
+        for (size_t j = 0; j < rb; ++j)
+          for (size_t i = 0; i < n; ++i) {
+            float s = 0.0f;
+            for (size_t col = vec_end; col < d; ++col) s += q[j][col] * kv_scalar<KS>(kp + i * stride, col);
+            scores[(r0 + j) * lanes + i] += s;
+          }
+      }
+    }
+  }
+
+ private:
+  static constexpr bool in_place = KF == format::f32 || KF == format::f16;
+  static constexpr format KS = in_place ? KF : format::f32;
+  const float* const* q_;
+  size_t rows_, d_;
+  float* keys_ = nullptr;
+};
+
+/// Prefetches (into L2) the K and V rows of tokens [u, u + count) of one KV
+/// head. Always inlined: GCC deems a function that only prefetches free of
+/// side effects and deletes the calls to it.
+[[gnu::always_inline]] inline void prefetch_kv(const attn_kv& kv, size_t kv_head, size_t u, size_t count) {
+  while (count > 0) {
+    const size_t b = u / kv.block_tokens, slot = u % kv.block_tokens;
+    const size_t c = std::min(count, kv.block_tokens - slot);
+    const unsigned char* k = kv.k_blocks[b] + kv_head * kv.k_head_bytes + slot * kv.k_row_bytes;
+    const unsigned char* v = kv.v_blocks[b] + kv_head * kv.v_head_bytes + slot * kv.v_row_bytes;
+    for (size_t off = 0; off < c * kv.k_row_bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(k + off), _MM_HINT_T1);
+    for (size_t off = 0; off < c * kv.v_row_bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(v + off), _MM_HINT_T1);
+    u += c;
+    count -= c;
+  }
+}
+
+/// Columns [col, col + 2 V::lanes) of four accumulator rows: out[j] = out[j]
+/// * shrink[j] + sum over keys i < n of w[j][i] * value i, where load(i, v0,
+/// v1) gives key i's two vectors of values; shrink null means all ones.
+/// Eight independent FMA chains; out[j] for j past the real rows aliases the
+/// last real row, which is stored last (descending order) so its own result
+/// wins.
+template <class V, class Load>
+inline void accumulate_pairs(float* const* out, size_t col, const float* shrink, const float (*w)[V::lanes], size_t n,
+                             Load load) {
+  using fvec = typename V::fvec;
   constexpr size_t TK = V::lanes;
-  // f32 and f16 rows are read where they are; q8_0 / q4_0 rows are converted
-  // to f32 once per tile (for every query row of the call) and read as f32.
-  constexpr bool k_in_place = KF == format::f32 || KF == format::f16;
+  fvec x0[4], x1[4];
+  #pragma GCC unroll 4
+  for (size_t j = 0; j < 4; ++j) {
+    x0[j] = V::loadf(out[j] + col);
+    x1[j] = V::loadf(out[j] + col + TK);
+  }
+  if (shrink) {
+    #pragma GCC unroll 4
+    for (size_t j = 0; j < 4; ++j) {
+      x0[j] = V::mul(x0[j], V::set1f(shrink[j]));
+      x1[j] = V::mul(x1[j], V::set1f(shrink[j]));
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    fvec v0, v1;
+    load(i, v0, v1);
+    #pragma GCC unroll 4
+    for (size_t j = 0; j < 4; ++j) {
+      x0[j] = V::fmadd(V::set1f(w[j][i]), v0, x0[j]);
+      x1[j] = V::fmadd(V::set1f(w[j][i]), v1, x1[j]);
+    }
+  }
+  // Constant indices keep the accumulators in registers.
+  V::store(out[3] + col, x0[3]);
+  V::store(out[3] + col + TK, x1[3]);
+  V::store(out[2] + col, x0[2]);
+  V::store(out[2] + col + TK, x1[2]);
+  V::store(out[1] + col, x0[1]);
+  V::store(out[1] + col + TK, x1[1]);
+  V::store(out[0] + col, x0[0]);
+  V::store(out[0] + col + TK, x1[0]);
+}
+
+/// P . V for four accumulator rows from q8_0 value rows read in place (row i
+/// at vp + i * stride): each column pair lies in one q8_0 block, whose scales
+/// fold into the weights, w[j][i] = p[j][i] * d_i, and the int8 values are
+/// converted as they are read. The weights of up to four blocks are made
+/// before their columns are summed, so the sums never wait on them.
+/// head_dim a multiple of 32.
+template <class V>
+inline void pv_q8_in_place(float* const* out, const float* shrink, const float (*p)[V::lanes], size_t n,
+                           const unsigned char* vp, size_t stride, size_t d) {
+  using fvec = typename V::fvec;
+  constexpr size_t TK = V::lanes, group = 4;
+  alignas(64) float w[group][4][TK];
+  for (size_t b0 = 0; b0 < d / qk8_0; b0 += group) {
+    const size_t blocks = std::min(group, d / qk8_0 - b0);
+    for (size_t b = 0; b < blocks; ++b) {
+      const fvec dv = attention_vec<V>::gather_f16(vp + (b0 + b) * sizeof(block_q8_0), stride, n);
+      for (size_t j = 0; j < 4; ++j) V::store(w[b][j], V::mul(V::loadf(p[j]), dv));
+    }
+    for (size_t b = 0; b < blocks; ++b) {
+      const unsigned char* quants = vp + (b0 + b) * sizeof(block_q8_0) + offsetof(block_q8_0, qs);
+      for (size_t half = 0; half < qk8_0; half += 2 * TK)
+        accumulate_pairs<V>(out, (b0 + b) * qk8_0 + half, shrink, w[b], n, [&](size_t i, fvec& v0, fvec& v1) {
+          v0 = V::to_float(V::widen_s8(quants + i * stride + half));
+          v1 = V::to_float(V::widen_s8(quants + i * stride + half + TK));
+        });
+    }
+  }
+}
+
+/// The attention_fn body: tiles of keys, scores from `Scores`, online softmax
+/// and P . V per group of four query rows. `Scores(q_rows, rows, d, buffers)`
+/// prepares the query rows once per call; its tile() is float_key_scores::tile's contract.
+template <class V, class Scores, format VF>
+void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
+                     const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
+  using ops = attention_vec<V>;
+  using fvec = typename V::fvec;
+  constexpr size_t TK = V::lanes;
+  // How far ahead of the tile in hand its K and V rows are prefetched into
+  // L2 (where measured: 2 tiles into L2 beat 1-8 tiles into L1 by ~7% for
+  // f16 decode from DRAM; farther, or spread over the tile, was no better).
+  constexpr size_t prefetch_tokens = 2 * TK;
   constexpr bool v_in_place = VF == format::f32 || VF == format::f16;
-  constexpr format KS = k_in_place ? KF : format::f32;
   constexpr format VS = v_in_place ? VF : format::f32;
+  // q8_0 values are read in place, their scales folded into the softmax
+  // weights, when one group of four rows reads them; more groups share one
+  // conversion per tile instead.
+  const bool q8_in_place = VF == format::q8_0 && rows <= 4;
   const size_t d = kv.head_dim;
   size_t last = t0;  // tokens any row sees
   for (size_t r = 0; r < rows; ++r) last = std::max(last, std::min(t1, limits[r]));
-  thread_local std::vector<float> scratch;
-  // V's buffer starts 64 bytes past a 4 KiB multiple from K's (no 4K aliasing).
-  const size_t tile_floats = (TK * d + 1023) / 1024 * 1024 + 16;
-  scratch.resize(2 * tile_floats);
-  float* kbuf = scratch.data();
-  float* vbuf = kbuf + tile_floats;
-  const unsigned char* krow[TK];
-  const unsigned char* vrow[TK];
+  if (last == t0) return;
+  attention_buffers& buffers = attention_scratch();
+  const Scores scores(q_rows, rows, d, buffers);
+  buffers.scores.resize(rows * TK);
+  float* tile_scores = buffers.scores.data();
+  float* vbuf = nullptr;
+  if (!v_in_place && !q8_in_place) {
+    buffers.values.resize(TK * d);
+    vbuf = buffers.values.data();
+  }
   alignas(64) float p[4][TK];
-  alignas(16) float dots[TK][4];
+  alignas(64) float shrink[TK];
+  size_t prefetched = t0;
   for (size_t t = t0; t < last;) {
     const size_t b = t / kv.block_tokens, slot = t % kv.block_tokens;
     const size_t n = std::min({TK, kv.block_tokens - slot, last - t});
     const unsigned char* kp = kv.k_blocks[b] + kv_head * kv.k_head_bytes + slot * kv.k_row_bytes;
     const unsigned char* vp = kv.v_blocks[b] + kv_head * kv.v_head_bytes + slot * kv.v_row_bytes;
-    for (size_t i = 0; i < n; ++i) {
-      krow[i] = kp + i * kv.k_row_bytes;
-      vrow[i] = vp + i * kv.v_row_bytes;
-      if constexpr (!k_in_place) {
-        dequantize_kv_row<V, KF>(krow[i], kbuf + i * d, d);
-        krow[i] = reinterpret_cast<const unsigned char*>(kbuf + i * d);
-      }
-      if constexpr (!v_in_place) {
-        dequantize_kv_row<V, VF>(vrow[i], vbuf + i * d, d);
-        vrow[i] = reinterpret_cast<const unsigned char*>(vbuf + i * d);
+    const size_t ahead = std::min(last, t + n + prefetch_tokens);
+    if (ahead > prefetched) {
+      prefetch_kv(kv, kv_head, prefetched, ahead - prefetched);
+      prefetched = ahead;
+    }
+    scores.tile(kp, kv.k_row_bytes, n, tile_scores);
+    size_t v_stride = kv.v_row_bytes;
+    if constexpr (!v_in_place) {
+      if (!q8_in_place) {
+        for (size_t i = 0; i < n; ++i) dequantize_kv_row<V, VF>(vp + i * kv.v_row_bytes, vbuf + i * d, d);
+        vp = reinterpret_cast<const unsigned char*>(vbuf);
+        v_stride = d * sizeof(float);
       }
     }
-    // The next tile's rows, fetched a token at a time during the first row
-    // group's scores: spread out, so the prefetches never pile up.
-    const unsigned char* next_k = nullptr;
-    const unsigned char* next_v = nullptr;
-    size_t next_n = 0;
-    if (t + n < last) {
-      const size_t nb = (t + n) / kv.block_tokens, ns = (t + n) % kv.block_tokens;
-      next_n = std::min({TK, kv.block_tokens - ns, last - t - n});
-      next_k = kv.k_blocks[nb] + kv_head * kv.k_head_bytes + ns * kv.k_row_bytes;
-      next_v = kv.v_blocks[nb] + kv_head * kv.v_head_bytes + ns * kv.v_row_bytes;
-    }
-    // Four query rows at a time.
     for (size_t r0 = 0; r0 < rows; r0 += 4) {
       const size_t rb = std::min<size_t>(4, rows - r0);
-      const float* q[4];
       size_t visible[4];
       bool any = false;
       for (size_t j = 0; j < 4; ++j) {
         const size_t r = r0 + std::min(j, rb - 1);
-        q[j] = q_rows[r];
         visible[j] = j < rb && limits[r] > t ? std::min(n, limits[r] - t) : 0;
         any = any || visible[j] > 0;
       }
       if (!any) continue;
-      // Scores: per key, the four rows' dot products as vectors, folded to
-      // four partial sums each and transposed into one vector of four dots.
-      for (size_t i = 0; i < n; ++i) {
-        if (r0 == 0 && i < next_n) {
-          for (size_t off = 0; off < kv.k_row_bytes; off += 64)
-            _mm_prefetch(reinterpret_cast<const char*>(next_k + i * kv.k_row_bytes + off), _MM_HINT_T1);
-          for (size_t off = 0; off < kv.v_row_bytes; off += 64)
-            _mm_prefetch(reinterpret_cast<const char*>(next_v + i * kv.v_row_bytes + off), _MM_HINT_T1);
-        }
-        typename V::fvec a[4];
-        for (size_t j = 0; j < 4; ++j) a[j] = V::zero();
-        size_t col = 0;
-        for (; col + V::lanes <= d; col += V::lanes) {
-          const auto k = kv_vec<V, KS>(krow[i], col);
-          for (size_t j = 0; j < 4; ++j) a[j] = V::fmadd(V::loadf(q[j] + col), k, a[j]);
-        }
-        __m128 x0 = V::fold128(a[0]), x1 = V::fold128(a[1]), x2 = V::fold128(a[2]), x3 = V::fold128(a[3]);
-        _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
-        _mm_store_ps(dots[i], _mm_add_ps(_mm_add_ps(x0, x1), _mm_add_ps(x2, x3)));
-        for (; col < d; ++col) {
-          const float k = kv_scalar<KS>(krow[i], col);
-          for (size_t j = 0; j < 4; ++j) dots[i][j] += q[j][col] * k;
-        }
-      }
-      float shrink[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+      // The four rows' scaled scores (-inf past what each row sees), their
+      // tile maxima and new running maxima in one vector each, then p =
+      // exp(score - max) on the visible lanes (0 elsewhere, and for rows that
+      // see none of the tile or are padding: they stay as they are).
+      constexpr float minus_inf = -std::numeric_limits<float>::infinity();
+      fvec sc[4];
+      alignas(16) float old_m[4], old_l[4];
       for (size_t j = 0; j < 4; ++j) {
-        if (!visible[j]) {  // this row sees none of the tile (or is padding): p = 0 leaves it as it is
-          V::store(p[j], V::zero());
-          continue;
-        }
-        const size_t r = r0 + j;
-        for (size_t i = 0; i < TK; ++i) p[j][i] = i < visible[j] ? dots[i][j] : 0.0f;
-        // Lanes past `visible` hold 0: a maximum that large is still a valid
-        // softmax shift (any shift >= the true maximum is exact math).
-        const auto sc = V::mul(V::loadf(p[j]), V::set1f(scale));
-        const float tile_max = std::max(V::hmax(sc), visible[j] < TK ? 0.0f : -std::numeric_limits<float>::infinity());
-        const float new_m = std::max(m[r], tile_max);
-        shrink[j] = std::exp(m[r] - new_m);  // 0 on the row's first tile
-        const auto pv = V::keep_first(exp_nonpositive<V>(V::sub(sc, V::set1f(new_m))), visible[j]);
-        V::store(p[j], pv);
-        l[r] = l[r] * shrink[j] + V::hsum(pv);
-        m[r] = new_m;
+        const size_t r = r0 + std::min(j, rb - 1);
+        sc[j] = ops::fill_past(V::mul(V::loadf(tile_scores + r * TK), V::set1f(scale)), visible[j], minus_inf);
+        old_m[j] = visible[j] ? m[r] : 0.0f;
+        old_l[j] = visible[j] ? l[r] : 0.0f;
       }
-      // acc = acc * shrink + P . V for the four rows, two vectors of columns
-      // at a time: eight independent FMA chains over the tile's keys.
+      const __m128 prev = _mm_load_ps(old_m);
+      const __m128 next = _mm_max_ps(prev, ops::max_each(sc[0], sc[1], sc[2], sc[3]));
+      alignas(16) float new_m[4];
+      _mm_store_ps(new_m, next);
+      for (size_t j = 0; j < 4; ++j)
+        V::store(p[j], V::keep_first(exp_nonpositive<V>(V::sub(sc[j], V::set1f(new_m[j]))), visible[j]));
+      const __m128 total = ops::sum_each(V::loadf(p[0]), V::loadf(p[1]), V::loadf(p[2]), V::loadf(p[3]));
+      // shrink = exp(old max - new max): 1 for every row whose maximum stayed
+      // (the common case once a few tiles are in), ~1e-38 on a row's first
+      // tile (times zeros), 1 for rows that see nothing.
+      const bool rescale = _mm_movemask_ps(_mm_cmplt_ps(prev, next)) != 0;
+      if (rescale) V::store(shrink, exp_nonpositive<V>(ops::from4(_mm_sub_ps(prev, next))));
+      else V::store(shrink, V::set1f(1.0f));
+      const float* rescaled = rescale ? shrink : nullptr;
+      alignas(16) float sums[4];
+      _mm_store_ps(sums, _mm_add_ps(_mm_mul_ps(_mm_load_ps(old_l), _mm_load_ps(shrink)), total));
+      for (size_t j = 0; j < rb; ++j) {
+        if (!visible[j]) continue;
+        l[r0 + j] = sums[j];
+        m[r0 + j] = new_m[j];
+      }
       float* out[4];
       for (size_t j = 0; j < 4; ++j) out[j] = acc + (r0 + std::min(j, rb - 1)) * d;
+      if constexpr (VF == format::q8_0) {
+        if (q8_in_place) {
+          pv_q8_in_place<V>(out, rescaled, p, n, vp, v_stride, d);
+          continue;
+        }
+      }
       size_t col = 0;
-      for (; col + 2 * V::lanes <= d; col += 2 * V::lanes) {
-        typename V::fvec x0[4], x1[4];
-        for (size_t j = 0; j < 4; ++j) {
-          x0[j] = V::mul(V::loadf(out[j] + col), V::set1f(shrink[j]));
-          x1[j] = V::mul(V::loadf(out[j] + col + V::lanes), V::set1f(shrink[j]));
-        }
+      for (; col + 2 * TK <= d; col += 2 * TK)
+        accumulate_pairs<V>(out, col, rescaled, p, n, [&](size_t i, fvec& v0, fvec& v1) {
+          v0 = kv_vec<V, VS>(vp + i * v_stride, col);
+          v1 = kv_vec<V, VS>(vp + i * v_stride, col + TK);
+        });
+      if (col + TK <= d) {
+        fvec x[4];
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < 4; ++j) x[j] = V::mul(V::loadf(out[j] + col), V::set1f(shrink[j]));
         for (size_t i = 0; i < n; ++i) {
-          const auto v0 = kv_vec<V, VS>(vrow[i], col), v1 = kv_vec<V, VS>(vrow[i], col + V::lanes);
-          for (size_t j = 0; j < 4; ++j) {
-            x0[j] = V::fmadd(V::set1f(p[j][i]), v0, x0[j]);
-            x1[j] = V::fmadd(V::set1f(p[j][i]), v1, x1[j]);
-          }
+          const fvec v = kv_vec<V, VS>(vp + i * v_stride, col);
+          #pragma GCC unroll 4
+          for (size_t j = 0; j < 4; ++j) x[j] = V::fmadd(V::set1f(p[j][i]), v, x[j]);
         }
-        // Padding rows alias row rb - 1 and leave its old values: storing in
-        // descending order writes the real row last. (Constant indices keep
-        // the accumulators in registers.)
-        V::store(out[3] + col, x0[3]);
-        V::store(out[3] + col + V::lanes, x1[3]);
-        V::store(out[2] + col, x0[2]);
-        V::store(out[2] + col + V::lanes, x1[2]);
-        V::store(out[1] + col, x0[1]);
-        V::store(out[1] + col + V::lanes, x1[1]);
-        V::store(out[0] + col, x0[0]);
-        V::store(out[0] + col + V::lanes, x1[0]);
+        V::store(out[3] + col, x[3]);
+        V::store(out[2] + col, x[2]);
+        V::store(out[1] + col, x[1]);
+        V::store(out[0] + col, x[0]);
+        col += TK;
       }
       for (; col < d; ++col)
         for (size_t j = 0; j < rb; ++j) {
           float x = out[j][col] * shrink[j];
-          for (size_t i = 0; i < n; ++i) x += p[j][i] * kv_scalar<VS>(vrow[i], col);
+          for (size_t i = 0; i < n; ++i) x += p[j][i] * kv_scalar<VS>(vp + i * v_stride, col);
           out[j][col] = x;
         }
     }
     t += n;
   }
+}
+
+/// attention_fn with float scores: keys in f32, f16 (read in place), q8_0 or
+/// q4_0 (dequantized per tile); values likewise. Any head_dim (vector loops
+/// with scalar tails).
+template <class V, format KF, format VF>
+void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
+                      const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
+  attention_tiles<V, float_key_scores<V, KF>, VF>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
 }
 
 LOWBIT_CODEGEN_END

@@ -1,0 +1,163 @@
+// Integer QKᵀ for q8_0 keys on the VNNI tiers (avx2_vnni, avx512_vnni).
+//
+// The query rows are rounded to q8_0 once per call, exactly as the q8_0
+// activation quantizer and the oracle round them (so a test can hold the
+// kernel to the oracle on the same rounded rows); a decode step calls once
+// per chunk of keys with the same rows, so the rounded rows are kept and
+// reused while the f32 rows are unchanged. A tile of V::lanes keys is then
+// transposed one 32-value block at a time into eight vectors, vector j
+// holding dword j of every key's block (lane i = key i), biased to unsigned
+// by x ^ 0x80. One vpdpbusd of such a vector with four query bytes broadcast
+// from memory adds four products to every key of the tile at once, so eight
+// of them give each key's block dot product in its own lane: no horizontal
+// sum, and the transpose is shared by every query row of the call. The bias
+// adds 128 * sum(query block), which the accumulator starts at minus. Per
+// block the exact integer dot product is scaled by d_q * d_k (a vector of
+// the tile's key scales) into the f32 score.
+//
+// Requires head_dim to be a multiple of 32 (a q8_0 cache guarantees it) and
+// a VNNI policy (vec256<true> or vec512<true>).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "attention.hpp"
+
+namespace lowbit::kernels::x86 {
+LOWBIT_CODEGEN_BEGIN
+
+/// One 32-value block of a query row rounded to q8_0: its quants, its scale
+/// (the f16 d widened) and -128 times the sum of its quants.
+struct q8_query_block {
+  int8_t qs[qk8_0];
+  float scale;
+  int32_t bias;
+};
+
+/// Scores of q8_0 keys against the query rows rounded to q8_0 (see above).
+template <class V>
+class q8_key_scores {
+ public:
+  using ivec = typename V::ivec;
+  using fvec = typename V::fvec;
+
+  q8_key_scores(const float* const* q_rows, size_t rows, size_t d, attention_buffers& buffers)
+      : rows_(rows), blocks_(d / qk8_0), row_bytes_(blocks_ * sizeof(block_q8_0)) {
+    static_assert(V::vnni, "the integer scores need vpdpbusd");
+    // Per tile: the transposed keys and key scales (vector aligned), then
+    // room to pad a short tile.
+    const size_t key_bytes = blocks_ * 9 * sizeof(ivec);
+    buffers.tile.resize(alignof(ivec) + key_bytes + V::lanes * row_bytes_);
+    auto* base = buffers.tile.data();
+    base += (alignof(ivec) - reinterpret_cast<uintptr_t>(base) % alignof(ivec)) % alignof(ivec);
+    keys_ = reinterpret_cast<ivec*>(base);
+    key_scales_ = reinterpret_cast<fvec*>(keys_ + 8 * blocks_);
+    padded_ = base + key_bytes;
+    // The rounded query rows. A decode step calls once per chunk of keys with
+    // the same rows: comparing them with the rows last rounded costs far less
+    // than rounding again.
+    const size_t blocks = rows * blocks_;
+    bool same = buffers.query.size() == blocks * sizeof(q8_query_block) && buffers.query_source.size() == rows * d;
+    for (size_t r = 0; same && r < rows; ++r)
+      same = std::memcmp(q_rows[r], buffers.query_source.data() + r * d, d * sizeof(float)) == 0;
+    query_ = reinterpret_cast<q8_query_block*>(buffers.query.data());
+    if (same) return;
+    buffers.query.resize(blocks * sizeof(q8_query_block));
+    buffers.query_source.resize(rows * d);
+    query_ = reinterpret_cast<q8_query_block*>(buffers.query.data());
+    for (size_t r = 0; r < rows; ++r) {
+      for (size_t b = 0; b < blocks_; ++b) round_block(q_rows[r] + b * qk8_0, query_[r * blocks_ + b]);
+      std::memcpy(buffers.query_source.data() + r * d, q_rows[r], d * sizeof(float));
+    }
+  }
+
+  /// float_key_scores::tile's contract, for q8_0 key rows.
+  void tile(const unsigned char* kp, size_t stride, size_t n, float* scores) const {
+    using ops = attention_vec<V>;
+    constexpr size_t TK = V::lanes;
+    // A short tile (the end of a cache block or of the keys) is copied out,
+    // its last row repeated, so the transposes read only real rows.
+    if (n < TK) {
+      for (size_t i = 0; i < TK; ++i) std::memcpy(padded_ + i * row_bytes_, kp + std::min(i, n - 1) * stride, row_bytes_);
+      kp = padded_;
+      stride = row_bytes_;
+    }
+    // The tile transposed once, for every group of query rows.
+    for (size_t b = 0; b < blocks_; ++b) {
+      const unsigned char* kb = kp + b * sizeof(block_q8_0);
+      ops::transpose_keys(kb + offsetof(block_q8_0, qs), stride, keys_ + 8 * b);
+      key_scales_[b] = ops::gather_f16(kb, stride, TK);
+    }
+    for (size_t r0 = 0; r0 < rows_; r0 += 4) {
+      // Four rows (the last one repeated past the end: same values, same stores).
+      const q8_query_block* q[4];
+      for (size_t j = 0; j < 4; ++j) q[j] = query_ + std::min(r0 + j, rows_ - 1) * blocks_;
+      fvec s[4];
+      #pragma GCC unroll 4
+      for (size_t j = 0; j < 4; ++j) s[j] = V::zero();
+      for (size_t b = 0; b < blocks_; ++b) {
+        // Two accumulators per row; the first starts at minus the bias.
+        ivec a[4], c[4];
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < 4; ++j) {
+          a[j] = V::set1(q[j][b].bias);
+          c[j] = V::set1(0);
+        }
+        const ivec* kt = keys_ + 8 * b;
+        #pragma GCC unroll 4
+        for (size_t w = 0; w < 8; w += 2) {
+          const ivec k0 = kt[w], k1 = kt[w + 1];
+          #pragma GCC unroll 4
+          for (size_t j = 0; j < 4; ++j) {
+            a[j] = V::dot_u8s8_at(a[j], k0, q[j][b].qs + 4 * w);
+            c[j] = V::dot_u8s8_at(c[j], k1, q[j][b].qs + 4 * w + 4);
+          }
+        }
+        const fvec dk = key_scales_[b];
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < 4; ++j)
+          s[j] = V::fmadd(V::to_float(V::add(a[j], c[j])), V::mul(dk, V::set1f(q[j][b].scale)), s[j]);
+      }
+      for (size_t j = 4; j-- > 0;) V::store(scores + std::min(r0 + j, rows_ - 1) * TK, s[j]);
+    }
+  }
+
+ private:
+  /// 32 query values -> q8_0, exactly as the activation quantizer (and the
+  /// oracle) round them, plus the block's scale and bias.
+  static void round_block(const float* x, q8_query_block& out) {
+    using lanes = typename attention_vec<V>::q8_lanes;
+    fvec amax = V::zero();
+    for (size_t i = 0; i < qk8_0; i += V::lanes) {
+      const fvec v = V::loadf(x + i);
+      amax = V::maxf(amax, V::maxf(v, V::sub(V::zero(), v)));
+    }
+    const float d = V::hmax(amax) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    lanes::template round32<false>(x, id, out.qs);
+    out.scale = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));  // fp32_to_fp16's rounding
+    ivec sum = V::set1(0);
+    for (size_t i = 0; i < qk8_0; i += V::lanes) sum = V::add(sum, V::widen_s8(out.qs + i));
+    out.bias = -128 * static_cast<int32_t>(V::hsum(V::to_float(sum)));  // |sum| <= 4064: exact in f32
+  }
+
+  size_t rows_, blocks_, row_bytes_;
+  ivec* keys_;
+  fvec* key_scales_;
+  q8_query_block* query_;
+  unsigned char* padded_;
+};
+
+/// attention_fn for q8_0 keys with integer scores; values f32, f16 (read in
+/// place), q8_0 or q4_0 (dequantized per tile). head_dim a multiple of 32.
+template <class V, format VF>
+void attention_online_q8(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
+                         const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
+  attention_tiles<V, q8_key_scores<V>, VF>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
+}
+
+LOWBIT_CODEGEN_END
+}  // namespace lowbit::kernels::x86

@@ -1,0 +1,186 @@
+// The shuffles attention needs beyond the vec256 / vec512 policies.
+//
+// Attention turns per-key dot products into one vector of scores (lane i =
+// key i of a tile) and, for q8_0 keys on the VNNI tiers, transposes a tile of
+// int8 key rows so one vpdpbusd serves a whole tile. Both are shuffle
+// patterns that differ between 256- and 512-bit vectors, so they live here as
+// one specialization per policy rather than as branches in the kernels. Every
+// member is a member of a class template specialization: a translation unit
+// compiles only the width it uses.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "quant_q8.hpp"
+#include "vec256.hpp"
+#include "vec512.hpp"
+
+namespace lowbit::kernels::x86 {
+LOWBIT_CODEGEN_BEGIN
+
+template <class V>
+struct attention_vec;
+
+/// AVX2 (+ AVX-VNNI): 8 keys per tile.
+template <bool Vnni>
+struct attention_vec<vec256<Vnni>> {
+  using fvec = __m256;
+  using ivec = __m256i;
+  /// The activation quantizer that rounds query rows to q8_0.
+  using q8_lanes = q8_lanes256;
+
+  /// Lanes [n, 8) of v replaced by x.
+  static fvec fill_past(fvec v, size_t n, float x) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), lane));
+    return _mm256_blendv_ps(_mm256_set1_ps(x), v, keep);
+  }
+  /// Lane i = the f16 at base + min(i, n - 1) * stride (a q8_0 block's scale
+  /// in key i's row), as f32: one gather, 4 bytes read per address.
+  static fvec gather_f16(const unsigned char* base, size_t stride, size_t n) {
+    const __m256i index = _mm256_mullo_epi32(
+        _mm256_min_epu32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<int>(n - 1))),
+        _mm256_set1_epi32(static_cast<int>(stride)));
+    const __m256i words = _mm256_i32gather_epi32(reinterpret_cast<const int*>(base), index, 1);
+    // The low halves of the eight dwords, packed into the low 128 bits.
+    const __m256i halves = _mm256_shuffle_epi8(
+        words, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1, 0, 1, 4, 5, 8, 9, 12, 13, -1,
+                                -1, -1, -1, -1, -1, -1, -1));
+    return _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(halves, 0x08)));
+  }
+  /// Four keys' dot-product vectors -> one vector whose 128-bit lane h holds,
+  /// in element j, the sum of lane h of key j's vector.
+  static fvec sum4(fvec a, fvec b, fvec c, fvec d) {
+    const fvec ab = _mm256_add_ps(_mm256_shuffle_ps(a, b, 0x88), _mm256_shuffle_ps(a, b, 0xdd));
+    const fvec cd = _mm256_add_ps(_mm256_shuffle_ps(c, d, 0x88), _mm256_shuffle_ps(c, d, 0xdd));
+    return _mm256_add_ps(_mm256_shuffle_ps(ab, cd, 0x88), _mm256_shuffle_ps(ab, cd, 0xdd));
+  }
+  /// The sum4 results of keys 0-3 and 4-7 (g[0], g[1]) -> lane i = key i's dot product.
+  static fvec finish(const fvec* g) {
+    return _mm256_add_ps(_mm256_permute2f128_ps(g[0], g[1], 0x20), _mm256_permute2f128_ps(g[0], g[1], 0x31));
+  }
+  /// Per row of a four-row group: the maximum (sum) of each of the four vectors, in lanes 0-3.
+  static __m128 max_each(fvec a, fvec b, fvec c, fvec d) {
+    const fvec ab = _mm256_max_ps(_mm256_shuffle_ps(a, b, 0x88), _mm256_shuffle_ps(a, b, 0xdd));
+    const fvec cd = _mm256_max_ps(_mm256_shuffle_ps(c, d, 0x88), _mm256_shuffle_ps(c, d, 0xdd));
+    const fvec m = _mm256_max_ps(_mm256_shuffle_ps(ab, cd, 0x88), _mm256_shuffle_ps(ab, cd, 0xdd));
+    return _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  }
+  static __m128 sum_each(fvec a, fvec b, fvec c, fvec d) {
+    const fvec s = sum4(a, b, c, d);
+    return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  }
+  /// Four floats in lanes 0-3, the other lanes zero.
+  static fvec from4(__m128 x) { return _mm256_zextps128_ps256(x); }
+
+  /// One q8_0 block (32 int8, 8 dwords) of 8 keys, transposed: kt[j] lane i =
+  /// dword j of key i's quants, each byte biased by 128 (x ^ 0x80) so it can
+  /// be vpdpbusd's unsigned operand. Key i's quants start at base + i * stride.
+  static void transpose_keys(const unsigned char* base, size_t stride, ivec* kt) {
+    ivec z[8];
+    for (int i = 0; i < 8; ++i) z[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + i * stride));
+    const ivec t0 = _mm256_unpacklo_epi32(z[0], z[1]), t1 = _mm256_unpackhi_epi32(z[0], z[1]);
+    const ivec t2 = _mm256_unpacklo_epi32(z[2], z[3]), t3 = _mm256_unpackhi_epi32(z[2], z[3]);
+    const ivec t4 = _mm256_unpacklo_epi32(z[4], z[5]), t5 = _mm256_unpackhi_epi32(z[4], z[5]);
+    const ivec t6 = _mm256_unpacklo_epi32(z[6], z[7]), t7 = _mm256_unpackhi_epi32(z[6], z[7]);
+    // u_m: keys 0-3 (u0..u3) or 4-7 (u4..u7), dword m in the low 128 bits, m + 4 in the high.
+    const ivec u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+    const ivec u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+    const ivec u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+    const ivec u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+    const ivec bias = _mm256_set1_epi8(static_cast<char>(0x80));
+    kt[0] = _mm256_xor_si256(_mm256_permute2x128_si256(u0, u4, 0x20), bias);
+    kt[1] = _mm256_xor_si256(_mm256_permute2x128_si256(u1, u5, 0x20), bias);
+    kt[2] = _mm256_xor_si256(_mm256_permute2x128_si256(u2, u6, 0x20), bias);
+    kt[3] = _mm256_xor_si256(_mm256_permute2x128_si256(u3, u7, 0x20), bias);
+    kt[4] = _mm256_xor_si256(_mm256_permute2x128_si256(u0, u4, 0x31), bias);
+    kt[5] = _mm256_xor_si256(_mm256_permute2x128_si256(u1, u5, 0x31), bias);
+    kt[6] = _mm256_xor_si256(_mm256_permute2x128_si256(u2, u6, 0x31), bias);
+    kt[7] = _mm256_xor_si256(_mm256_permute2x128_si256(u3, u7, 0x31), bias);
+  }
+};
+
+/// AVX-512 (+ VNNI): 16 keys per tile.
+template <bool Vnni>
+struct attention_vec<vec512<Vnni>> {
+  using fvec = __m512;
+  using ivec = __m512i;
+  using q8_lanes = q8_lanes512;
+
+  static fvec fill_past(fvec v, size_t n, float x) {
+    const __mmask16 keep = n >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << n) - 1);
+    return _mm512_mask_mov_ps(_mm512_set1_ps(x), keep, v);
+  }
+  /// As for vec256.
+  static fvec gather_f16(const unsigned char* base, size_t stride, size_t n) {
+    const __m512i index = _mm512_mullo_epi32(
+        _mm512_min_epu32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(static_cast<int>(n - 1))),
+        _mm512_set1_epi32(static_cast<int>(stride)));
+    const __m512i words = _mm512_i32gather_epi32(index, base, 1);
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
+  }
+  /// As for vec256, per 128-bit lane.
+  static fvec sum4(fvec a, fvec b, fvec c, fvec d) {
+    const fvec ab = _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x88), _mm512_shuffle_ps(a, b, 0xdd));
+    const fvec cd = _mm512_add_ps(_mm512_shuffle_ps(c, d, 0x88), _mm512_shuffle_ps(c, d, 0xdd));
+    return _mm512_add_ps(_mm512_shuffle_ps(ab, cd, 0x88), _mm512_shuffle_ps(ab, cd, 0xdd));
+  }
+  /// The sum4 results of keys 0-3, 4-7, 8-11, 12-15 -> lane i = key i's dot product.
+  static fvec finish(const fvec* g) {
+    const fvec lo = _mm512_add_ps(_mm512_shuffle_f32x4(g[0], g[1], 0x88), _mm512_shuffle_f32x4(g[0], g[1], 0xdd));
+    const fvec hi = _mm512_add_ps(_mm512_shuffle_f32x4(g[2], g[3], 0x88), _mm512_shuffle_f32x4(g[2], g[3], 0xdd));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(lo, hi, 0x88), _mm512_shuffle_f32x4(lo, hi, 0xdd));
+  }
+  static __m128 max_each(fvec a, fvec b, fvec c, fvec d) {
+    const fvec ab = _mm512_max_ps(_mm512_shuffle_ps(a, b, 0x88), _mm512_shuffle_ps(a, b, 0xdd));
+    const fvec cd = _mm512_max_ps(_mm512_shuffle_ps(c, d, 0x88), _mm512_shuffle_ps(c, d, 0xdd));
+    const fvec m = _mm512_max_ps(_mm512_shuffle_ps(ab, cd, 0x88), _mm512_shuffle_ps(ab, cd, 0xdd));
+    const __m256 h = _mm256_max_ps(_mm512_castps512_ps256(m), _mm512_extractf32x8_ps(m, 1));
+    return _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  }
+  static __m128 sum_each(fvec a, fvec b, fvec c, fvec d) {
+    const fvec s = sum4(a, b, c, d);
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  }
+  static fvec from4(__m128 x) { return _mm512_zextps128_ps512(x); }
+
+  /// As for vec256, for 16 keys: keys i and i + 8 share a register through
+  /// the 32-bit and 64-bit unpacks, then vpermt2q gathers each dword's four
+  /// 128-bit pieces.
+  static void transpose_keys(const unsigned char* base, size_t stride, ivec* kt) {
+    ivec z[8];
+    for (int i = 0; i < 8; ++i)
+      z[i] = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + i * stride))),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + (i + 8) * stride)), 1);
+    const ivec t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    const ivec t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    const ivec t4 = _mm512_unpacklo_epi32(z[4], z[5]), t5 = _mm512_unpackhi_epi32(z[4], z[5]);
+    const ivec t6 = _mm512_unpacklo_epi32(z[6], z[7]), t7 = _mm512_unpackhi_epi32(z[6], z[7]);
+    // u_m 128-bit lanes: keys {0-3, 0-3, 8-11, 8-11} (m < 4) or {4-7, 4-7, 12-15,
+    // 12-15} (m >= 4), dwords {m, m + 4, m, m + 4} (m mod 4).
+    const ivec u0 = _mm512_unpacklo_epi64(t0, t2), u1 = _mm512_unpackhi_epi64(t0, t2);
+    const ivec u2 = _mm512_unpacklo_epi64(t1, t3), u3 = _mm512_unpackhi_epi64(t1, t3);
+    const ivec u4 = _mm512_unpacklo_epi64(t4, t6), u5 = _mm512_unpackhi_epi64(t4, t6);
+    const ivec u6 = _mm512_unpacklo_epi64(t5, t7), u7 = _mm512_unpackhi_epi64(t5, t7);
+    const ivec low = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), high = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    const ivec bias = _mm512_set1_epi8(static_cast<char>(0x80));
+    kt[0] = _mm512_xor_si512(_mm512_permutex2var_epi64(u0, low, u4), bias);
+    kt[1] = _mm512_xor_si512(_mm512_permutex2var_epi64(u1, low, u5), bias);
+    kt[2] = _mm512_xor_si512(_mm512_permutex2var_epi64(u2, low, u6), bias);
+    kt[3] = _mm512_xor_si512(_mm512_permutex2var_epi64(u3, low, u7), bias);
+    kt[4] = _mm512_xor_si512(_mm512_permutex2var_epi64(u0, high, u4), bias);
+    kt[5] = _mm512_xor_si512(_mm512_permutex2var_epi64(u1, high, u5), bias);
+    kt[6] = _mm512_xor_si512(_mm512_permutex2var_epi64(u2, high, u6), bias);
+    kt[7] = _mm512_xor_si512(_mm512_permutex2var_epi64(u3, high, u7), bias);
+  }
+};
+
+LOWBIT_CODEGEN_END
+}  // namespace lowbit::kernels::x86
