@@ -5,8 +5,18 @@
 // claims chunks from one atomic counter (dynamic chunking), so a slow or busy
 // core takes fewer chunks instead of stalling the rest. Calls from several
 // threads are serialized; a call from inside a task runs inline.
+//
+// Decoding a small model is hundreds of short jobs per token (a 576x576 GEMV
+// takes microseconds), and waking a sleeping thread costs tens of
+// microseconds of futex and scheduler work. So a worker that finishes a job
+// keeps polling the generation counter for a short while (LOWBIT_SPIN_US,
+// default 200 microseconds) before it sleeps, and the caller polls for the
+// workers to finish the same way; a pool left idle sleeps and costs nothing.
+// The poll pauses the core between reads and yields it now and then, so an
+// oversubscribed machine is not starved by it.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -35,6 +45,42 @@ size_t threads_from_environment() {
   }
   const unsigned hw = std::thread::hardware_concurrency();
   return hw ? hw : 1;
+}
+
+/// How long workers and the caller poll before sleeping, from LOWBIT_SPIN_US.
+std::chrono::microseconds spin_budget() {
+  const char* v = std::getenv("LOWBIT_SPIN_US");
+  if (v && *v) {
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(v, &end, 10);
+    if (end && *end == '\0' && n <= 1000000) return std::chrono::microseconds(n);
+    throw Error(status::invalid_argument,
+                std::string("LOWBIT_SPIN_US='") + v + "' is not a time in microseconds (expected 0..1000000)");
+  }
+  return std::chrono::microseconds(200);
+}
+
+/// One polling step: a pause instruction where there is one, and every 64th
+/// step a yield so another runnable thread on this core gets its turn.
+inline void relax(unsigned step) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+  if ((step & 63) == 63) std::this_thread::yield();
+}
+
+/// Polls `ready` for up to `budget`; true as soon as it holds.
+template <class Ready>
+bool poll_for(std::chrono::microseconds budget, Ready ready) {
+  if (budget.count() == 0) return ready();
+  const auto deadline = std::chrono::steady_clock::now() + budget;
+  for (unsigned step = 0;; ++step) {
+    if (ready()) return true;
+    relax(step);
+    if ((step & 15) == 15 && std::chrono::steady_clock::now() >= deadline) return ready();
+  }
 }
 
 class pool {
@@ -87,19 +133,25 @@ class pool {
       return;
     }
     {
+      // The job's fields are written before the generation is bumped
+      // (release), so a polling worker that sees the new generation
+      // (acquire) sees the job too; the mutex orders it for sleeping ones.
       std::lock_guard lock(job_mutex_);
       job_fn_ = &fn;
       job_tasks_ = n_tasks;
       job_grain_ = grain;
       next_.store(0);
       error_ = nullptr;
-      active_ = workers_.size();
-      ++generation_;
+      active_.store(workers_.size());
+      generation_.fetch_add(1, std::memory_order_release);
     }
-    wake_.notify_all();
+    if (sleeping_.load() > 0) wake_.notify_all();
     work();
-    std::unique_lock lock(job_mutex_);
-    done_.wait(lock, [&] { return active_ == 0; });
+    if (!poll_for(spin_, [&] { return active_.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock lock(job_mutex_);
+      done_.wait(lock, [&] { return active_.load() == 0; });
+    }
+    std::lock_guard lock(job_mutex_);
     job_fn_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
@@ -165,23 +217,30 @@ class pool {
   /// the lock by the creator: reading it here could miss a job published
   /// before this thread first ran.
   void worker_loop(uint64_t seen) {
+    auto job_or_stop = [&] {
+      return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen;
+    };
     for (;;) {
-      {
+      if (!poll_for(spin_, job_or_stop)) {
         std::unique_lock lock(job_mutex_);
-        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
+        sleeping_.fetch_add(1);
+        wake_.wait(lock, job_or_stop);
+        sleeping_.fetch_sub(1);
       }
+      if (stop_.load(std::memory_order_acquire)) return;
+      seen = generation_.load(std::memory_order_acquire);
       work();
-      std::lock_guard lock(job_mutex_);
-      if (--active_ == 0) done_.notify_one();
+      if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard lock(job_mutex_);  // the caller may be about to sleep on done_
+        done_.notify_one();
+      }
     }
   }
 
   void resize_workers(size_t n) {
     {
       std::lock_guard lock(job_mutex_);
-      stop_ = true;
+      stop_.store(true);
     }
     wake_.notify_all();
     for (auto& t : workers_) t.join();
@@ -189,8 +248,8 @@ class pool {
     uint64_t generation;
     {
       std::lock_guard lock(job_mutex_);
-      stop_ = false;
-      generation = generation_;
+      stop_.store(false);
+      generation = generation_.load();
     }
     for (size_t i = 0; i < n; ++i) workers_.emplace_back([this, generation] { worker_loop(generation); });
   }
@@ -201,11 +260,13 @@ class pool {
   size_t threads_ = 1;
   std::vector<std::thread> workers_;
 
+  const std::chrono::microseconds spin_ = spin_budget();
   std::mutex job_mutex_;
   std::condition_variable wake_, done_;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
-  size_t active_ = 0;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<size_t> active_{0};
+  std::atomic<size_t> sleeping_{0};
   const std::function<void(size_t, size_t)>* job_fn_ = nullptr;
   size_t job_tasks_ = 0, job_grain_ = 1;
   std::atomic<size_t> next_{0};
