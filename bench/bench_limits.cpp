@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "lowbit/isa.hpp"
+#include "peak.hpp"
 #include "lowbit/parallel.hpp"
 
 #if defined(__x86_64__)
@@ -337,15 +338,7 @@ void loop_fmla(long n) {
 /// A compute peak: `loop(n)` on every team thread at once; GOPS counts a
 /// multiply and an add as two operations.
 void bench_peak_loop(benchmark::State& state, void (*loop)(long), double ops_per_step, size_t threads) {
-  // Calibrate one thread to about 20 ms a pass.
-  long n = 256;
-  for (;;) {
-    const auto t0 = std::chrono::steady_clock::now();
-    loop(n);
-    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > 0.005 || n > (1L << 40)) break;
-    n *= 2;
-  }
-  n *= 4;
+  const long n = calibrate_peak_loop(loop, 256);  // about 20 ms a pass on one thread
   team crew(threads);
   const std::function<void(size_t)> job = [&](size_t) { loop(n); };
   crew.run(job);

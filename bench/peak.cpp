@@ -177,6 +177,17 @@ peak_kind fma_peak_for(isa tier) {
   }
 }
 
+long calibrate_peak_loop(void (*loop)(long), long start) {
+  long n = start;
+  for (;;) {
+    const auto t0 = std::chrono::steady_clock::now();
+    loop(n);
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > 0.005 || n > (1L << 40)) break;
+    n *= 2;
+  }
+  return n * 4;
+}
+
 double peak_gops(peak_kind kind) {
   static std::mutex m;
   static std::map<std::pair<peak_kind, size_t>, double> cache;
@@ -186,14 +197,7 @@ double peak_gops(peak_kind kind) {
   if (!peak_available(kind)) return cache[{kind, threads}] = 0.0;
   const loop_fn loop = loop_for(kind);
   // Calibrate one thread's pass to about 20 ms, then time every thread at once.
-  long n = 1 << 12;
-  for (;;) {
-    const auto t0 = std::chrono::steady_clock::now();
-    loop(n);
-    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > 0.005 || n > (1L << 40)) break;
-    n *= 2;
-  }
-  n *= 4;
+  const long n = calibrate_peak_loop(loop, 1 << 12);
   std::vector<double> samples;
   for (int rep = 0; rep < 5; ++rep) {
     const auto t0 = std::chrono::steady_clock::now();

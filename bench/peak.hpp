@@ -39,4 +39,8 @@ peak_kind fma_peak_for(isa tier);
 /// pool threads at once; 0 when this CPU cannot run it. Cached per thread count.
 double peak_gops(peak_kind kind);
 
+/// Steps of `loop(steps)` that make one pass take about 20 ms on one thread,
+/// doubling from `start` (what every peak probe times).
+long calibrate_peak_loop(void (*loop)(long), long start);
+
 }  // namespace lowbit::bench

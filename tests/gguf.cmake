@@ -1,6 +1,7 @@
 # Tests of decoder/gguf, and its libFuzzer target (Clang only).
 add_executable(lowbit-gguf-tests ${CMAKE_CURRENT_LIST_DIR}/test_gguf.cpp)
 target_link_libraries(lowbit-gguf-tests PRIVATE lowbit-gguf lowbit lowbit_options GTest::gtest_main)
+target_include_directories(lowbit-gguf-tests PRIVATE ${CMAKE_CURRENT_LIST_DIR})
 target_compile_definitions(lowbit-gguf-tests PRIVATE LOWBIT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 gtest_discover_tests(lowbit-gguf-tests DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 120)
 

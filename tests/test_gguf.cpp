@@ -25,6 +25,7 @@
 #include "gguf/gguf.hpp"
 #include "gguf/gguf_writer.hpp"
 #include "lowbit/formats.hpp"
+#include "tester/default_model.hpp"
 
 namespace lowbit::gguf {
 namespace {
@@ -894,22 +895,11 @@ TEST(GgufWriter, RefusesBadArguments) {
 
 // ---- the default model --------------------------------------------------------------------
 
-std::string default_model_path() {
-  if (const char* path = std::getenv("LOWBIT_MODEL"); path && *path) return path;
-  std::filesystem::path cache;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) {
-    cache = xdg;
-  } else if (const char* home = std::getenv("HOME"); home && *home) {
-    cache = std::filesystem::path(home) / ".cache";
-  }
-  return (cache / "lowbit" / "SmolLM2-135M-Instruct.Q4_1.gguf").string();
-}
 
 TEST(GgufModel, SmolLM2DefaultModel) {
-  const std::string path = default_model_path();
+  const std::string path = lowbit::test::default_model_path();
   if (!std::filesystem::exists(path)) {
-    const char* require = std::getenv("LOWBIT_REQUIRE_MODEL");
-    if (require && std::string(require) == "1") FAIL() << "LOWBIT_REQUIRE_MODEL=1 but " << path << " does not exist";
+    if (lowbit::test::model_required()) FAIL() << "LOWBIT_REQUIRE_MODEL=1 but " << path << " does not exist";
     GTEST_SKIP() << "the default model is not at " << path << " (run: bash ci/fetch_model.sh, or set LOWBIT_MODEL)";
   }
   const File f = File::open(path);

@@ -28,6 +28,7 @@
 #include "model/model.hpp"
 #include "model/sampler.hpp"
 #include "model/synthetic.hpp"
+#include "tester/default_model.hpp"
 #include "tester/json.hpp"
 
 namespace {
@@ -35,24 +36,8 @@ namespace {
 using lowbit::model::Context;
 using lowbit::model::Model;
 
-bool model_required() {
-  const char* v = std::getenv("LOWBIT_REQUIRE_MODEL");
-  return v && std::string(v) == "1";
-}
-
-/// Where ci/fetch_model.sh puts the default model (or LOWBIT_MODEL).
-std::string default_model_path() {
-  if (const char* p = std::getenv("LOWBIT_MODEL"); p && *p) return p;
-  std::string dir;
-  if (const char* d = std::getenv("LOWBIT_MODEL_DIR"); d && *d) {
-    dir = d;
-  } else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
-    dir = std::string(x) + "/lowbit";
-  } else if (const char* h = std::getenv("HOME"); h && *h) {
-    dir = std::string(h) + "/.cache/lowbit";
-  }
-  return dir + "/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
+using lowbit::test::default_model_path;
+using lowbit::test::model_required;
 
 std::string golden_path() { return std::string(LOWBIT_TEST_DATA_DIR) + "/llama_cpp_golden.json"; }
 

@@ -25,6 +25,7 @@
 #include "gguf/gguf.hpp"
 #include "gguf/gguf_writer.hpp"
 #include "lowbit/error.hpp"
+#include "tester/default_model.hpp"
 #include "tester/json.hpp"
 #include "tokenizer/tokenizer.hpp"
 
@@ -584,24 +585,8 @@ TEST(TokenizerGguf, RefusesBadFiles) {
 
 // ---- the default model ------------------------------------------------------------------
 
-bool model_required() {
-  const char* value = std::getenv("LOWBIT_REQUIRE_MODEL");
-  return value && std::string(value) == "1";
-}
-
-// LOWBIT_MODEL, else where ci/fetch_model.sh caches the default model.
-std::string default_model_path() {
-  if (const char* path = std::getenv("LOWBIT_MODEL"); path && *path) return path;
-  std::string directory;
-  if (const char* d = std::getenv("LOWBIT_MODEL_DIR"); d && *d) {
-    directory = d;
-  } else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
-    directory = std::string(x) + "/lowbit";
-  } else if (const char* h = std::getenv("HOME"); h && *h) {
-    directory = std::string(h) + "/.cache/lowbit";
-  }
-  return directory + "/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
+using lowbit::test::default_model_path;
+using lowbit::test::model_required;
 
 // The default model's tokenizer, loaded once; null when the model is absent.
 const Tokenizer* model_tokenizer() {

@@ -27,15 +27,7 @@ namespace lowbit::gguf {
 
 namespace {
 
-// Limits. Keys: the specification's 65535 bytes. Tensor names: ggml's
-// GGML_MAX_NAME of 64 bytes including the terminator. Strings and arrays:
-// ggml's 2^30 cap (every count is also bounded by the file size).
-constexpr uint64_t max_key_bytes = 65535;
-constexpr uint64_t max_tensor_name_bytes = 63;
-constexpr uint64_t max_string_bytes = uint64_t{1} << 30;
-constexpr uint64_t max_array_elements = uint64_t{1} << 30;
-constexpr uint32_t max_dims = 4;
-constexpr uint64_t default_alignment = 32;
+using namespace limits;
 constexpr uint64_t largest_dimension = uint64_t(std::numeric_limits<int64_t>::max());
 
 // The smallest encodings, used to refuse header counts the file cannot hold

@@ -30,6 +30,19 @@
 
 namespace lowbit::gguf {
 
+/// Limits the reader enforces and the writer respects. Keys: the
+/// specification's 65535 bytes. Tensor names: ggml's GGML_MAX_NAME of 64 bytes
+/// including the terminator. Strings and arrays: ggml's 2^30 cap (every count
+/// is also bounded by the file size). Alignment when general.alignment is absent.
+namespace limits {
+inline constexpr uint64_t max_key_bytes = 65535;
+inline constexpr uint64_t max_tensor_name_bytes = 63;
+inline constexpr uint64_t max_string_bytes = uint64_t{1} << 30;
+inline constexpr uint64_t max_array_elements = uint64_t{1} << 30;
+inline constexpr uint32_t max_dims = 4;
+inline constexpr uint64_t default_alignment = 32;
+}  // namespace limits
+
 /// The metadata value type codes of GGUF (the numbering is the file format's).
 enum class value_type : uint32_t {
   u8 = 0,

@@ -20,10 +20,7 @@ namespace lowbit::gguf {
 
 namespace {
 
-constexpr uint64_t default_alignment = 32;
-constexpr uint64_t max_tensor_name_bytes = 63;
-constexpr uint64_t max_array_elements = uint64_t{1} << 30;
-constexpr uint64_t max_string_bytes = uint64_t{1} << 30;
+using namespace limits;
 
 [[noreturn]] void invalid(const std::string& problem) {
   throw Error(status::invalid_argument, "gguf::Writer: " + problem);
@@ -66,7 +63,7 @@ Writer::Writer(uint64_t alignment) : alignment_(alignment) {
 
 void Writer::add_entry(std::string key, std::vector<uint8_t> encoded) {
   if (key.empty()) invalid("empty metadata key");
-  if (key.size() > 65535) invalid("metadata key of " + std::to_string(key.size()) + " bytes is longer than 65535");
+  if (key.size() > max_key_bytes) invalid("metadata key of " + std::to_string(key.size()) + " bytes is longer than 65535");
   if (key == "general.alignment") invalid("general.alignment is set through the Writer constructor");
   for (const entry& e : entries_) {
     if (e.key == key) invalid("metadata key '" + key + "' is set twice");

@@ -30,7 +30,7 @@ class Writer {
  public:
   /// `alignment` must be a non-zero power of two; when it is not GGUF's
   /// default of 32 it is recorded as general.alignment (uint32), the first key.
-  explicit Writer(uint64_t alignment = 32);
+  explicit Writer(uint64_t alignment = limits::default_alignment);
 
   uint64_t alignment() const { return alignment_; }
 

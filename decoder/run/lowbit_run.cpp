@@ -18,6 +18,7 @@
 #include "lowbit/error.hpp"
 #include "lowbit/parallel.hpp"
 #include "model/chat.hpp"
+#include "run/cli.hpp"
 #include "model/model.hpp"
 #include "model/sampler.hpp"
 #include "tokenizer/tokenizer.hpp"
@@ -43,7 +44,7 @@ constexpr const char* usage_text =
     "usage: lowbit-run -m MODEL [-p PROMPT] [options]\n"
     "\n"
     "  -m, --model PATH     GGUF model (llama or qwen2 family)\n"
-    "  -p, --prompt TEXT    prompt (default: empty chat turn is refused; give one)\n"
+    "  -p, --prompt TEXT    the prompt (with --chat, the user's message)\n"
     "  -n, --n-predict N    tokens to generate (default 128)\n"
     "  -t, --threads N      threads (default: LOWBIT_NUM_THREADS or all hardware threads)\n"
     "  -c, --ctx-size N     context length to reserve (default: prompt + n, at most the model's)\n"
@@ -57,71 +58,41 @@ constexpr const char* usage_text =
     "      --json           print one JSON object instead of streaming text\n"
     "  -h, --help           this text\n";
 
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "lowbit-run: %s\n\n%s", message.c_str(), usage_text);
-  std::exit(2);
-}
-
-uint64_t parse_count(std::string_view flag, const char* text) {
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long long v = std::strtoull(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || text[0] == '-')
-    usage_error(std::string(flag) + " expects a non-negative integer, got '" + text + "'");
-  return v;
-}
-
-float parse_real(std::string_view flag, const char* text) {
-  char* end = nullptr;
-  errno = 0;
-  const float v = std::strtof(text, &end);
-  if (errno != 0 || end == text || *end != '\0') usage_error(std::string(flag) + " expects a number, got '" + text + "'");
-  return v;
-}
-
 options parse_arguments(int argc, char** argv) {
   options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    auto value = [&]() -> const char* {
-      if (i + 1 >= argc) usage_error(std::string(arg) + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "-h" || arg == "--help") {
-      std::fputs(usage_text, stdout);
-      std::exit(0);
-    } else if (arg == "-m" || arg == "--model") {
-      o.model_path = value();
-    } else if (arg == "-p" || arg == "--prompt") {
-      o.prompt = value();
-    } else if (arg == "-n" || arg == "--n-predict") {
-      o.n_predict = parse_count(arg, value());
-    } else if (arg == "-t" || arg == "--threads") {
-      o.threads = parse_count(arg, value());
-      if (o.threads == 0) usage_error("-t expects at least 1 thread");
-    } else if (arg == "-c" || arg == "--ctx-size") {
-      o.context = parse_count(arg, value());
-    } else if (arg == "--temp") {
-      o.sampling.temperature = parse_real(arg, value());
-    } else if (arg == "--top-k") {
-      o.sampling.top_k = parse_count(arg, value());
-    } else if (arg == "--top-p") {
-      o.sampling.top_p = parse_real(arg, value());
-    } else if (arg == "--seed") {
-      o.sampling.seed = parse_count(arg, value());
-    } else if (arg == "--chat") {
+  lowbit::cli::arguments args(argc, argv, "lowbit-run", usage_text);
+  while (args.next()) {
+    if (args.is("-m", "--model")) {
+      o.model_path = args.value();
+    } else if (args.is("-p", "--prompt")) {
+      o.prompt = args.value();
+    } else if (args.is("-n", "--n-predict")) {
+      o.n_predict = args.count();
+    } else if (args.is("-t", "--threads")) {
+      o.threads = args.count(/*positive=*/true);
+    } else if (args.is("-c", "--ctx-size")) {
+      o.context = args.count();
+    } else if (args.is("--temp")) {
+      o.sampling.temperature = args.real();
+    } else if (args.is("--top-k")) {
+      o.sampling.top_k = args.count();
+    } else if (args.is("--top-p")) {
+      o.sampling.top_p = args.real();
+    } else if (args.is("--seed")) {
+      o.sampling.seed = args.count();
+    } else if (args.is("--chat")) {
       o.chat = true;
-    } else if (arg == "--system") {
-      o.system = value();
-    } else if (arg == "--ignore-eos") {
+    } else if (args.is("--system")) {
+      o.system = args.value();
+    } else if (args.is("--ignore-eos")) {
       o.ignore_eos = true;
-    } else if (arg == "--json") {
+    } else if (args.is("--json")) {
       o.json = true;
     } else {
-      usage_error("unknown argument '" + std::string(arg) + "'");
+      args.unknown();
     }
   }
-  if (o.model_path.empty()) usage_error("no model given (-m MODEL)");
+  if (o.model_path.empty()) args.fail("no model given (-m MODEL)");
   return o;
 }
 

@@ -14,6 +14,7 @@
 #include "gguf/gguf.hpp"
 #include "lowbit/error.hpp"
 #include "model/synthetic.hpp"
+#include "run/cli.hpp"
 
 namespace {
 
@@ -28,72 +29,52 @@ constexpr const char* usage_text =
     "  --seed N             random seed (default 1)\n"
     "  --tokenizer-from M   copy the tokenizer of GGUF model M (sets the vocabulary)\n";
 
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "lowbit-make-model: %s\n\n%s", message.c_str(), usage_text);
-  std::exit(2);
-}
-
-size_t count(std::string_view flag, const char* text) {
-  char* end = nullptr;
-  const unsigned long long v = std::strtoull(text, &end, 10);
-  if (end == text || *end != '\0' || text[0] == '-' || v == 0)
-    usage_error(std::string(flag) + " expects a positive integer, got '" + text + "'");
-  return v;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   lowbit::model::synthetic_config c;
   std::string out, tokenizer_from;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    auto value = [&]() -> const char* {
-      if (i + 1 >= argc) usage_error(std::string(arg) + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "-h" || arg == "--help") {
-      std::fputs(usage_text, stdout);
-      return 0;
-    } else if (arg == "-o" || arg == "--output") {
-      out = value();
-    } else if (arg == "--preset") {
-      const std::string_view p = value();
+  lowbit::cli::arguments args(argc, argv, "lowbit-make-model", usage_text);
+  while (args.next()) {
+    if (args.is("-o", "--output")) {
+      out = args.value();
+    } else if (args.is("--preset")) {
+      const std::string_view p = args.value();
       if (p == "1b") {
         c.n_layers = 16, c.n_embd = 2048, c.n_ff = 8192, c.n_heads = 32, c.n_kv_heads = 8, c.context_length = 4096;
         c.rope_freq_base = 500000.0f, c.scale = 0.02f;
       } else if (p != "tiny") {
-        usage_error("unknown preset '" + std::string(p) + "' (1b, tiny)");
+        args.fail("unknown preset '" + std::string(p) + "' (1b, tiny)");
       }
-    } else if (arg == "--arch") {
-      c.architecture = value();
-    } else if (arg == "--layers") {
-      c.n_layers = count(arg, value());
-    } else if (arg == "--embd") {
-      c.n_embd = count(arg, value());
-    } else if (arg == "--ff") {
-      c.n_ff = count(arg, value());
-    } else if (arg == "--heads") {
-      c.n_heads = count(arg, value());
-    } else if (arg == "--kv-heads") {
-      c.n_kv_heads = count(arg, value());
-    } else if (arg == "--vocab") {
-      c.n_vocab = count(arg, value());
-    } else if (arg == "--ctx") {
-      c.context_length = count(arg, value());
-    } else if (arg == "--seed") {
-      c.seed = count(arg, value());
-    } else if (arg == "--format") {
-      const lowbit::format_traits* f = lowbit::find_format(std::string_view(value()));
-      if (!f || !f->is_weight) usage_error("--format must be a weight format: q4_0, q4_1, q8_0, q4_k, q6_k");
+    } else if (args.is("--arch")) {
+      c.architecture = args.value();
+    } else if (args.is("--layers")) {
+      c.n_layers = args.count(true);
+    } else if (args.is("--embd")) {
+      c.n_embd = args.count(true);
+    } else if (args.is("--ff")) {
+      c.n_ff = args.count(true);
+    } else if (args.is("--heads")) {
+      c.n_heads = args.count(true);
+    } else if (args.is("--kv-heads")) {
+      c.n_kv_heads = args.count(true);
+    } else if (args.is("--vocab")) {
+      c.n_vocab = args.count(true);
+    } else if (args.is("--ctx")) {
+      c.context_length = args.count(true);
+    } else if (args.is("--seed")) {
+      c.seed = args.count(true);
+    } else if (args.is("--format")) {
+      const lowbit::format_traits* f = lowbit::find_format(std::string_view(args.value()));
+      if (!f || !f->is_weight) args.fail("--format must be a weight format: q4_0, q4_1, q8_0, q4_k, q6_k");
       c.weights = c.embedding = f->id;
-    } else if (arg == "--tokenizer-from") {
-      tokenizer_from = value();
+    } else if (args.is("--tokenizer-from")) {
+      tokenizer_from = args.value();
     } else {
-      usage_error("unknown argument '" + std::string(arg) + "'");
+      args.unknown();
     }
   }
-  if (out.empty()) usage_error("no output path (-o OUT.gguf)");
+  if (out.empty()) args.fail("no output path (-o OUT.gguf)");
   try {
     if (tokenizer_from.empty()) {
       lowbit::model::write_synthetic_model(out, c);
