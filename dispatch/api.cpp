@@ -335,7 +335,10 @@ void linear(const PackedWeights& w, const float* x, size_t m, float* y, size_t l
                                   x_row,                m,      y,              ldy,
                                   x_scale.data(),       x_offset.empty() ? nullptr : x_offset.data(),
                                   x_sum32.data()};
-  for_each_column_chunk(pw.n, kernel->nr, [&](size_t n0, size_t n1) { kernel->fn(args, n0, n1); });
+  // Large M: one wide column range per thread, as the large-M kernels lay the
+  // activations out again once per call; GEMV and small M keep fine chunks.
+  const size_t chunk = cls == m_class::large ? (pw.n + num_threads() - 1) / num_threads() : min_columns_per_task;
+  for_each_column_chunk(pw.n, kernel->nr, [&](size_t n0, size_t n1) { kernel->fn(args, n0, n1); }, chunk);
 }
 
 // ---------------------------------------------------------------- gemm_s8 ---

@@ -24,6 +24,7 @@
 #include <cstring>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <immintrin.h>
 
@@ -99,35 +100,105 @@ inline void prefetch_stream(const unsigned char* p, size_t bytes) {
     _mm_prefetch(reinterpret_cast<const char*>(p + prefetch_distance + line), _MM_HINT_T1);
 }
 
-/// MR activation rows x one NR-row group over all of K.
-template <class V, format Weights, int MR>
-inline void interleaved_rows(const linear_args& a, const unsigned char* group, size_t m0, float (*out)[V::lanes]) {
+/// The quantized activations of rows m0 .. m0 + MR - 1 read where quantization
+/// left them: row i's block b at x + (m0 + i) * x_row_bytes + b * act_block.
+/// Used by the GEMV and small-M kernels, which see few rows per call.
+template <format Weights>
+struct activations_in_place {
+  static constexpr size_t act_qs = Weights == format::q4_1 ? 4 : 2;  // qs offset in Q8_1 / Q8_0 blocks
+  static constexpr size_t act_block = Weights == format::q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
+  const linear_args& a;
+  size_t m0, blocks;
+  const unsigned char* quants(size_t b, int i) const {
+    return static_cast<const unsigned char*>(a.x) + (m0 + i) * a.x_row_bytes + b * act_block + act_qs;
+  }
+  float scale(size_t b, int i) const { return a.x_scale[(m0 + i) * blocks + b]; }
+  float offset(size_t b, int i) const { return a.x_offset[(m0 + i) * blocks + b]; }
+  int32_t sum(size_t b, int i) const { return a.x_sum32[(m0 + i) * blocks + b]; }
+};
+
+/// The same rows copied once per call into tiles of MR rows, so one pointer
+/// with constant offsets reaches every row of a block: row i of block b has
+/// its quants at (b * MR + i) * 32 and its scale, sum and offset at b * MR + i.
+/// Read in place, eight rows' pointers and strided scale indices outnumber the
+/// general registers and GCC spills them on every block of the large-M kernel.
+template <int MR>
+struct activation_tile {
+  const unsigned char* qs;
+  const float* scales;
+  const float* offsets;
+  const int32_t* sums;
+  const unsigned char* quants(size_t b, int i) const { return qs + (b * MR + i) * 32; }
+  float scale(size_t b, int i) const { return scales[b * MR + i]; }
+  float offset(size_t b, int i) const { return offsets[b * MR + i]; }
+  int32_t sum(size_t b, int i) const { return sums[b * MR + i]; }
+};
+
+/// Every row of a's activations as tiles of MR rows in `buffer` (a missing
+/// row of the last tile is left unset and never read); tile(m0 / MR) views one.
+template <format Weights, int MR>
+class tiled_activations {
+ public:
+  tiled_activations(const linear_args& a, std::vector<unsigned char>& buffer)
+      : cells_(a.k / 32 * MR), base_(nullptr) {
+    const size_t blocks = a.k / 32, tiles = (a.m + MR - 1) / MR;
+    buffer.resize(tiles * cells_ * bytes_per_cell);
+    base_ = buffer.data();
+    for (size_t row = 0; row < a.m; ++row) {
+      unsigned char* qs = base_ + row / MR * cells_ * bytes_per_cell;
+      auto* scales = reinterpret_cast<float*>(qs + cells_ * 32);
+      auto* offsets = scales + cells_;
+      auto* sums = reinterpret_cast<int32_t*>(offsets + cells_);
+      const activations_in_place<Weights> source{a, row, blocks};
+      for (size_t b = 0; b < blocks; ++b) {
+        const size_t cell = b * MR + row % MR;
+        std::memcpy(qs + cell * 32, source.quants(b, 0), 32);
+        scales[cell] = source.scale(b, 0);
+        if constexpr (Weights == format::q4_1)
+          offsets[cell] = source.offset(b, 0);
+        else
+          sums[cell] = source.sum(b, 0);
+      }
+    }
+  }
+  activation_tile<MR> tile(size_t index) const {
+    const unsigned char* qs = base_ + index * cells_ * bytes_per_cell;
+    const auto* scales = reinterpret_cast<const float*>(qs + cells_ * 32);
+    return {qs, scales, scales + cells_, reinterpret_cast<const int32_t*>(scales + 2 * cells_)};
+  }
+
+ private:
+  static constexpr size_t bytes_per_cell = 32 + 2 * sizeof(float) + sizeof(int32_t);
+  size_t cells_;
+  unsigned char* base_;
+};
+
+/// R activation rows x one NR-row group over all of K; `x` gives the rows'
+/// quants, scales, sums and offsets (activations_in_place or activation_tile).
+template <class V, format Weights, int R, class Activations>
+inline void interleaved_rows(const linear_args& a, const Activations x, const unsigned char* group,
+                             float (*out)[V::lanes]) {
   constexpr size_t NR = V::lanes;
   constexpr interleaved_format f = interleaved_layout(Weights);
-  constexpr size_t act_qs = Weights == format::q4_1 ? 4 : 2;  // qs offset in Q8_1 / Q8_0 blocks
-  constexpr size_t act_block = Weights == format::q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
   constexpr size_t block_bytes = Weights == format::q4_1   ? sizeof(block_q4_1)
                                  : Weights == format::q8_0 ? sizeof(block_q8_0)
                                                            : sizeof(block_q4_0);
   const size_t blocks = a.k / 32;
-  const unsigned char* x[MR];
-  for (int i = 0; i < MR; ++i) x[i] = static_cast<const unsigned char*>(a.x) + (m0 + i) * a.x_row_bytes;
 
-  typename V::fvec acc[MR];
-  for (int i = 0; i < MR; ++i) acc[i] = V::zero();
+  typename V::fvec acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = V::zero();
   for (size_t b = 0; b < blocks; ++b) {
     const unsigned char* gb = group + b * NR * block_bytes;
     const unsigned char* q = gb + f.halves * 2 * NR;
     // Weights stream once: ask for them well ahead of use.
     prefetch_stream(gb, NR * block_bytes);
     // Two accumulators per row keep the dependent dot-product chain short.
-    typename V::ivec isum[MR], isum2[MR];
-    for (int i = 0; i < MR; ++i) {
-      const int32_t block_sum = a.x_sum32[(m0 + i) * blocks + b];
+    typename V::ivec isum[R], isum2[R];
+    for (int i = 0; i < R; ++i) {
       if constexpr (Weights == format::q4_0)
-        isum[i] = V::set1(-8 * block_sum);  // sum (q - 8) * a = sum q * a - 8 * sum a
+        isum[i] = V::set1(-8 * x.sum(b, i));  // sum (q - 8) * a = sum q * a - 8 * sum a
       else if constexpr (Weights == format::q8_0 && V::biased_signed_weights)
-        isum[i] = V::set1(-128 * block_sum);  // sum (w + 128) * a - 128 * sum a
+        isum[i] = V::set1(-128 * x.sum(b, i));  // sum (w + 128) * a - 128 * sum a
       else
         isum[i] = V::set1(0);
       isum2[i] = V::set1(0);
@@ -136,18 +207,16 @@ inline void interleaved_rows(const linear_args& a, const unsigned char* group, s
       for (size_t j = 0; j < 8; j += 2) {
         const auto w0 = V::load(q + j * NR * 4), w1 = V::load(q + (j + 1) * NR * 4);
         if constexpr (V::biased_signed_weights) {
-          // w + 128 as u8, once for all MR rows (the accumulator starts at -128 * sum).
+          // w + 128 as u8, once for all R rows (the accumulator starts at -128 * sum).
           const auto u0 = V::xor_(w0, V::splat8(0x80)), u1 = V::xor_(w1, V::splat8(0x80));
-          for (int i = 0; i < MR; ++i) {
-            const unsigned char* xb = x[i] + b * act_block + act_qs;
-            isum[i] = V::dot_u8s8_at(isum[i], u0, xb + 4 * j);
-            isum2[i] = V::dot_u8s8_at(isum2[i], u1, xb + 4 * j + 4);
+          for (int i = 0; i < R; ++i) {
+            isum[i] = V::dot_u8s8_at(isum[i], u0, x.quants(b, i) + 4 * j);
+            isum2[i] = V::dot_u8s8_at(isum2[i], u1, x.quants(b, i) + 4 * j + 4);
           }
         } else {
-          for (int i = 0; i < MR; ++i) {
-            const unsigned char* xb = x[i] + b * act_block + act_qs;
-            isum[i] = V::dot_s8s8(isum[i], w0, V::broadcast4(xb + 4 * j));
-            isum2[i] = V::dot_s8s8(isum2[i], w1, V::broadcast4(xb + 4 * j + 4));
+          for (int i = 0; i < R; ++i) {
+            isum[i] = V::dot_s8s8(isum[i], w0, V::broadcast4(x.quants(b, i) + 4 * j));
+            isum2[i] = V::dot_s8s8(isum2[i], w1, V::broadcast4(x.quants(b, i) + 4 * j + 4));
           }
         }
       }
@@ -155,26 +224,25 @@ inline void interleaved_rows(const linear_args& a, const unsigned char* group, s
       for (size_t j = 0; j < 4; ++j) {
         const auto raw = V::load(q + j * NR * 4);
         const auto lo = V::nibbles_low(raw), hi = V::nibbles_high(raw);
-        for (int i = 0; i < MR; ++i) {
-          const unsigned char* xb = x[i] + b * act_block + act_qs;
-          isum[i] = V::dot_u8s8_at(isum[i], lo, xb + 4 * j);
-          isum2[i] = V::dot_u8s8_at(isum2[i], hi, xb + 16 + 4 * j);
+        for (int i = 0; i < R; ++i) {
+          isum[i] = V::dot_u8s8_at(isum[i], lo, x.quants(b, i) + 4 * j);
+          isum2[i] = V::dot_u8s8_at(isum2[i], hi, x.quants(b, i) + 16 + 4 * j);
         }
       }
     }
-    for (int i = 0; i < MR; ++i) isum[i] = V::add(isum[i], isum2[i]);
+    for (int i = 0; i < R; ++i) isum[i] = V::add(isum[i], isum2[i]);
     const auto dw = V::load_half(gb);
-    for (int i = 0; i < MR; ++i) {
-      const auto term = V::mul(V::to_float(isum[i]), V::mul(dw, V::set1f(a.x_scale[(m0 + i) * blocks + b])));
+    for (int i = 0; i < R; ++i) {
+      const auto term = V::mul(V::to_float(isum[i]), V::mul(dw, V::set1f(x.scale(b, i))));
       if constexpr (Weights == format::q4_1) {
-        const auto offset = V::mul(V::load_half(gb + 2 * NR), V::set1f(a.x_offset[(m0 + i) * blocks + b]));
+        const auto offset = V::mul(V::load_half(gb + 2 * NR), V::set1f(x.offset(b, i)));
         acc[i] = V::addf(acc[i], V::addf(term, offset));
       } else {
         acc[i] = V::addf(acc[i], term);
       }
     }
   }
-  for (int i = 0; i < MR; ++i) V::store(out[i], acc[i]);
+  for (int i = 0; i < R; ++i) V::store(out[i], acc[i]);
 }
 
 /// Bytes of packed weights swept by every row tile before moving on: small
@@ -211,9 +279,19 @@ void for_each_group(const linear_args& a, size_t n_begin, size_t n_end, size_t g
 template <class V, format Weights, int MR>
 void linear_interleaved(const linear_args& a, size_t n_begin, size_t n_end) {
   const size_t group_bytes = a.k / 32 * V::lanes * find_format(Weights)->block_bytes;
-  for_each_group<V::lanes, MR>(a, n_begin, n_end, group_bytes, [&](auto r, const unsigned char* g, size_t m0, auto out) {
-    interleaved_rows<V, Weights, decltype(r)::value>(a, g, m0, out);
-  });
+  if constexpr (MR >= 8) {
+    // Large M: tile the activations once per call (dispatch hands each thread
+    // one wide column range, so this copy is made once per thread).
+    thread_local std::vector<unsigned char> buffer;
+    const tiled_activations<Weights, MR> tiles(a, buffer);
+    for_each_group<V::lanes, MR>(a, n_begin, n_end, group_bytes, [&](auto r, const unsigned char* g, size_t m0, auto out) {
+      interleaved_rows<V, Weights, decltype(r)::value>(a, tiles.tile(m0 / MR), g, out);
+    });
+  } else {
+    for_each_group<V::lanes, MR>(a, n_begin, n_end, group_bytes, [&](auto r, const unsigned char* g, size_t m0, auto out) {
+      interleaved_rows<V, Weights, decltype(r)::value>(a, activations_in_place<Weights>{a, m0, a.k / 32}, g, out);
+    });
+  }
 }
 
 LOWBIT_CODEGEN_END
