@@ -75,6 +75,19 @@ std::string read_line(const std::string& path) {
   return line;
 }
 
+/// Fills the cache sizes sysfs left at 0 from sysconf, where libc knows them.
+#if defined(_SC_LEVEL2_CACHE_SIZE) && defined(_SC_LEVEL3_CACHE_SIZE)
+void caches_from_sysconf(cache_sizes& c) {
+  if (c.l2 == 0) c.l2 = static_cast<size_t>(std::max(0L, sysconf(_SC_LEVEL2_CACHE_SIZE)));
+  if (c.llc == 0) {
+    const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    if (l3 > 0) c.llc = static_cast<size_t>(l3), c.llc_level = 3;
+  }
+}
+#else
+void caches_from_sysconf(cache_sizes&) {}
+#endif
+
 /// The data/unified caches of cpu0 from sysfs; sysconf where sysfs says nothing.
 cache_sizes detect_caches() {
   cache_sizes c;
@@ -88,13 +101,7 @@ cache_sizes detect_caches() {
     if (lv == 2) c.l2 = size;
     if (lv >= c.llc_level && size > 0) c.llc = size, c.llc_level = lv;
   }
-#if defined(_SC_LEVEL2_CACHE_SIZE) && defined(_SC_LEVEL3_CACHE_SIZE)
-  if (c.l2 == 0) c.l2 = static_cast<size_t>(std::max(0L, sysconf(_SC_LEVEL2_CACHE_SIZE)));
-  if (c.llc == 0) {
-    const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
-    if (l3 > 0) c.llc = static_cast<size_t>(l3), c.llc_level = 3;
-  }
-#endif
+  caches_from_sysconf(c);
   if (c.l2 == 0) c.l2 = size_t{1} << 20;  // nothing said: assume a common 1 MiB
   if (c.llc == 0) c.llc = std::max(c.l2, size_t{32} << 20), c.llc_level = 3;
   return c;
@@ -204,14 +211,16 @@ __attribute__((target("avx2"))) uint64_t sum_words_avx2(const uint64_t* p, size_
 #endif
 
 using sum_fn = uint64_t (*)(const uint64_t*, size_t);
-sum_fn best_sum() {
 #if defined(__x86_64__)
+sum_fn best_sum() {
   const isa_set have = detected_cpu().isas;
   if (have.contains(isa::avx512)) return sum_words_avx512;
   if (have.contains(isa::avx2)) return sum_words_avx2;
-#endif
-  return sum_words_portable;  // the compiler vectorizes this for the baseline
+  return sum_words_portable;
 }
+#else
+sum_fn best_sum() { return sum_words_portable; }  // the compiler vectorizes this for the baseline
+#endif
 
 /// Where a working set of `bytes` spread over `threads` threads lives.
 const char* level_of(size_t bytes, size_t threads) {
@@ -370,19 +379,40 @@ std::vector<size_t> read_sizes() {
   return sizes;
 }
 
-std::string compiler_name() {
 #if defined(__clang__)
-  return std::string("clang ") + __clang_version__;
+const std::string compiler_name = std::string("clang ") + __clang_version__;
 #elif defined(__GNUC__)
-  return std::string("gcc ") + __VERSION__;
+const std::string compiler_name = std::string("gcc ") + __VERSION__;
 #else
-  return "unknown";
+const std::string compiler_name = "unknown";
 #endif
+
+/// The compute peaks of this architecture beyond peak.cpp's, on t threads.
+#if defined(__x86_64__)
+void register_peaks(size_t t) {
+  if (detected_cpu().isas.contains(isa::amx)) {  // tile state enabled and permission granted
+    const std::string name = "limits/peak/int8_amx/threads:" + std::to_string(t);
+    benchmark::RegisterBenchmark(name.c_str(), bench_peak_loop, loop_amx, amx_ops_per_step, t)->UseManualTime();
+  }
 }
+#elif defined(__aarch64__)
+void register_peaks(size_t t) {
+  if (detected_cpu().isas.contains(isa::dotprod)) {
+    const std::string name = "limits/peak/int8_sdot128/threads:" + std::to_string(t);
+    benchmark::RegisterBenchmark(name.c_str(), bench_peak_loop, loop_sdot, 16.0 * 16 * 2, t)->UseManualTime();
+  }
+  if (detected_cpu().isas.contains(isa::neon)) {
+    const std::string name = "limits/peak/f32_fma128/threads:" + std::to_string(t);
+    benchmark::RegisterBenchmark(name.c_str(), bench_peak_loop, loop_fmla, 16.0 * 4 * 2, t)->UseManualTime();
+  }
+}
+#else
+void register_peaks(size_t) {}
+#endif
 
 int register_limits() {
   const auto& c = caches();
-  benchmark::AddCustomContext("lowbit_compiler", compiler_name());
+  benchmark::AddCustomContext("lowbit_compiler", compiler_name);
   benchmark::AddCustomContext("lowbit_l2_bytes", std::to_string(c.l2));
   benchmark::AddCustomContext("lowbit_llc_bytes", std::to_string(c.llc));
   benchmark::AddCustomContext("lowbit_memory_bytes", std::to_string(physical_memory()));
@@ -394,21 +424,7 @@ int register_limits() {
       const std::string name = "limits/read/bytes:" + std::to_string(bytes) + "/threads:" + std::to_string(t);
       benchmark::RegisterBenchmark(name.c_str(), bench_read, bytes, t)->UseManualTime()->Unit(benchmark::kMicrosecond);
     }
-#if defined(__x86_64__)
-    if (detected_cpu().isas.contains(isa::amx)) {  // tile state enabled and permission granted
-      const std::string name = "limits/peak/int8_amx/threads:" + std::to_string(t);
-      benchmark::RegisterBenchmark(name.c_str(), bench_peak_loop, loop_amx, amx_ops_per_step, t)->UseManualTime();
-    }
-#elif defined(__aarch64__)
-    if (detected_cpu().isas.contains(isa::dotprod)) {
-      const std::string name = "limits/peak/int8_sdot128/threads:" + std::to_string(t);
-      benchmark::RegisterBenchmark(name.c_str(), bench_peak_loop, loop_sdot, 16.0 * 16 * 2, t)->UseManualTime();
-    }
-    if (detected_cpu().isas.contains(isa::neon)) {
-      const std::string name = "limits/peak/f32_fma128/threads:" + std::to_string(t);
-      benchmark::RegisterBenchmark(name.c_str(), bench_peak_loop, loop_fmla, 16.0 * 4 * 2, t)->UseManualTime();
-    }
-#endif
+    register_peaks(t);
   }
   return 0;
 }

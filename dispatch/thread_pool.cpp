@@ -60,14 +60,19 @@ std::chrono::microseconds spin_budget() {
   return std::chrono::microseconds(200);
 }
 
-/// One polling step: a pause instruction where there is one, and every 64th
-/// step a yield so another runnable thread on this core gets its turn.
-inline void relax(unsigned step) {
+/// The CPU's spin-wait hint, where it has one.
 #if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
+inline void cpu_pause() { __builtin_ia32_pause(); }
 #elif defined(__aarch64__)
-  asm volatile("yield");
+inline void cpu_pause() { asm volatile("yield"); }
+#else
+inline void cpu_pause() {}
 #endif
+
+/// One polling step: the spin-wait hint, and every 64th step a yield so
+/// another runnable thread on this core gets its turn.
+inline void relax(unsigned step) {
+  cpu_pause();
   if ((step & 63) == 63) std::this_thread::yield();
 }
 

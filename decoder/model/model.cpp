@@ -89,28 +89,42 @@ void rms_norm(const float* x, const float* weight, size_t rows, size_t n, float 
   }
 }
 
-/// Rotates the first n_rot values of each head of `rows` tokens in place;
-/// token r sits at position first_position + r. The angle of pair j is
-/// position * base^(-2j/n_rot), stepped by one multiplication per pair.
-void apply_rope(float* x, size_t rows, size_t n_heads, size_t head_dim, size_t n_rot, size_t first_position,
-                float freq_base, rope_style style) {
-  const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(n_rot));
-  std::vector<float> cos_table(n_rot / 2), sin_table(n_rot / 2);
-  for (size_t r = 0; r < rows; ++r) {
-    float theta = static_cast<float>(first_position + r);
-    for (size_t j = 0; j < n_rot / 2; ++j) {
-      cos_table[j] = std::cos(theta);
-      sin_table[j] = std::sin(theta);
-      theta *= theta_scale;
+/// cos and sin of every rotation angle of tokens first_position ..
+/// first_position + rows - 1: the angle of pair j is position *
+/// base^(-2j/n_rot), stepped by one multiplication per pair. Built once per
+/// evaluate and shared by Q and K of every layer.
+struct rope_angles {
+  size_t pairs;
+  std::vector<float> cos, sin;  ///< [rows][pairs]
+
+  rope_angles(size_t rows, size_t n_rot, size_t first_position, float freq_base)
+      : pairs(n_rot / 2), cos(rows * pairs), sin(rows * pairs) {
+    const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(n_rot));
+    for (size_t r = 0; r < rows; ++r) {
+      float theta = static_cast<float>(first_position + r);
+      for (size_t j = 0; j < pairs; ++j) {
+        cos[r * pairs + j] = std::cos(theta);
+        sin[r * pairs + j] = std::sin(theta);
+        theta *= theta_scale;
+      }
     }
+  }
+};
+
+/// Rotates the first n_rot values of each head of `rows` tokens in place.
+void apply_rope(float* x, size_t rows, size_t n_heads, size_t head_dim, const rope_angles& angles, rope_style style) {
+  const size_t pairs = angles.pairs;
+  for (size_t r = 0; r < rows; ++r) {
+    const float* c = &angles.cos[r * pairs];
+    const float* s = &angles.sin[r * pairs];
     for (size_t h = 0; h < n_heads; ++h) {
       float* v = x + (r * n_heads + h) * head_dim;
-      for (size_t j = 0; j < n_rot / 2; ++j) {
+      for (size_t j = 0; j < pairs; ++j) {
         const size_t a = style == rope_style::pairwise ? 2 * j : j;
-        const size_t b = style == rope_style::pairwise ? 2 * j + 1 : j + n_rot / 2;
+        const size_t b = style == rope_style::pairwise ? 2 * j + 1 : j + pairs;
         const float x0 = v[a], x1 = v[b];
-        v[a] = x0 * cos_table[j] - x1 * sin_table[j];
-        v[b] = x0 * sin_table[j] + x1 * cos_table[j];
+        v[a] = x0 * c[j] - x1 * s[j];
+        v[b] = x0 * s[j] + x1 * c[j];
       }
     }
   }
@@ -280,6 +294,7 @@ std::vector<float> Context::evaluate(std::span<const int32_t> tokens, bool all_l
   std::vector<float> x(n * c.n_embd), h(n * std::max(c.n_embd, q_dim)), q(n * q_dim), k(n * kv_dim), v(n * kv_dim),
       att(n * q_dim), gate(n * c.n_ff), up(n * c.n_ff);
   model_->embed(tokens, x.data());
+  const rope_angles angles(n, c.n_rot, position_, c.rope_freq_base);
 
   for (size_t l = 0; l < c.n_layers; ++l) {
     const layer_weights& w = model_->layers()[l];
@@ -287,8 +302,8 @@ std::vector<float> Context::evaluate(std::span<const int32_t> tokens, bool all_l
     project(w.q, h.data(), n, q.data());
     project(w.k, h.data(), n, k.data());
     project(w.v, h.data(), n, v.data());
-    apply_rope(q.data(), n, c.n_heads, c.head_dim, c.n_rot, position_, c.rope_freq_base, c.rope);
-    apply_rope(k.data(), n, c.n_kv_heads, c.head_dim, c.n_rot, position_, c.rope_freq_base, c.rope);
+    apply_rope(q.data(), n, c.n_heads, c.head_dim, angles, c.rope);
+    apply_rope(k.data(), n, c.n_kv_heads, c.head_dim, angles, c.rope);
     cache_.append(sequence_, l, k.data(), v.data(), n);
     paged_query query;
     query.seq = sequence_;
