@@ -75,7 +75,7 @@ class q8_key_scores {
   }
 
   /// float_key_scores::tile's contract, for q8_0 key rows.
-  void tile(const unsigned char* kp, size_t stride, size_t n, float* scores) const {
+  void tile(const unsigned char* kp, size_t stride, size_t n, float* scores, prefetch_cursor& pf) const {
     using ops = attention_vec<V>;
     constexpr size_t TK = V::lanes;
     // A short tile (the end of a cache block or of the keys) is copied out,
@@ -87,6 +87,7 @@ class q8_key_scores {
     }
     // The tile transposed once, for every group of query rows.
     for (size_t b = 0; b < blocks_; ++b) {
+      pf.k_lines();
       const unsigned char* kb = kp + b * sizeof(block_q8_0);
       ops::transpose_keys(kb + offsetof(block_q8_0, qs), stride, keys_ + 8 * b);
       key_scales_[b] = ops::gather_f16(kb, stride, TK);
