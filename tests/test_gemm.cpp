@@ -257,11 +257,11 @@ void check_gemm_s8(size_t m, size_t n, size_t k, bool extremes, uint32_t seed) {
 
 TEST(Gemm, Int8KernelsMatchNaiveLoopOnEveryTier) {
   for_each_tier([](isa) {
-    // N around the 16- and 32-column panels, M around the 6- and 8-row tiles,
+    // N around the 16- and 32-column panels, M around the 6- and 12-row tiles,
     // K around the 2- and 4-byte steps.
     for (size_t k : {1, 2, 3, 4, 5, 63, 64, 65, 300}) {
       for (size_t n : {1, 15, 16, 17, 31, 32, 33, 40, 70}) {
-        for (size_t m : {1, 3, 4, 5, 6, 7, 8, 9, 13, 17, 31, 33}) {
+        for (size_t m : {1, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 17, 23, 24, 25, 31, 33}) {
           SCOPED_TRACE("m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
           check_gemm_s8<int8_t>(m, n, k, false, static_cast<uint32_t>(m + n + k));
           check_gemm_s8<uint8_t>(m, n, k, false, static_cast<uint32_t>(m * n + k));

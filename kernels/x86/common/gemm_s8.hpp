@@ -42,7 +42,7 @@ struct gemm_s8_shape {
   static constexpr size_t lanes = V::lanes;
   static constexpr size_t nv = 2;                      ///< accumulator vectors per row
   static constexpr size_t nr = nv * lanes;             ///< output columns per panel
-  static constexpr int mr = lanes == 16 ? 8 : 6;       ///< rows per tile (16 or 12 accumulators)
+  static constexpr int mr = lanes == 16 ? 12 : 6;      ///< rows per tile (24 or 12 accumulators)
   static constexpr size_t step = V::vnni ? 4 : 2;      ///< k per 32-bit lane and instruction
 };
 
@@ -219,7 +219,7 @@ inline void gemm_s8_tile(const gemm_s8_args& a, const unsigned char* ap, const u
     ivec b[S::nv];
 #pragma GCC unroll 2
     for (size_t v = 0; v < S::nv; ++v) b[v] = V::load(bp + v * S::lanes * 4);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       const ivec x = broadcast_a<V, AUnsigned>(ap + i * S::step);
 #pragma GCC unroll 2
