@@ -59,12 +59,21 @@ inline typename V::fvec exp_nonpositive(typename V::fvec x) {
   return V::mul(e, V::pow2i(n));
 }
 
-/// A q8_0 or q4_0 KV row of d values, dequantized into `out` (the oracle's
-/// float(q) * d; q8_0's scale converted by F16C rather than in software).
+template <format F>
+inline float kv_scalar(const unsigned char* row, size_t col);
+
+/// A q8_0, q4_0 or f16 KV row of d values, converted into f32 at `out` (the
+/// oracle's float(q) * d, q8_0's scale converted by F16C rather than in
+/// software; f16 exactly).
 template <class V, format F>
 inline void dequantize_kv_row(const unsigned char* row, float* out, size_t d) {
-  static_assert(F == format::q8_0 || F == format::q4_0, "only quantized K/V rows are converted ahead");
-  if constexpr (F == format::q8_0) {
+  static_assert(F == format::q8_0 || F == format::q4_0 || F == format::f16,
+                "only quantized and f16 K/V rows are converted ahead");
+  if constexpr (F == format::f16) {
+    size_t c = 0;
+    for (; c + V::lanes <= d; c += V::lanes) V::store(out + c, V::load_half(row + 2 * c));
+    for (; c < d; ++c) out[c] = kv_scalar<format::f16>(row, c);
+  } else if constexpr (F == format::q8_0) {
     const auto* blocks = reinterpret_cast<const block_q8_0*>(row);
     for (size_t b = 0; b < d / qk8_0; ++b) {
       const auto scale = V::set1f(_cvtsh_ss(blocks[b].d));
@@ -94,17 +103,13 @@ inline float kv_scalar(const unsigned char* row, size_t col) {
   }
 }
 
-/// f16 rows [0, n) (row i at src + i * stride) converted to f32 rows of d at dst.
-template <class V>
-inline void f16_rows_to_f32(const unsigned char* src, size_t stride, size_t n, size_t d, float* dst) {
-  const size_t vec_end = d / V::lanes * V::lanes;
-  for (size_t i = 0; i < n; ++i) {
-    const unsigned char* row = src + i * stride;
-    float* o = dst + i * d;
-    size_t c = 0;
-    for (; c < vec_end; c += V::lanes) V::store(o + c, V::load_half(row + 2 * c));
-    for (; c < d; ++c) o[c] = kv_scalar<format::f16>(row, c);
-  }
+/// Whether K or V rows of format `f` are converted into f32 once per tile
+/// for `rows` query rows rather than read in place: always when quantized
+/// (q8_0 values for one group of four rows are the exception attention_tiles
+/// makes, their scales folded into the weights), f16 only when more than one
+/// group of four rows shares the conversion.
+constexpr bool kv_converted_per_tile(format f, size_t rows) {
+  return f == format::q8_0 || f == format::q4_0 || (f == format::f16 && rows > 4);
 }
 
 /// Per-thread buffers of the attention kernels, grown as needed and kept
@@ -174,14 +179,15 @@ struct prefetch_cursor {
   }
 };
 
-/// Scores from keys in f32: f32 and f16 rows are read in place, q8_0 and
-/// q4_0 rows are dequantized once per tile (for every query row).
+/// Scores from keys in f32: f32 rows, and f16 rows for one group of four
+/// query rows, are read in place; q8_0 and q4_0 rows, and f16 rows for more
+/// groups, are converted once per tile (for every query row).
 template <class V, format KF>
 class float_key_scores {
  public:
   float_key_scores(const float* const* q_rows, size_t rows, size_t d, attention_buffers& buffers)
       : q_(q_rows), rows_(rows), d_(d) {
-    if (!in_place || convert()) {
+    if (converts()) {
       buffers.keys.resize(V::lanes * d);
       keys_ = buffers.keys.data();
     }
@@ -190,24 +196,17 @@ class float_key_scores {
   /// scores[r * V::lanes + i] = q_r . key i for keys i < n (key i's row at
   /// kp + i * stride); lanes from n on hold finite values of no meaning.
   void tile(const unsigned char* kp, size_t stride, size_t n, float* scores, prefetch_cursor& pf) const {
-    const size_t d = d_;
-    if constexpr (!in_place) {
-      for (size_t i = 0; i < n; ++i) dequantize_kv_row<V, KF>(kp + i * stride, keys_ + i * d, d);
-    } else if (convert()) {
-      f16_rows_to_f32<V>(kp, stride, n, d, keys_);
-    } else {
-      tile_from<KS>(kp, stride, n, scores, pf);
-      return;
+    if constexpr (KF == format::f32 || KF == format::f16) {
+      if (!converts()) return tile_from<KF>(kp, stride, n, scores, pf);
     }
-    tile_from<format::f32>(reinterpret_cast<const unsigned char*>(keys_), d * sizeof(float), n, scores, pf);
+    if constexpr (KF != format::f32) {
+      for (size_t i = 0; i < n; ++i) dequantize_kv_row<V, KF>(kp + i * stride, keys_ + i * d_, d_);
+    }
+    tile_from<format::f32>(reinterpret_cast<const unsigned char*>(keys_), d_ * sizeof(float), n, scores, pf);
   }
 
  private:
-  static constexpr bool in_place = KF == format::f32 || KF == format::f16;
-  static constexpr format KS = in_place ? KF : format::f32;
-  /// f16 keys are converted as they are read for one group of four rows,
-  /// once per tile into f32 for more.
-  bool convert() const { return KF == format::f16 && rows_ > 4; }
+  bool converts() const { return kv_converted_per_tile(KF, rows_); }
 
   /// tile() from key rows in format KS2 (f32 or f16), read in place.
   template <format KS2>
@@ -408,20 +407,19 @@ inline void pv_float(float* const* out, const float* rescaled, const float* shri
                      size_t n, const unsigned char* vp, size_t v_stride, size_t d, size_t rb, prefetch_cursor& pf) {
   using fvec = typename V::fvec;
   constexpr size_t TK = V::lanes;
-  constexpr format VS = S;
   size_t col = 0;
   for (; col + 4 * TK <= d; col += 4 * TK) {
     pf.v_lines();
     accumulate_quads<V, true>(out, col, rescaled, p, p, n, [&](size_t i, fvec* v) {
       #pragma GCC unroll 4
-      for (size_t c = 0; c < 4; ++c) v[c] = kv_vec<V, VS>(vp + i * v_stride, col + c * TK);
+      for (size_t c = 0; c < 4; ++c) v[c] = kv_vec<V, S>(vp + i * v_stride, col + c * TK);
     });
   }
   for (; col + 2 * TK <= d; col += 2 * TK) {
     pf.v_lines();
     accumulate_pairs<V>(out, col, rescaled, p, n, [&](size_t i, fvec& v0, fvec& v1) {
-      v0 = kv_vec<V, VS>(vp + i * v_stride, col);
-      v1 = kv_vec<V, VS>(vp + i * v_stride, col + TK);
+      v0 = kv_vec<V, S>(vp + i * v_stride, col);
+      v1 = kv_vec<V, S>(vp + i * v_stride, col + TK);
     });
   }
   if (col + TK <= d) {
@@ -429,7 +427,7 @@ inline void pv_float(float* const* out, const float* rescaled, const float* shri
     #pragma GCC unroll 4
     for (size_t j = 0; j < 4; ++j) x[j] = V::mul(V::loadf(out[j] + col), V::set1f(shrink[j]));
     for (size_t i = 0; i < n; ++i) {
-      const fvec v = kv_vec<V, VS>(vp + i * v_stride, col);
+      const fvec v = kv_vec<V, S>(vp + i * v_stride, col);
       #pragma GCC unroll 4
       for (size_t j = 0; j < 4; ++j) x[j] = V::fmadd(V::set1f(p[j][i]), v, x[j]);
     }
@@ -442,7 +440,7 @@ inline void pv_float(float* const* out, const float* rescaled, const float* shri
   for (; col < d; ++col)
     for (size_t j = 0; j < rb; ++j) {
       float x = out[j][col] * shrink[j];
-      for (size_t i = 0; i < n; ++i) x += p[j][i] * kv_scalar<VS>(vp + i * v_stride, col);
+      for (size_t i = 0; i < n; ++i) x += p[j][i] * kv_scalar<S>(vp + i * v_stride, col);
       out[j][col] = x;
     }
 }
@@ -461,15 +459,11 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   // the keys the next chunk will read. Where measured (f16 and q8_0 decode
   // from DRAM, 1 thread): spread this way, 2 tiles ahead beat 1, 3, 4 and 8,
   // and cut the time of a whole tile's burst per tile by 10-15%.
-  constexpr bool v_in_place = VF == format::f32 || VF == format::f16;
-  constexpr format VS = v_in_place ? VF : format::f32;
   // q8_0 values are read in place, their scales folded into the softmax
   // weights, when one group of four rows reads them; more groups share one
-  // conversion per tile instead.
+  // conversion per tile instead (kv_converted_per_tile).
   const bool q8_in_place = VF == format::q8_0 && rows <= 4;
-  // Likewise f16 values are converted as they are read for one group of
-  // rows, once per tile into f32 for more.
-  const bool v_convert = VF == format::f16 && rows > 4;
+  const bool v_convert = kv_converted_per_tile(VF, rows) && !q8_in_place;
   const size_t d = kv.head_dim;
   size_t last = t0;     // tokens any row sees
   size_t horizon = t0;  // tokens that exist: prefetching runs on past t1 into the next chunk of keys
@@ -483,7 +477,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   buffers.scores.resize(rows * TK);
   float* tile_scores = buffers.scores.data();
   float* vbuf = nullptr;
-  if ((!v_in_place && !q8_in_place) || v_convert) {
+  if (v_convert) {
     buffers.values.resize(TK * d);
     vbuf = buffers.values.data();
   }
@@ -501,15 +495,8 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
     pf.aim(kv, kv_head, t + pf_ahead, TK, horizon, pf_steps);
     scores.tile(kp, kv.k_row_bytes, n, tile_scores, pf);
     size_t v_stride = kv.v_row_bytes;
-    if constexpr (VF == format::f16) {
+    if constexpr (VF != format::f32) {
       if (v_convert) {
-        f16_rows_to_f32<V>(vp, v_stride, n, d, vbuf);
-        vp = reinterpret_cast<const unsigned char*>(vbuf);
-        v_stride = d * sizeof(float);
-      }
-    }
-    if constexpr (!v_in_place) {
-      if (!q8_in_place) {
         for (size_t i = 0; i < n; ++i) dequantize_kv_row<V, VF>(vp + i * kv.v_row_bytes, vbuf + i * d, d);
         vp = reinterpret_cast<const unsigned char*>(vbuf);
         v_stride = d * sizeof(float);
@@ -568,12 +555,12 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
         }
       }
       if constexpr (VF == format::f16) {
-        if (v_convert) {
-          pv_float<V, format::f32>(out, rescaled, shrink, p, n, vp, v_stride, d, rb, pf);
+        if (!v_convert) {
+          pv_float<V, format::f16>(out, rescaled, shrink, p, n, vp, v_stride, d, rb, pf);
           continue;
         }
       }
-      pv_float<V, VS>(out, rescaled, shrink, p, n, vp, v_stride, d, rb, pf);
+      pv_float<V, format::f32>(out, rescaled, shrink, p, n, vp, v_stride, d, rb, pf);
     }
     pf.rest();
     t += n;
