@@ -142,16 +142,20 @@ inline attention_buffers& attention_scratch() {
   }
 }
 
-/// The K and V rows of one future tile, prefetched (into L2) a few lines at
-/// a time while the tile in hand is computed: K lines between the score
-/// steps, V lines between the P . V steps. A burst of a whole tile's lines
-/// would wait for line fill buffers and stall the computation behind it.
+/// The K and V rows of one future tile, prefetched (into L2) a line or two
+/// at a time while the tile in hand is computed: step() is called from the
+/// inner loops of the score and P . V passes (once per column vector of a
+/// key group, once per key of a group of value columns), K lines first, then
+/// V. A software prefetch waits for a line fill buffer, and the work behind
+/// it waits too: a burst of a whole tile's lines, or even of a few lines at a
+/// time, stalls the computation; a line or two per inner step keeps the
+/// memory busy without stalling it.
 struct prefetch_cursor {
   const char *k = nullptr, *k_end = nullptr, *v = nullptr, *v_end = nullptr;
-  size_t k_step = 0, v_step = 0;  ///< lines per step
+  size_t per_step = 0;  ///< lines per step()
 
-  /// Aims at tokens [u, u + n) (clipped to u's block and to `last`); the
-  /// score and P . V passes each take `steps` steps.
+  /// Aims at tokens [u, u + n) (clipped to u's block and to `last`), to be
+  /// spread over `steps` calls of step().
   [[gnu::always_inline]] void aim(const attn_kv& kv, size_t kv_head, size_t u, size_t n, size_t last, size_t steps) {
     if (u >= last) {
       k = k_end = v = v_end = nullptr;
@@ -163,14 +167,20 @@ struct prefetch_cursor {
     v = reinterpret_cast<const char*>(kv.v_blocks[b] + kv_head * kv.v_head_bytes + slot * kv.v_row_bytes);
     k_end = k + c * kv.k_row_bytes;
     v_end = v + c * kv.v_row_bytes;
-    k_step = (c * kv.k_row_bytes + 64 * steps - 1) / (64 * steps);
-    v_step = (c * kv.v_row_bytes + 64 * steps - 1) / (64 * steps);
+    per_step = (c * (kv.k_row_bytes + kv.v_row_bytes) + 64 * steps - 1) / (64 * steps);
   }
-  [[gnu::always_inline]] void k_lines() {
-    for (size_t i = 0; i < k_step && k < k_end; ++i, k += 64) _mm_prefetch(k, _MM_HINT_T1);
-  }
-  [[gnu::always_inline]] void v_lines() {
-    for (size_t i = 0; i < v_step && v < v_end; ++i, v += 64) _mm_prefetch(v, _MM_HINT_T1);
+  [[gnu::always_inline]] void step() {
+    for (size_t i = 0; i < per_step; ++i) {
+      if (k < k_end) {
+        _mm_prefetch(k, _MM_HINT_T1);
+        k += 64;
+      } else if (v < v_end) {
+        _mm_prefetch(v, _MM_HINT_T1);
+        v += 64;
+      } else {
+        return;
+      }
+    }
   }
   /// Whatever the steps left.
   [[gnu::always_inline]] void rest() {
@@ -185,6 +195,9 @@ struct prefetch_cursor {
 template <class V, format KF>
 class float_key_scores {
  public:
+  /// prefetch_cursor::step() calls per tile for one group of four rows.
+  static size_t prefetch_steps(size_t d) { return V::lanes / 4 * (d / V::lanes); }
+
   float_key_scores(const float* const* q_rows, size_t rows, size_t d, attention_buffers& buffers)
       : q_(q_rows), rows_(rows), d_(d) {
     if (converts()) {
@@ -223,7 +236,6 @@ class float_key_scores {
       for (size_t j = 0; j < 4; ++j) q[j] = q_[r0 + std::min(j, rb - 1)];
       fvec folded[4][quads];
       for (size_t g = 0; g < quads; ++g) {
-        pf.k_lines();
         if (4 * g >= n) {
           for (size_t j = 0; j < 4; ++j) folded[j][g] = V::zero();
           continue;
@@ -236,6 +248,7 @@ class float_key_scores {
           #pragma GCC unroll 4
           for (size_t i = 0; i < 4; ++i) a[j][i] = V::zero();
         for (size_t col = 0; col < vec_end; col += lanes) {
+          pf.step();
           fvec x[4];
           #pragma GCC unroll 4
           for (size_t i = 0; i < 4; ++i) x[i] = kv_vec<V, KS2>(k[i], col);
@@ -375,10 +388,10 @@ inline void pv_q8_in_place(float* const* out, const float* shrink, const float (
     static_assert(per_quad >= 1 && per_quad <= 2, "a q8_0 block is 4 or 2 vectors");
     size_t b = 0;
     for (; b + per_quad <= blocks; b += per_quad) {
-      pf.v_lines();
       const unsigned char* q0 = vp + (b0 + b) * sizeof(block_q8_0) + offsetof(block_q8_0, qs);
       const unsigned char* q1 = q0 + (per_quad - 1) * sizeof(block_q8_0) + 2 * TK * (2 - per_quad);
       accumulate_quads<V, per_quad == 1>(out, (b0 + b) * qk8_0, shrink, w[b], w[b + per_quad - 1], n, [&](size_t i, fvec* v) {
+        pf.step();
         v[0] = V::to_float(V::widen_s8(q0 + i * stride));
         v[1] = V::to_float(V::widen_s8(q0 + i * stride + TK));
         v[2] = V::to_float(V::widen_s8(q1 + i * stride));
@@ -388,8 +401,8 @@ inline void pv_q8_in_place(float* const* out, const float* shrink, const float (
     for (; b < blocks; ++b) {
       const unsigned char* quants = vp + (b0 + b) * sizeof(block_q8_0) + offsetof(block_q8_0, qs);
       for (size_t half = 0; half < qk8_0; half += 2 * TK) {
-        pf.v_lines();
         accumulate_pairs<V>(out, (b0 + b) * qk8_0 + half, shrink, w[b], n, [&](size_t i, fvec& v0, fvec& v1) {
+          pf.step();
           v0 = V::to_float(V::widen_s8(quants + i * stride + half));
           v1 = V::to_float(V::widen_s8(quants + i * stride + half + TK));
         });
@@ -409,15 +422,15 @@ inline void pv_float(float* const* out, const float* rescaled, const float* shri
   constexpr size_t TK = V::lanes;
   size_t col = 0;
   for (; col + 4 * TK <= d; col += 4 * TK) {
-    pf.v_lines();
     accumulate_quads<V, true>(out, col, rescaled, p, p, n, [&](size_t i, fvec* v) {
+      pf.step();
       #pragma GCC unroll 4
       for (size_t c = 0; c < 4; ++c) v[c] = kv_vec<V, S>(vp + i * v_stride, col + c * TK);
     });
   }
   for (; col + 2 * TK <= d; col += 2 * TK) {
-    pf.v_lines();
     accumulate_pairs<V>(out, col, rescaled, p, n, [&](size_t i, fvec& v0, fvec& v1) {
+      pf.step();
       v0 = kv_vec<V, S>(vp + i * v_stride, col);
       v1 = kv_vec<V, S>(vp + i * v_stride, col + TK);
     });
@@ -484,7 +497,9 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   alignas(64) float p[4][TK];
   alignas(64) float shrink[TK];
   constexpr size_t pf_ahead = 2 * TK;
-  const size_t pf_steps = std::max<size_t>(1, d / (2 * TK));
+  // step() calls per tile: the score pass's for one group of rows, and P . V's
+  // one per key per four (or two) vectors of columns.
+  const size_t pf_steps = std::max<size_t>(1, Scores::prefetch_steps(d) + d / (4 * TK) * TK + d % (4 * TK) / (2 * TK) * TK);
   prefetch_kv(kv, kv_head, t0, std::min(last, t0 + pf_ahead) - t0);
   prefetch_cursor pf;
   for (size_t t = t0; t < last;) {

@@ -44,6 +44,9 @@ class q8_key_scores {
   using ivec = typename V::ivec;
   using fvec = typename V::fvec;
 
+  /// prefetch_cursor::step() calls per tile for one group of four rows.
+  static size_t prefetch_steps(size_t d) { return 2 * (d / qk8_0); }
+
   q8_key_scores(const float* const* q_rows, size_t rows, size_t d, attention_buffers& buffers)
       : rows_(rows), blocks_(d / qk8_0), row_bytes_(blocks_ * sizeof(block_q8_0)) {
     static_assert(V::vnni, "the integer scores need vpdpbusd");
@@ -87,7 +90,7 @@ class q8_key_scores {
     }
     // The tile transposed once, for every group of query rows.
     for (size_t b = 0; b < blocks_; ++b) {
-      pf.k_lines();
+      pf.step();
       const unsigned char* kb = kp + b * sizeof(block_q8_0);
       ops::transpose_keys(kb + offsetof(block_q8_0, qs), stride, keys_ + 8 * b);
       key_scales_[b] = ops::gather_f16(kb, stride, TK);
@@ -100,6 +103,7 @@ class q8_key_scores {
       #pragma GCC unroll 4
       for (size_t j = 0; j < 4; ++j) s[j] = V::zero();
       for (size_t b = 0; b < blocks_; ++b) {
+        pf.step();
         // Two accumulators per row; the first starts at minus the bias.
         ivec a[4], c[4];
         #pragma GCC unroll 4
