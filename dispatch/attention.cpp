@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -71,13 +72,14 @@ void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, s
       }
     }
   }
-  std::vector<float> state(state_floats);
+  // Every task initialises its own state (m = -inf, l = acc = 0) before its kernel runs.
+  const std::unique_ptr<float[]> state(new float[state_floats]);
   parallel_for(tasks.size(), 1, [&](size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) {
       const attention_task& t = tasks[i];
       const attention_job& job = jobs[t.job];
       const size_t rows = t.row_end - t.row_begin;
-      float* m = state.data() + t.state;
+      float* m = state.get() + t.state;
       float* l = m + rows;
       float* acc = l + rows;
       std::fill(m, m + rows, -std::numeric_limits<float>::infinity());
@@ -103,7 +105,7 @@ void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, s
         float m = -std::numeric_limits<float>::infinity(), l = 0.0f;
         std::fill(acc.begin(), acc.end(), 0.0f);
         for (size_t c = 0; c < splits[s].chunks; ++c) {
-          const float* st = state.data() + tasks[splits[s].first_task + c].state;
+          const float* st = state.get() + tasks[splits[s].first_task + c].state;
           const float cm = st[r], cl = st[rows + r];
           const float* ca = st + 2 * rows + r * head_dim;
           if (cl == 0.0f) continue;  // the chunk saw no key for this row

@@ -70,39 +70,53 @@ TEST(Attention, OracleMatchesTextbookSoftmax) {
 }
 
 TEST(Attention, CausalQueriesIgnoreFutureKeys) {
-  const auto s = dense_shape(4, 10, 2, 1, 8, true);
-  const auto q = make_data(4 * 2 * 8, data_kind::gaussian, 4);
-  auto k = make_data(10 * 8, data_kind::gaussian, 5);
-  auto v = make_data(10 * 8, data_kind::gaussian, 6);
-  std::vector<float> a(q.size()), b(q.size());
-  attention(s, q.data(), k.data(), v.data(), a.data());
-  // Query 0 sits at position 6: keys 7..9 are its future. Change key/value 9.
-  for (size_t d = 0; d < 8; ++d) k[9 * 8 + d] += 5.0f, v[9 * 8 + d] -= 3.0f;
-  attention(s, q.data(), k.data(), v.data(), b.data());
-  for (size_t i = 0; i < 3 * 2 * 8; ++i) ASSERT_EQ(a[i], b[i]) << "query row " << i / 16 << " saw a future key";
-  bool last_changed = false;
-  for (size_t i = 3 * 2 * 8; i < a.size(); ++i) last_changed |= a[i] != b[i];
-  EXPECT_TRUE(last_changed) << "the last query must see the last key";
+  // 4 queries x 2 heads = 8 rows per KV head take the x86 kernels' decode-style
+  // path; 12 x 2 = 24 rows their prefill path (query rows in vector lanes).
+  for (size_t nq : {4, 12}) {
+    SCOPED_TRACE("n_q=" + std::to_string(nq));
+    const size_t nkv = nq + 6;
+    const auto s = dense_shape(nq, nkv, 2, 1, 8, true);
+    const auto q = make_data(nq * 2 * 8, data_kind::gaussian, 4);
+    auto k = make_data(nkv * 8, data_kind::gaussian, 5);
+    auto v = make_data(nkv * 8, data_kind::gaussian, 6);
+    std::vector<float> a(q.size()), b(q.size());
+    attention(s, q.data(), k.data(), v.data(), a.data());
+    // Query 0 sits at position 6: keys 7 on are its future. Change the last key/value.
+    for (size_t d = 0; d < 8; ++d) k[(nkv - 1) * 8 + d] += 5.0f, v[(nkv - 1) * 8 + d] -= 3.0f;
+    attention(s, q.data(), k.data(), v.data(), b.data());
+    for (size_t i = 0; i < (nq - 1) * 2 * 8; ++i) ASSERT_EQ(a[i], b[i]) << "query row " << i / 16 << " saw a future key";
+    bool last_changed = false;
+    for (size_t i = (nq - 1) * 2 * 8; i < a.size(); ++i) last_changed |= a[i] != b[i];
+    EXPECT_TRUE(last_changed) << "the last query must see the last key";
+  }
 }
 
 TEST(Attention, GroupedHeadsEqualRepeatedKvHeads) {
-  // 6 query heads over 2 KV heads == 6 heads over the KV heads repeated 3 times.
-  const auto gqa = dense_shape(3, 7, 6, 2, 32, true);
-  const auto mha = dense_shape(3, 7, 6, 6, 32, true);
-  const auto q = make_data(3 * 6 * 32, data_kind::gaussian, 7);
-  const auto k = make_data(7 * 2 * 32, data_kind::gaussian, 8);
-  const auto v = make_data(7 * 2 * 32, data_kind::gaussian, 9);
-  std::vector<float> k6(7 * 6 * 32), v6(7 * 6 * 32);
-  for (size_t t = 0; t < 7; ++t)
-    for (size_t h = 0; h < 6; ++h)
-      for (size_t d = 0; d < 32; ++d) {
-        k6[(t * 6 + h) * 32 + d] = k[(t * 2 + h / 3) * 32 + d];
-        v6[(t * 6 + h) * 32 + d] = v[(t * 2 + h / 3) * 32 + d];
-      }
-  std::vector<float> a(q.size()), b(q.size());
-  attention(gqa, q.data(), k.data(), v.data(), a.data());
-  attention(mha, q.data(), k6.data(), v6.data(), b.data());
-  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+  // 6 query heads over 2 KV heads == 6 heads over the KV heads repeated 3
+  // times, bit for bit. A kernel computes a row the same whatever rows share
+  // its call, but picks its path by the rows per KV head: 2 positions (6 and
+  // 2 rows) stay on the decode-style path, 9 positions (27 and 9 rows) on the
+  // row-lanes prefill path, so each pair compares one path with itself.
+  for (size_t nq : {2, 9}) {
+    SCOPED_TRACE("n_q=" + std::to_string(nq));
+    const size_t nkv = nq + 4;
+    const auto gqa = dense_shape(nq, nkv, 6, 2, 32, true);
+    const auto mha = dense_shape(nq, nkv, 6, 6, 32, true);
+    const auto q = make_data(nq * 6 * 32, data_kind::gaussian, 7);
+    const auto k = make_data(nkv * 2 * 32, data_kind::gaussian, 8);
+    const auto v = make_data(nkv * 2 * 32, data_kind::gaussian, 9);
+    std::vector<float> k6(nkv * 6 * 32), v6(nkv * 6 * 32);
+    for (size_t t = 0; t < nkv; ++t)
+      for (size_t h = 0; h < 6; ++h)
+        for (size_t d = 0; d < 32; ++d) {
+          k6[(t * 6 + h) * 32 + d] = k[(t * 2 + h / 3) * 32 + d];
+          v6[(t * 6 + h) * 32 + d] = v[(t * 2 + h / 3) * 32 + d];
+        }
+    std::vector<float> a(q.size()), b(q.size());
+    attention(gqa, q.data(), k.data(), v.data(), a.data());
+    attention(mha, q.data(), k6.data(), v6.data(), b.data());
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+  }
 }
 
 TEST(Attention, KernelsMatchOracleOnEveryTier) {

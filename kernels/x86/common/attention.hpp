@@ -120,6 +120,7 @@ struct attention_buffers {
   std::vector<unsigned char> tile;    ///< a scores policy's per-tile data
   std::vector<unsigned char> query;   ///< the query rows in a scores policy's own form
   std::vector<float> query_source;    ///< the f32 rows `query` was made from
+  std::vector<float> row_lanes;       ///< attention_row_lanes: transposed queries and softmax state
 };
 inline attention_buffers& attention_scratch() {
   thread_local attention_buffers buffers;
@@ -279,15 +280,24 @@ class float_key_scores {
   float* keys_ = nullptr;
 };
 
+/// Softmax weights of four accumulator rows: weight (j, i) of row j and key i
+/// at base[j * row + i * key]. Rows of a tile in hand are (row, key) = (lanes,
+/// 1); the row-lanes prefill path keeps them key-major, (1, lanes).
+struct weight_view {
+  const float* base;
+  size_t row, key;
+  float operator()(size_t j, size_t i) const { return base[j * row + i * key]; }
+  weight_view rows_from(size_t j) const { return {base + j * row, row, key}; }
+};
+
 /// Columns [col, col + 2 V::lanes) of four accumulator rows: out[j] = out[j]
-/// * shrink[j] + sum over keys i < n of w[j][i] * value i, where load(i, v0,
+/// * shrink[j] + sum over keys i < n of w(j, i) * value i, where load(i, v0,
 /// v1) gives key i's two vectors of values; shrink null means all ones.
 /// Eight independent FMA chains; out[j] for j past the real rows aliases the
 /// last real row, which is stored last (descending order) so its own result
 /// wins.
 template <class V, class Load>
-inline void accumulate_pairs(float* const* out, size_t col, const float* shrink, const float (*w)[V::lanes], size_t n,
-                             Load load) {
+inline void accumulate_pairs(float* const* out, size_t col, const float* shrink, weight_view w, size_t n, Load load) {
   using fvec = typename V::fvec;
   constexpr size_t TK = V::lanes;
   fvec x0[4], x1[4];
@@ -308,8 +318,8 @@ inline void accumulate_pairs(float* const* out, size_t col, const float* shrink,
     load(i, v0, v1);
     #pragma GCC unroll 4
     for (size_t j = 0; j < 4; ++j) {
-      x0[j] = V::fmadd(V::set1f(w[j][i]), v0, x0[j]);
-      x1[j] = V::fmadd(V::set1f(w[j][i]), v1, x1[j]);
+      x0[j] = V::fmadd(V::set1f(w(j, i)), v0, x0[j]);
+      x1[j] = V::fmadd(V::set1f(w(j, i)), v1, x1[j]);
     }
   }
   // Constant indices keep the accumulators in registers.
@@ -330,8 +340,8 @@ inline void accumulate_pairs(float* const* out, size_t col, const float* shrink,
 /// weights on 512-bit vectors). Each accumulator sums the same products in
 /// the same order as accumulate_pairs would.
 template <class V, bool SameWeights, class Load>
-inline void accumulate_quads(float* const* out, size_t col, const float* shrink, const float (*wa)[V::lanes],
-                             const float (*wb)[V::lanes], size_t n, Load load) {
+inline void accumulate_quads(float* const* out, size_t col, const float* shrink, weight_view wa, weight_view wb,
+                             size_t n, Load load) {
   using fvec = typename V::fvec;
   constexpr size_t TK = V::lanes;
   fvec x[4][4];
@@ -350,10 +360,10 @@ inline void accumulate_quads(float* const* out, size_t col, const float* shrink,
     load(i, v);
     #pragma GCC unroll 4
     for (size_t j = 0; j < 4; ++j) {
-      const fvec a = V::set1f(wa[j][i]);
+      const fvec a = V::set1f(wa(j, i));
       x[j][0] = V::fmadd(a, v[0], x[j][0]);
       x[j][1] = V::fmadd(a, v[1], x[j][1]);
-      const fvec b = SameWeights ? a : V::set1f(wb[j][i]);
+      const fvec b = SameWeights ? a : V::set1f(wb(j, i));
       x[j][2] = V::fmadd(b, v[2], x[j][2]);
       x[j][3] = V::fmadd(b, v[3], x[j][3]);
     }
@@ -390,7 +400,8 @@ inline void pv_q8_in_place(float* const* out, const float* shrink, const float (
     for (; b + per_quad <= blocks; b += per_quad) {
       const unsigned char* q0 = vp + (b0 + b) * sizeof(block_q8_0) + offsetof(block_q8_0, qs);
       const unsigned char* q1 = q0 + (per_quad - 1) * sizeof(block_q8_0) + 2 * TK * (2 - per_quad);
-      accumulate_quads<V, per_quad == 1>(out, (b0 + b) * qk8_0, shrink, w[b], w[b + per_quad - 1], n, [&](size_t i, fvec* v) {
+      const weight_view wa{&w[b][0][0], TK, 1}, wb{&w[b + per_quad - 1][0][0], TK, 1};
+      accumulate_quads<V, per_quad == 1>(out, (b0 + b) * qk8_0, shrink, wa, wb, n, [&](size_t i, fvec* v) {
         pf.step();
         v[0] = V::to_float(V::widen_s8(q0 + i * stride));
         v[1] = V::to_float(V::widen_s8(q0 + i * stride + TK));
@@ -401,7 +412,7 @@ inline void pv_q8_in_place(float* const* out, const float* shrink, const float (
     for (; b < blocks; ++b) {
       const unsigned char* quants = vp + (b0 + b) * sizeof(block_q8_0) + offsetof(block_q8_0, qs);
       for (size_t half = 0; half < qk8_0; half += 2 * TK) {
-        accumulate_pairs<V>(out, (b0 + b) * qk8_0 + half, shrink, w[b], n, [&](size_t i, fvec& v0, fvec& v1) {
+        accumulate_pairs<V>(out, (b0 + b) * qk8_0 + half, shrink, weight_view{&w[b][0][0], TK, 1}, n, [&](size_t i, fvec& v0, fvec& v1) {
           pf.step();
           v0 = V::to_float(V::widen_s8(quants + i * stride + half));
           v1 = V::to_float(V::widen_s8(quants + i * stride + half + TK));
@@ -416,8 +427,8 @@ inline void pv_q8_in_place(float* const* out, const float* shrink, const float (
 /// i * stride): four, then two, then one vector of columns at a time, then
 /// scalar columns.
 template <class V, format S>
-inline void pv_float(float* const* out, const float* rescaled, const float* shrink, const float (*p)[V::lanes],
-                     size_t n, const unsigned char* vp, size_t v_stride, size_t d, size_t rb, prefetch_cursor& pf) {
+inline void pv_float(float* const* out, const float* rescaled, const float* shrink, weight_view p, size_t n,
+                     const unsigned char* vp, size_t v_stride, size_t d, size_t rb, prefetch_cursor& pf) {
   using fvec = typename V::fvec;
   constexpr size_t TK = V::lanes;
   size_t col = 0;
@@ -442,7 +453,7 @@ inline void pv_float(float* const* out, const float* rescaled, const float* shri
     for (size_t i = 0; i < n; ++i) {
       const fvec v = kv_vec<V, S>(vp + i * v_stride, col);
       #pragma GCC unroll 4
-      for (size_t j = 0; j < 4; ++j) x[j] = V::fmadd(V::set1f(p[j][i]), v, x[j]);
+      for (size_t j = 0; j < 4; ++j) x[j] = V::fmadd(V::set1f(p(j, i)), v, x[j]);
     }
     V::store(out[3] + col, x[3]);
     V::store(out[2] + col, x[2]);
@@ -453,7 +464,7 @@ inline void pv_float(float* const* out, const float* rescaled, const float* shri
   for (; col < d; ++col)
     for (size_t j = 0; j < rb; ++j) {
       float x = out[j][col] * shrink[j];
-      for (size_t i = 0; i < n; ++i) x += p[j][i] * kv_scalar<S>(vp + i * v_stride, col);
+      for (size_t i = 0; i < n; ++i) x += p(j, i) * kv_scalar<S>(vp + i * v_stride, col);
       out[j][col] = x;
     }
 }
@@ -571,14 +582,175 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       }
       if constexpr (VF == format::f16) {
         if (!v_convert) {
-          pv_float<V, format::f16>(out, rescaled, shrink, p, n, vp, v_stride, d, rb, pf);
+          pv_float<V, format::f16>(out, rescaled, shrink, weight_view{&p[0][0], TK, 1}, n, vp, v_stride, d, rb, pf);
           continue;
         }
       }
-      pv_float<V, format::f32>(out, rescaled, shrink, p, n, vp, v_stride, d, rb, pf);
+      pv_float<V, format::f32>(out, rescaled, shrink, weight_view{&p[0][0], TK, 1}, n, vp, v_stride, d, rb, pf);
     }
     pf.rest();
     t += n;
+  }
+}
+
+/// Prefill with float scores: the query rows go V::lanes at a time in the
+/// lanes of one vector (lane r = row r of a block of rows), so each key's
+/// score for the whole block is one chain of d broadcast-key FMAs against the
+/// transposed, pre-scaled queries: no reduction across lanes, and the online
+/// softmax (maxima, exp, sums, rescale) runs lane by lane, once per tile for
+/// the block. K and V tiles are converted to f32 once (unless f32) and shared
+/// by every block; P . V takes the weights key-major from the same tile,
+/// four rows at a time (pv_float). Each row's arithmetic is the same whatever
+/// rows share its block, so results do not depend on how rows are grouped
+/// into calls.
+template <class V, format KF, format VF>
+void attention_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
+                         const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
+  using ops = attention_vec<V>;
+  using fvec = typename V::fvec;
+  constexpr size_t R = V::lanes, TK = V::lanes;
+  constexpr float minus_inf = -std::numeric_limits<float>::infinity();
+  const size_t d = kv.head_dim;
+  size_t last = t0, horizon = t0;
+  for (size_t r = 0; r < rows; ++r) {
+    last = std::max(last, std::min(t1, limits[r]));
+    horizon = std::max(horizon, limits[r]);
+  }
+  if (last == t0) return;
+  const size_t blocks = (rows + R - 1) / R;
+  attention_buffers& buffers = attention_scratch();
+  // Per block: d x R transposed queries, then R maxima and R sums; then one
+  // tile's weights (TK x R, key-major) and the block's rescale factors.
+  buffers.row_lanes.resize(blocks * (d + 2) * R + TK * R + R + d * TK);
+  float* qt = buffers.row_lanes.data();
+  float* mp = qt + blocks * d * R;
+  float* lp = mp + blocks * R;
+  float* pt = lp + blocks * R;
+  float* shrink = pt + TK * R;
+  float* kt = shrink + R;  // one tile's keys, transposed
+  // The query rows transposed a block at a time, then scaled.
+  for (size_t blk = 0; blk < blocks; ++blk) {
+    const float* src[R];  // padding lanes repeat the last row (and see no key)
+    for (size_t r = 0; r < R; ++r) src[r] = q_rows[std::min(blk * R + r, rows - 1)];
+    float* q = qt + blk * d * R;
+    size_t c0 = 0;
+    for (; c0 + R <= d; c0 += R) {
+      const float* cols[R];
+      for (size_t r = 0; r < R; ++r) cols[r] = src[r] + c0;
+      ops::transpose(cols, q + c0 * R);
+    }
+    for (; c0 < d; ++c0)
+      for (size_t r = 0; r < R; ++r) q[c0 * R + r] = src[r][c0];
+    for (size_t c = 0; c < d; ++c) V::store(q + c * R, V::mul(V::loadf(q + c * R), V::set1f(scale)));
+  }
+  for (size_t r = 0; r < blocks * R; ++r) {
+    mp[r] = r < rows ? m[r] : minus_inf;
+    lp[r] = r < rows ? l[r] : 0.0f;
+  }
+  float* kbuf = nullptr;
+  float* vbuf = nullptr;
+  if constexpr (KF != format::f32) {
+    buffers.keys.resize(TK * d);
+    kbuf = buffers.keys.data();
+  }
+  if constexpr (VF != format::f32) {
+    buffers.values.resize(TK * d);
+    vbuf = buffers.values.data();
+  }
+  const size_t groups = (rows + 3) / 4;
+  const size_t pf_steps = std::max<size_t>(1, groups * (d / (4 * TK) * TK + d % (4 * TK) / (2 * TK) * TK));
+  prefetch_kv(kv, kv_head, t0, std::min(last, t0 + 2 * TK) - t0);
+  prefetch_cursor pf;
+  alignas(64) float vis[R];
+  for (size_t t = t0; t < last;) {
+    const size_t b = t / kv.block_tokens, slot = t % kv.block_tokens;
+    const size_t n = std::min({TK, kv.block_tokens - slot, last - t});
+    const unsigned char* kp = kv.k_blocks[b] + kv_head * kv.k_head_bytes + slot * kv.k_row_bytes;
+    const unsigned char* vp = kv.v_blocks[b] + kv_head * kv.v_head_bytes + slot * kv.v_row_bytes;
+    pf.aim(kv, kv_head, t + 2 * TK, TK, horizon, pf_steps);
+    // The tile's keys in f32, transposed: kt[c * TK + i] = key i, column c
+    // (keys past n repeat the last one: their scores are masked).
+    const float* key[TK];
+    if constexpr (KF == format::f32) {
+      for (size_t i = 0; i < TK; ++i) key[i] = reinterpret_cast<const float*>(kp + std::min(i, n - 1) * kv.k_row_bytes);
+    } else {
+      for (size_t i = 0; i < n; ++i) dequantize_kv_row<V, KF>(kp + i * kv.k_row_bytes, kbuf + i * d, d);
+      for (size_t i = 0; i < TK; ++i) key[i] = kbuf + std::min(i, n - 1) * d;
+    }
+    size_t c0 = 0;
+    for (; c0 + TK <= d; c0 += TK) {
+      const float* cols[TK];
+      for (size_t i = 0; i < TK; ++i) cols[i] = key[i] + c0;
+      ops::transpose(cols, kt + c0 * TK);
+    }
+    for (; c0 < d; ++c0)
+      for (size_t i = 0; i < TK; ++i) kt[c0 * TK + i] = key[i][c0];
+    size_t v_stride = kv.v_row_bytes;
+    if constexpr (VF != format::f32) {
+      for (size_t i = 0; i < n; ++i) dequantize_kv_row<V, VF>(vp + i * kv.v_row_bytes, vbuf + i * d, d);
+      vp = reinterpret_cast<const unsigned char*>(vbuf);
+      v_stride = d * sizeof(float);
+    }
+    for (size_t blk = 0; blk < blocks; ++blk) {
+      // Keys of the tile each row sees: lanes compare it with the key index.
+      float seen = 0.0f;
+      for (size_t r = 0; r < R; ++r) {
+        const size_t row = blk * R + r;
+        vis[r] = row < rows && limits[row] > t ? static_cast<float>(std::min(n, limits[row] - t)) : 0.0f;
+        seen = std::max(seen, vis[r]);
+      }
+      if (seen == 0.0f) continue;
+      const fvec visible = V::loadf(vis);
+      // Scores: lane r of s[i] = q_r . key i (scaled), one FMA chain per key.
+      fvec s[TK];
+      #pragma GCC unroll 16
+      for (size_t i = 0; i < TK; ++i) s[i] = V::zero();
+      const float* q = qt + blk * d * R;
+      for (size_t c = 0; c < d; ++c) {
+        const fvec qc = V::loadf(q + c * R);
+        #pragma GCC unroll 16
+        for (size_t i = 0; i < TK; ++i) s[i] = V::fmadd(qc, V::set1f(kt[c * TK + i]), s[i]);
+      }
+      // Online softmax, lane by lane: keys a row does not see score -inf and weigh 0.
+      const fvec old_m = V::loadf(mp + blk * R);
+      fvec mx = V::set1f(minus_inf);
+      #pragma GCC unroll 16
+      for (size_t i = 0; i < TK; ++i) {
+        s[i] = ops::select_gt(visible, V::set1f(static_cast<float>(i)), s[i], V::set1f(minus_inf));
+        mx = V::maxf(mx, s[i]);
+      }
+      const fvec new_m = V::maxf(old_m, mx);
+      // A row that has seen no key yet keeps max -inf; its weights and factor
+      // are taken against 0 instead (0 weights, a factor on zeros).
+      const fvec base = ops::select_gt(new_m, V::set1f(minus_inf), new_m, V::zero());
+      fvec sum = V::zero();
+      #pragma GCC unroll 16
+      for (size_t i = 0; i < TK; ++i) {
+        const fvec p = ops::select_gt(visible, V::set1f(static_cast<float>(i)), exp_nonpositive<V>(V::sub(s[i], base)),
+                                    V::zero());
+        sum = V::addf(sum, p);
+        V::store(pt + i * R, p);
+      }
+      const fvec factor = exp_nonpositive<V>(V::sub(old_m, base));
+      V::store(shrink, factor);
+      V::store(lp + blk * R, V::fmadd(V::loadf(lp + blk * R), factor, sum));
+      V::store(mp + blk * R, new_m);
+      const float* rescaled = ops::any_lt(old_m, new_m) ? shrink : nullptr;
+      // P . V, four rows at a time (rows past the end alias the last real one).
+      for (size_t r0 = 0; r0 < R && blk * R + r0 < rows; r0 += 4) {
+        const size_t first = blk * R + r0, rb = std::min<size_t>(4, rows - first);
+        float* out[4];
+        for (size_t j = 0; j < 4; ++j) out[j] = acc + (first + std::min(j, rb - 1)) * d;
+        pv_float<V, format::f32>(out, rescaled ? rescaled + r0 : nullptr, shrink + r0, weight_view{pt + r0, 1, R}, n, vp,
+                                 v_stride, d, rb, pf);
+      }
+    }
+    pf.rest();
+    t += n;
+  }
+  for (size_t r = 0; r < rows; ++r) {
+    m[r] = mp[r];
+    l[r] = lp[r];
   }
 }
 
@@ -588,6 +760,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
 template <class V, format KF, format VF>
 void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                       const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
+  if (rows > 8) return attention_row_lanes<V, KF, VF>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
   attention_tiles<V, float_key_scores<V, KF>, VF>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
 }
 

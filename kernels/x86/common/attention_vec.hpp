@@ -76,6 +76,31 @@ struct attention_vec<vec256<Vnni>> {
   }
   /// Four floats in lanes 0-3, the other lanes zero.
   static fvec from4(__m128 x) { return _mm256_zextps128_ps256(x); }
+  /// Lane by lane, a > b ? x : y.
+  static fvec select_gt(fvec a, fvec b, fvec x, fvec y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_GT_OQ)); }
+  /// Whether a < b in any lane.
+  static bool any_lt(fvec a, fvec b) { return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_LT_OQ)) != 0; }
+  /// Eight rows of eight floats (row i at rows[i]) transposed: out + j * 8
+  /// gets column j (lane i = row i).
+  static void transpose(const float* const* rows, float* out) {
+    fvec t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+      const fvec a = _mm256_loadu_ps(rows[i]), b = _mm256_loadu_ps(rows[i + 1]);
+      t[i] = _mm256_unpacklo_ps(a, b);
+      t[i + 1] = _mm256_unpackhi_ps(a, b);
+    }
+    // u[4g + k], 128-bit lane h: rows 4g..4g+3 at column 4h + k.
+    for (int g = 0; g < 2; ++g) {
+      u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+      u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xee);
+      u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+      u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xee);
+    }
+    for (int k = 0; k < 4; ++k) {
+      _mm256_storeu_ps(out + k * 8, _mm256_permute2f128_ps(u[k], u[4 + k], 0x20));
+      _mm256_storeu_ps(out + (4 + k) * 8, _mm256_permute2f128_ps(u[k], u[4 + k], 0x31));
+    }
+  }
 
   /// One q8_0 block (32 int8, 8 dwords) of 8 keys, transposed: kt[j] lane i =
   /// dword j of key i's quants, each byte biased by 128 (x ^ 0x80) so it can
@@ -149,6 +174,34 @@ struct attention_vec<vec512<Vnni>> {
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
   }
   static fvec from4(__m128 x) { return _mm512_zextps128_ps512(x); }
+  static fvec select_gt(fvec a, fvec b, fvec x, fvec y) { return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), x); }
+  static bool any_lt(fvec a, fvec b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ) != 0; }
+  /// As for vec256, sixteen rows of sixteen: the 4 x 4 transposes inside the
+  /// 128-bit lanes, then a 4 x 4 transpose of the lanes.
+  static void transpose(const float* const* rows, float* out) {
+    fvec t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+      const fvec a = _mm512_loadu_ps(rows[i]), b = _mm512_loadu_ps(rows[i + 1]);
+      t[i] = _mm512_unpacklo_ps(a, b);
+      t[i + 1] = _mm512_unpackhi_ps(a, b);
+    }
+    // u[4g + k], 128-bit lane h: rows 4g..4g+3 at column 4h + k.
+    for (int g = 0; g < 4; ++g) {
+      u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+      u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xee);
+      u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+      u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xee);
+    }
+    // Column 4h + k = lane h of u[k], u[4 + k], u[8 + k], u[12 + k].
+    for (int k = 0; k < 4; ++k) {
+      const fvec v0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x44), v1 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xee);
+      const fvec v2 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x44), v3 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xee);
+      _mm512_storeu_ps(out + k * 16, _mm512_shuffle_f32x4(v0, v2, 0x88));
+      _mm512_storeu_ps(out + (4 + k) * 16, _mm512_shuffle_f32x4(v0, v2, 0xdd));
+      _mm512_storeu_ps(out + (8 + k) * 16, _mm512_shuffle_f32x4(v1, v3, 0x88));
+      _mm512_storeu_ps(out + (12 + k) * 16, _mm512_shuffle_f32x4(v1, v3, 0xdd));
+    }
+  }
 
   /// As for vec256, for 16 keys: keys i and i + 8 share a register through
   /// the 32-bit and 64-bit unpacks, then vpermt2q gathers each dword's four
