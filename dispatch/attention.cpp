@@ -74,7 +74,13 @@ void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, s
   }
   // Every task initialises its own state (m = -inf, l = acc = 0) before its kernel runs.
   const std::unique_ptr<float[]> state(new float[state_floats]);
-  parallel_for(tasks.size(), 1, [&](size_t begin, size_t end) {
+  // Decode alone: each thread takes one contiguous run of chunks, so the
+  // keys a chunk prefetches past its end are the ones the same thread (and
+  // its cache) reads next. With prefill tasks (uneven sizes) in the call,
+  // tasks go one at a time. Either way a task's result is the same.
+  const bool decode_only = splits.size() == jobs.size();
+  const size_t grain = decode_only ? (tasks.size() + num_threads() - 1) / num_threads() : 1;
+  parallel_for(tasks.size(), grain, [&](size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) {
       const attention_task& t = tasks[i];
       const attention_job& job = jobs[t.job];
