@@ -22,6 +22,6 @@ inline constexpr size_t attention_split_tokens = 256;
 
 /// Prefill attention gives each task this many query positions (times the
 /// query heads sharing a KV head) against all of their keys.
-inline constexpr size_t attention_query_block = 16;
+inline constexpr size_t attention_query_block = 32;
 
 }  // namespace lowbit::detail
