@@ -1,24 +1,30 @@
 // Online-softmax attention (attention_fn) for the x86 tiers, written once
-// against the vec256 / vec512 policies.
+// against the vec256 / vec512 policies. Two paths, chosen by the rows a call
+// has per KV head (query positions times the heads sharing it):
 //
-// Keys go a tile at a time (V::lanes tokens, never across a cache block). A
-// scores policy turns the tile into one vector of scores per query row (lane
-// i = key i) for every query row of the call, which for GQA is all the query
-// heads sharing the KV head: float_key_scores here (f32 and f16 keys read in
-// place, q8_0 / q4_0 keys dequantized once per tile; per key, dot products
-// as vectors, folded four keys at a time and transposed into lanes, never a
-// horizontal sum per key) or the integer one of attention_q8.hpp. Then, per
-// group of four query rows: the four rows' maxima and sums by one shuffle
-// tree each, one vector exp per row, the rescale factors only when a maximum
-// moved, and acc = acc * shrink + sum_i p_i v_i with eight accumulator
-// vectors in registers (sixteen where the head has four vectors of columns
-// to spare). Values are read in place when f32, when f16 or q8_0 for a single
-// group of rows (decode; q8_0 block scales folded into the weights);
-// otherwise (prefill) converted once per tile for all groups, f16 keys
-// likewise. No score matrix is kept beyond one tile. The K and V rows two
-// tiles ahead are prefetched into L2 a few lines at a time between the steps
-// of the tile in hand (a burst of a whole tile's lines waits for fill
-// buffers and stalls the computation behind it).
+// Few rows (decode: at most 8), attention_tiles. Keys go a tile at a time
+// (V::lanes tokens, never across a cache block). A scores policy turns the
+// tile into one vector of scores per query row (lane i = key i):
+// float_key_scores here (f32 and f16 keys read in place, q8_0 / q4_0 keys
+// dequantized once per tile; per key, dot products as vectors, folded four
+// keys at a time and transposed into lanes, never a horizontal sum per key)
+// or the integer one of attention_q8.hpp. Then, per group of four query
+// rows: the four rows' maxima and sums by one shuffle tree each, one vector
+// exp per row, the rescale factors only when a maximum moved, and acc = acc *
+// shrink + sum_i p_i v_i with sixteen accumulator vectors in registers.
+// Values are read in place when f32, when f16 or q8_0 for a single group of
+// rows (q8_0 block scales folded into the weights); otherwise converted once
+// per tile for all groups.
+//
+// More rows (prefill, float scores), attention_row_lanes: the query rows go
+// V::lanes at a time in the lanes of one vector, so each key's score for a
+// block of rows is one chain of broadcast-key FMAs (no reduction across
+// lanes) and the online softmax runs lane by lane.
+//
+// No score matrix is kept beyond one tile. The K and V rows two tiles ahead
+// are prefetched into L2 a line or two per inner step of the tile in hand
+// (prefetch_cursor): a burst of lines waits for fill buffers and stalls the
+// computation behind it.
 #pragma once
 
 #include <immintrin.h>
