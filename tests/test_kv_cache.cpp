@@ -345,28 +345,31 @@ TEST(PagedAttention, ResultsDoNotDependOnTheThreadCount) {
   // q8_0 keys take the integer kernels on VNNI tiers; f16 keys the float
   // ones, whose prefill puts query rows in vector lanes.
   for (format kf : {format::q8_0, format::f16}) {
-  SCOPED_TRACE(traits(kf).name);
-  KvCache cache(config(kf, format::f16, kv_heads, dim, 16, 200));
-  const auto k = make_data(1000 * kv_heads * dim, data_kind::gaussian, 7);
-  const auto v = make_data(1000 * kv_heads * dim, data_kind::gaussian, 8);
-  const seq_id a = cache.create_sequence(), b = cache.create_sequence();
-  cache.append(a, 0, k.data(), v.data(), 1000);
-  cache.append(b, 0, k.data(), v.data(), 300);
-  const auto q = make_data(21 * q_row, data_kind::gaussian, 9);  // one decode row, then 20 prefill rows
-  auto run = [&](size_t n) {
-    set_num_threads(n);
-    std::vector<float> out(21 * q_row);
-    paged_query batch[2];
-    batch[0] = {a, q.data(), 1, out.data(), 0, 0};
-    batch[1] = {b, q.data() + q_row, 20, out.data() + q_row, 0, 0};
-    attention(cache, 0, heads, batch, 2);
-    return out;
-  };
-  const auto one = run(1);
-  for (size_t n : {2, 3, 5}) {
-    const auto many = run(n);
-    EXPECT_EQ(std::memcmp(one.data(), many.data(), one.size() * sizeof(float)), 0) << n << " threads";
-  }
+    SCOPED_TRACE(traits(kf).name);
+    KvCache cache(config(kf, format::f16, kv_heads, dim, 16, 200));
+    const auto k = make_data(1000 * kv_heads * dim, data_kind::gaussian, 7);
+    const auto v = make_data(1000 * kv_heads * dim, data_kind::gaussian, 8);
+    const seq_id a = cache.create_sequence(), b = cache.create_sequence();
+    cache.append(a, 0, k.data(), v.data(), 1000);
+    cache.append(b, 0, k.data(), v.data(), 300);
+    const auto q = make_data(21 * q_row, data_kind::gaussian, 9);  // one decode row, then 20 prefill rows
+    auto run = [&](size_t n) {
+      set_num_threads(n);
+      std::vector<float> out(22 * q_row);
+      paged_query batch[2];
+      batch[0] = {a, q.data(), 1, out.data(), 0, 0};
+      batch[1] = {b, q.data() + q_row, 20, out.data() + q_row, 0, 0};
+      attention(cache, 0, heads, batch, 2);
+      // A call of decode alone (its chunks go to the threads in contiguous runs).
+      const paged_query decode{a, q.data(), 1, out.data() + 21 * q_row, 0, 0};
+      attention(cache, 0, heads, &decode, 1);
+      return out;
+    };
+    const auto one = run(1);
+    for (size_t n : {2, 3, 5}) {
+      const auto many = run(n);
+      EXPECT_EQ(std::memcmp(one.data(), many.data(), one.size() * sizeof(float)), 0) << n << " threads";
+    }
   }
 }
 

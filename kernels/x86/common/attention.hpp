@@ -293,8 +293,29 @@ struct weight_view {
   const float* base;
   size_t row, key;
   float operator()(size_t j, size_t i) const { return base[j * row + i * key]; }
-  weight_view rows_from(size_t j) const { return {base + j * row, row, key}; }
 };
+
+/// prefetch_cursor::step() calls P . V makes per tile for one group of four
+/// rows: one per key per four (then two) vectors of value columns.
+template <size_t Lanes>
+constexpr size_t pv_prefetch_steps(size_t d) {
+  return d / (4 * Lanes) * Lanes + d % (4 * Lanes) / (2 * Lanes) * Lanes;
+}
+
+/// Lanes rows of d floats (row i at rows[i]) transposed into out[c * Lanes
+/// + i], V::lanes columns at a time, then the leftover columns one by one.
+template <class V>
+inline void transpose_rows(const float* const* rows, size_t d, float* out) {
+  constexpr size_t L = V::lanes;
+  size_t c0 = 0;
+  for (; c0 + L <= d; c0 += L) {
+    const float* cols[L];
+    for (size_t i = 0; i < L; ++i) cols[i] = rows[i] + c0;
+    attention_vec<V>::transpose(cols, out + c0 * L);
+  }
+  for (; c0 < d; ++c0)
+    for (size_t i = 0; i < L; ++i) out[c0 * L + i] = rows[i][c0];
+}
 
 /// Columns [col, col + 2 V::lanes) of four accumulator rows: out[j] = out[j]
 /// * shrink[j] + sum over keys i < n of w(j, i) * value i, where load(i, v0,
@@ -418,7 +439,8 @@ inline void pv_q8_in_place(float* const* out, const float* shrink, const float (
     for (; b < blocks; ++b) {
       const unsigned char* quants = vp + (b0 + b) * sizeof(block_q8_0) + offsetof(block_q8_0, qs);
       for (size_t half = 0; half < qk8_0; half += 2 * TK) {
-        accumulate_pairs<V>(out, (b0 + b) * qk8_0 + half, shrink, weight_view{&w[b][0][0], TK, 1}, n, [&](size_t i, fvec& v0, fvec& v1) {
+        const weight_view wb{&w[b][0][0], TK, 1};
+        accumulate_pairs<V>(out, (b0 + b) * qk8_0 + half, shrink, wb, n, [&](size_t i, fvec& v0, fvec& v1) {
           pf.step();
           v0 = V::to_float(V::widen_s8(quants + i * stride + half));
           v1 = V::to_float(V::widen_s8(quants + i * stride + half + TK));
@@ -514,9 +536,8 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   alignas(64) float p[4][TK];
   alignas(64) float shrink[TK];
   constexpr size_t pf_ahead = 2 * TK;
-  // step() calls per tile: the score pass's for one group of rows, and P . V's
-  // one per key per four (or two) vectors of columns.
-  const size_t pf_steps = std::max<size_t>(1, Scores::prefetch_steps(d) + d / (4 * TK) * TK + d % (4 * TK) / (2 * TK) * TK);
+  // step() calls per tile: the score pass's and P . V's for one group of rows.
+  const size_t pf_steps = std::max<size_t>(1, Scores::prefetch_steps(d) + pv_prefetch_steps<TK>(d));
   prefetch_kv(kv, kv_head, t0, std::min(last, t0 + pf_ahead) - t0);
   prefetch_cursor pf;
   for (size_t t = t0; t < last;) {
@@ -639,14 +660,7 @@ void attention_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* 
     const float* src[R];  // padding lanes repeat the last row (and see no key)
     for (size_t r = 0; r < R; ++r) src[r] = q_rows[std::min(blk * R + r, rows - 1)];
     float* q = qt + blk * d * R;
-    size_t c0 = 0;
-    for (; c0 + R <= d; c0 += R) {
-      const float* cols[R];
-      for (size_t r = 0; r < R; ++r) cols[r] = src[r] + c0;
-      ops::transpose(cols, q + c0 * R);
-    }
-    for (; c0 < d; ++c0)
-      for (size_t r = 0; r < R; ++r) q[c0 * R + r] = src[r][c0];
+    transpose_rows<V>(src, d, q);
     for (size_t c = 0; c < d; ++c) V::store(q + c * R, V::mul(V::loadf(q + c * R), V::set1f(scale)));
   }
   for (size_t r = 0; r < blocks * R; ++r) {
@@ -664,7 +678,7 @@ void attention_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* 
     vbuf = buffers.values.data();
   }
   const size_t groups = (rows + 3) / 4;
-  const size_t pf_steps = std::max<size_t>(1, groups * (d / (4 * TK) * TK + d % (4 * TK) / (2 * TK) * TK));
+  const size_t pf_steps = std::max<size_t>(1, groups * pv_prefetch_steps<TK>(d));
   prefetch_kv(kv, kv_head, t0, std::min(last, t0 + 2 * TK) - t0);
   prefetch_cursor pf;
   alignas(64) float vis[R];
@@ -683,14 +697,7 @@ void attention_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* 
       for (size_t i = 0; i < n; ++i) dequantize_kv_row<V, KF>(kp + i * kv.k_row_bytes, kbuf + i * d, d);
       for (size_t i = 0; i < TK; ++i) key[i] = kbuf + std::min(i, n - 1) * d;
     }
-    size_t c0 = 0;
-    for (; c0 + TK <= d; c0 += TK) {
-      const float* cols[TK];
-      for (size_t i = 0; i < TK; ++i) cols[i] = key[i] + c0;
-      ops::transpose(cols, kt + c0 * TK);
-    }
-    for (; c0 < d; ++c0)
-      for (size_t i = 0; i < TK; ++i) kt[c0 * TK + i] = key[i][c0];
+    transpose_rows<V>(key, d, kt);
     size_t v_stride = kv.v_row_bytes;
     if constexpr (VF != format::f32) {
       for (size_t i = 0; i < n; ++i) dequantize_kv_row<V, VF>(vp + i * kv.v_row_bytes, vbuf + i * d, d);
