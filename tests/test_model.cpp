@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "gguf/gguf.hpp"
 #include "lowbit/dispatch.hpp"
 #include "lowbit/error.hpp"
@@ -327,12 +329,13 @@ TEST(Model, ContextOverflowIsAnErrorAndKeepsState) {
 
 // ---- synthetic models: loading, both architectures, and load errors --------
 
-/// A temporary directory removed at the end of the test.
+/// A temporary directory removed at the end of the test. Named by process as
+/// well as test: ctest runs the same test under several ISA caps at once.
 struct temp_dir {
   std::filesystem::path path;
   temp_dir() {
     path = std::filesystem::temp_directory_path() /
-           ("lowbit-model-test-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "-" +
+           ("lowbit-model-test-" + std::to_string(::getpid()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(path);
   }
