@@ -34,6 +34,14 @@ size_t checked_mul(size_t a, size_t b, const char* what) {
 
 constexpr size_t chunk_blocks = 64;  ///< blocks taken from the system at a time
 
+/// Asks the system to back [p, p + bytes) with huge pages. Advice only:
+/// where it is refused or unknown, the memory stays on 4 KiB pages.
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+void advise_huge_pages(void* p, size_t bytes) { ::madvise(p, bytes, MADV_HUGEPAGE); }
+#else
+void advise_huge_pages(void*, size_t) {}
+#endif
+
 /// A chunk of the pool. Chunks of 2 MiB and more are 2 MiB aligned and asked
 /// to be backed by huge pages where the system has them: decode walks the
 /// whole cache once per token, and with 4 KiB pages a long context (64 MiB
@@ -44,9 +52,7 @@ unsigned char* allocate_chunk(size_t bytes) {
   const size_t rounded = (bytes + align - 1) / align * align;
   void* p = std::aligned_alloc(align, rounded);
   if (!p) throw Error(status::out_of_memory, "KvCache: cannot allocate " + std::to_string(rounded) + " bytes");
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (align == huge) ::madvise(p, rounded, MADV_HUGEPAGE);  // advice only: failure leaves 4 KiB pages
-#endif
+  if (align == huge) advise_huge_pages(p, rounded);
   return static_cast<unsigned char*>(p);
 }
 

@@ -133,15 +133,41 @@ inline attention_buffers& attention_scratch() {
   return buffers;
 }
 
+/// Where token t of one KV head lies: its K and V rows, and the tokens of
+/// its cache block from t on.
+struct kv_position {
+  const unsigned char *k, *v;
+  size_t in_block;
+};
+[[gnu::always_inline]] inline kv_position locate(const attn_kv& kv, size_t kv_head, size_t t) {
+  const size_t b = t / kv.block_tokens, slot = t % kv.block_tokens;
+  return {kv.k_blocks[b] + kv_head * kv.k_head_bytes + slot * kv.k_row_bytes,
+          kv.v_blocks[b] + kv_head * kv.v_head_bytes + slot * kv.v_row_bytes, kv.block_tokens - slot};
+}
+
+/// The keys a call works on: [t0, last), last the furthest any row sees
+/// within t1; horizon the furthest any row sees at all (prefetching runs on
+/// past t1 into the keys the next chunk reads).
+struct key_range {
+  size_t last, horizon;
+};
+inline key_range keys_seen(const size_t* limits, size_t rows, size_t t0, size_t t1) {
+  key_range r{t0, t0};
+  for (size_t i = 0; i < rows; ++i) {
+    r.last = std::max(r.last, std::min(t1, limits[i]));
+    r.horizon = std::max(r.horizon, limits[i]);
+  }
+  return r;
+}
+
 /// Prefetches (into L2) the K and V rows of tokens [u, u + count) of one KV
 /// head. Always inlined: GCC deems a function that only prefetches free of
 /// side effects and deletes the calls to it.
 [[gnu::always_inline]] inline void prefetch_kv(const attn_kv& kv, size_t kv_head, size_t u, size_t count) {
   while (count > 0) {
-    const size_t b = u / kv.block_tokens, slot = u % kv.block_tokens;
-    const size_t c = std::min(count, kv.block_tokens - slot);
-    const unsigned char* k = kv.k_blocks[b] + kv_head * kv.k_head_bytes + slot * kv.k_row_bytes;
-    const unsigned char* v = kv.v_blocks[b] + kv_head * kv.v_head_bytes + slot * kv.v_row_bytes;
+    const kv_position at = locate(kv, kv_head, u);
+    const size_t c = std::min(count, at.in_block);
+    const unsigned char *k = at.k, *v = at.v;
     for (size_t off = 0; off < c * kv.k_row_bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(k + off), _MM_HINT_T1);
     for (size_t off = 0; off < c * kv.v_row_bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(v + off), _MM_HINT_T1);
     u += c;
@@ -168,10 +194,10 @@ struct prefetch_cursor {
       k = k_end = v = v_end = nullptr;
       return;
     }
-    const size_t b = u / kv.block_tokens, slot = u % kv.block_tokens;
-    const size_t c = std::min({n, kv.block_tokens - slot, last - u});
-    k = reinterpret_cast<const char*>(kv.k_blocks[b] + kv_head * kv.k_head_bytes + slot * kv.k_row_bytes);
-    v = reinterpret_cast<const char*>(kv.v_blocks[b] + kv_head * kv.v_head_bytes + slot * kv.v_row_bytes);
+    const kv_position at = locate(kv, kv_head, u);
+    const size_t c = std::min({n, at.in_block, last - u});
+    k = reinterpret_cast<const char*>(at.k);
+    v = reinterpret_cast<const char*>(at.v);
     k_end = k + c * kv.k_row_bytes;
     v_end = v + c * kv.v_row_bytes;
     per_step = (c * (kv.k_row_bytes + kv.v_row_bytes) + 64 * steps - 1) / (64 * steps);
@@ -517,12 +543,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   const bool q8_in_place = VF == format::q8_0 && rows <= 4;
   const bool v_convert = kv_converted_per_tile(VF, rows) && !q8_in_place;
   const size_t d = kv.head_dim;
-  size_t last = t0;     // tokens any row sees
-  size_t horizon = t0;  // tokens that exist: prefetching runs on past t1 into the next chunk of keys
-  for (size_t r = 0; r < rows; ++r) {
-    last = std::max(last, std::min(t1, limits[r]));
-    horizon = std::max(horizon, limits[r]);
-  }
+  const auto [last, horizon] = keys_seen(limits, rows, t0, t1);
   if (last == t0) return;
   attention_buffers& buffers = attention_scratch();
   const Scores scores(q_rows, rows, d, buffers);
@@ -541,10 +562,10 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   prefetch_kv(kv, kv_head, t0, std::min(last, t0 + pf_ahead) - t0);
   prefetch_cursor pf;
   for (size_t t = t0; t < last;) {
-    const size_t b = t / kv.block_tokens, slot = t % kv.block_tokens;
-    const size_t n = std::min({TK, kv.block_tokens - slot, last - t});
-    const unsigned char* kp = kv.k_blocks[b] + kv_head * kv.k_head_bytes + slot * kv.k_row_bytes;
-    const unsigned char* vp = kv.v_blocks[b] + kv_head * kv.v_head_bytes + slot * kv.v_row_bytes;
+    const kv_position at = locate(kv, kv_head, t);
+    const size_t n = std::min({TK, at.in_block, last - t});
+    const unsigned char* kp = at.k;
+    const unsigned char* vp = at.v;
     pf.aim(kv, kv_head, t + pf_ahead, TK, horizon, pf_steps);
     scores.tile(kp, kv.k_row_bytes, n, tile_scores, pf);
     size_t v_stride = kv.v_row_bytes;
@@ -638,11 +659,7 @@ void attention_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* 
   constexpr size_t R = V::lanes, TK = V::lanes;
   constexpr float minus_inf = -std::numeric_limits<float>::infinity();
   const size_t d = kv.head_dim;
-  size_t last = t0, horizon = t0;
-  for (size_t r = 0; r < rows; ++r) {
-    last = std::max(last, std::min(t1, limits[r]));
-    horizon = std::max(horizon, limits[r]);
-  }
+  const auto [last, horizon] = keys_seen(limits, rows, t0, t1);
   if (last == t0) return;
   const size_t blocks = (rows + R - 1) / R;
   attention_buffers& buffers = attention_scratch();
@@ -683,10 +700,10 @@ void attention_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* 
   prefetch_cursor pf;
   alignas(64) float vis[R];
   for (size_t t = t0; t < last;) {
-    const size_t b = t / kv.block_tokens, slot = t % kv.block_tokens;
-    const size_t n = std::min({TK, kv.block_tokens - slot, last - t});
-    const unsigned char* kp = kv.k_blocks[b] + kv_head * kv.k_head_bytes + slot * kv.k_row_bytes;
-    const unsigned char* vp = kv.v_blocks[b] + kv_head * kv.v_head_bytes + slot * kv.v_row_bytes;
+    const kv_position at = locate(kv, kv_head, t);
+    const size_t n = std::min({TK, at.in_block, last - t});
+    const unsigned char* kp = at.k;
+    const unsigned char* vp = at.v;
     pf.aim(kv, kv_head, t + 2 * TK, TK, horizon, pf_steps);
     // The tile's keys in f32, transposed: kt[c * TK + i] = key i, column c
     // (keys past n repeat the last one: their scores are masked).
