@@ -178,14 +178,15 @@ inline key_range keys_seen(const size_t* limits, size_t rows, size_t t0, size_t 
 /// The K and V rows of one future tile, prefetched (into L2) a line or two
 /// at a time while the tile in hand is computed: step() is called from the
 /// inner loops of the score and P . V passes (once per column vector of a
-/// key group, once per key of a group of value columns), K lines first, then
-/// V. A software prefetch waits for a line fill buffer, and the work behind
-/// it waits too: a burst of a whole tile's lines, or even of a few lines at a
-/// time, stalls the computation; a line or two per inner step keeps the
-/// memory busy without stalling it.
+/// key group, once per key of a group of value columns), a K line and a V
+/// line together, so both streams run side by side (K first, then V, was 10%
+/// slower for f16 decode). A software prefetch waits for a line fill buffer,
+/// and the work behind it waits too: a burst of a whole tile's lines, or even
+/// of a few lines at a time, stalls the computation; a line or two per inner
+/// step keeps the memory busy without stalling it.
 struct prefetch_cursor {
   const char *k = nullptr, *k_end = nullptr, *v = nullptr, *v_end = nullptr;
-  size_t per_step = 0;  ///< lines per step()
+  size_t per_step = 0;  ///< lines of each stream per step()
 
   /// Aims at tokens [u, u + n) (clipped to u's block and to `last`), to be
   /// spread over `steps` calls of step().
@@ -200,18 +201,18 @@ struct prefetch_cursor {
     v = reinterpret_cast<const char*>(at.v);
     k_end = k + c * kv.k_row_bytes;
     v_end = v + c * kv.v_row_bytes;
-    per_step = (c * (kv.k_row_bytes + kv.v_row_bytes) + 64 * steps - 1) / (64 * steps);
+    const size_t lines = (c * std::max(kv.k_row_bytes, kv.v_row_bytes) + 63) / 64;
+    per_step = (lines + steps - 1) / steps;
   }
   [[gnu::always_inline]] void step() {
     for (size_t i = 0; i < per_step; ++i) {
       if (k < k_end) {
         _mm_prefetch(k, _MM_HINT_T1);
         k += 64;
-      } else if (v < v_end) {
+      }
+      if (v < v_end) {
         _mm_prefetch(v, _MM_HINT_T1);
         v += 64;
-      } else {
-        return;
       }
     }
   }
