@@ -164,6 +164,10 @@ bool rounds_query(format kf, format vf) {
   return kf == format::q8_0 && (kernel.ends_with("__avx512_vnni") || kernel.ends_with("__avx2_vnni"));
 }
 
+/// Whether that kernel also computes P . V in integers, rounding the softmax
+/// weights to u8: the VNNI tiers' q8_0/q8_0 kernels.
+bool rounds_weights(format kf, format vf) { return vf == format::q8_0 && rounds_query(kf, vf); }
+
 /// Runs paged attention for `seqs` in one batched call and checks each
 /// sequence twice: against the oracle on the values the cache holds (only
 /// f32 rounding may differ: tight), and against the oracle on the original
@@ -223,9 +227,19 @@ void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim
       for (size_t p = 0; p < pad; ++p) ASSERT_TRUE(is_poison(t.out[j * (q_row + pad) + q_row + p])) << "padding written";
     }
     for (size_t e = t.n_q * (q_row + pad); e < t.out.size(); ++e) ASSERT_TRUE(is_poison(t.out[e])) << "wrote past the end";
-    // f32 online softmax against the double oracle on identical inputs.
-    for (size_t e = 0; e < got.size(); ++e)
-      ASSERT_NEAR(got[e], want_held[e], 2e-5 * (1 + std::fabs(want_held[e]))) << "element " << e;
+    if (rounds_weights(kf, vf)) {
+      // Integer P . V rounds each softmax weight to u8 against the largest in
+      // its tile and block: an error uniform in +-step/2, step = max w / 255,
+      // variance step^2 / 12 = 1.3e-6 of the largest weight's square. The
+      // worst case is one dominant key per tile with the others small but not
+      // zero: (tile - 1) such errors against one value, NMSE ~2e-5 for a
+      // 16-key tile. Measured over this sweep: at most 1.5e-5.
+      EXPECT_LE(nmse(got, want_held), 5e-5);
+    } else {
+      // f32 online softmax against the double oracle on identical inputs.
+      for (size_t e = 0; e < got.size(); ++e)
+        ASSERT_NEAR(got[e], want_held[e], 2e-5 * (1 + std::fabs(want_held[e]))) << "element " << e;
+    }
     EXPECT_LE(nmse(got, want_f32), format_nmse) << traits(kf).name << "/" << traits(vf).name;
   }
 }

@@ -14,7 +14,9 @@
 // shrink + sum_i p_i v_i with sixteen accumulator vectors in registers.
 // Values are read in place when f32, when f16 or q8_0 for a single group of
 // rows (q8_0 block scales folded into the weights); otherwise converted once
-// per tile for all groups.
+// per tile for all groups. With integer scores, q8_0 values go through
+// integer P . V instead (q8_value_tile in attention_q8.hpp: weights rounded
+// to u8 per tile, vpdpbusd over four keys at a time).
 //
 // More rows (prefill, float scores), attention_row_lanes: the query rows go
 // V::lanes at a time in the lanes of one vector, so each key's score for a
@@ -34,6 +36,7 @@
 #include <cstddef>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "../../ukernel.hpp"
@@ -124,6 +127,7 @@ struct attention_buffers {
   std::vector<float> scores;          ///< rows x tile: one tile's scores
   std::vector<float> keys, values;    ///< tile x head_dim: rows converted to f32
   std::vector<unsigned char> tile;    ///< a scores policy's per-tile data
+  std::vector<unsigned char> value_tile;  ///< q8_value_tile's interleaved values
   std::vector<unsigned char> query;   ///< the query rows in a scores policy's own form
   std::vector<float> query_source;    ///< the f32 rows `query` was made from
   std::vector<float> row_lanes;       ///< attention_row_lanes: transposed queries and softmax state
@@ -229,6 +233,8 @@ struct prefetch_cursor {
 template <class V, format KF>
 class float_key_scores {
  public:
+  /// Whether QKᵀ runs in integers (q8_key_scores), and q8_0 values may too.
+  static constexpr bool integer = false;
   /// prefetch_cursor::step() calls per tile for one group of four rows.
   static size_t prefetch_steps(size_t d) { return V::lanes / 4 * (d / V::lanes); }
 
@@ -524,6 +530,14 @@ inline void pv_float(float* const* out, const float* rescaled, const float* shri
     }
 }
 
+template <class V>
+class q8_value_tile;  // attention_q8.hpp: integer P . V for q8_0 values
+
+/// Stands in for q8_value_tile where values are read as floats.
+struct float_values {
+  float_values(size_t, attention_buffers&) {}
+};
+
 /// The attention_fn body: tiles of keys, scores from `Scores`, online softmax
 /// and P . V per group of four query rows. `Scores(q_rows, rows, d, buffers)`
 /// prepares the query rows once per call; its tile() is float_key_scores::tile's contract.
@@ -541,13 +555,17 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   // q8_0 values are read in place, their scales folded into the softmax
   // weights, when one group of four rows reads them; more groups share one
   // conversion per tile instead (kv_converted_per_tile).
-  const bool q8_in_place = VF == format::q8_0 && rows <= 4;
-  const bool v_convert = kv_converted_per_tile(VF, rows) && !q8_in_place;
+  // Integer scores go with integer P . V for q8_0 values (q8_value_tile).
+  constexpr bool integer_values = Scores::integer && VF == format::q8_0;
+  const bool q8_in_place = VF == format::q8_0 && rows <= 4 && !integer_values;
+  const bool v_convert = kv_converted_per_tile(VF, rows) && !q8_in_place && !integer_values;
   const size_t d = kv.head_dim;
   const auto [last, horizon] = keys_seen(limits, rows, t0, t1);
   if (last == t0) return;
   attention_buffers& buffers = attention_scratch();
   const Scores scores(q_rows, rows, d, buffers);
+  using Values = std::conditional_t<integer_values, q8_value_tile<V>, float_values>;
+  const Values values(d, buffers);
   buffers.scores.resize(rows * TK);
   float* tile_scores = buffers.scores.data();
   float* vbuf = nullptr;
@@ -559,7 +577,9 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   alignas(64) float shrink[TK];
   constexpr size_t pf_ahead = 2 * TK;
   // step() calls per tile: the score pass's and P . V's for one group of rows.
-  const size_t pf_steps = std::max<size_t>(1, Scores::prefetch_steps(d) + pv_prefetch_steps<TK>(d));
+  size_t value_steps = pv_prefetch_steps<TK>(d);
+  if constexpr (integer_values) value_steps = Values::prefetch_steps(d);
+  const size_t pf_steps = std::max<size_t>(1, Scores::prefetch_steps(d) + value_steps);
   prefetch_kv(kv, kv_head, t0, std::min(last, t0 + pf_ahead) - t0);
   prefetch_cursor pf;
   for (size_t t = t0; t < last;) {
@@ -569,6 +589,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
     const unsigned char* vp = at.v;
     pf.aim(kv, kv_head, t + pf_ahead, TK, horizon, pf_steps);
     scores.tile(kp, kv.k_row_bytes, n, tile_scores, pf);
+    if constexpr (integer_values) values.load(vp, kv.v_row_bytes, n, pf);
     size_t v_stride = kv.v_row_bytes;
     if constexpr (VF != format::f32) {
       if (v_convert) {
@@ -623,6 +644,10 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       }
       float* out[4];
       for (size_t j = 0; j < 4; ++j) out[j] = acc + (r0 + std::min(j, rb - 1)) * d;
+      if constexpr (integer_values) {
+        values.accumulate(out, rb, rescaled, p, pf);
+        continue;
+      }
       if constexpr (VF == format::q8_0) {
         if (q8_in_place) {
           pv_q8_in_place<V>(out, rescaled, p, n, vp, v_stride, d, pf);

@@ -1,4 +1,5 @@
-// Integer QKᵀ for q8_0 keys on the VNNI tiers (avx2_vnni, avx512_vnni).
+// Integer QKᵀ for q8_0 keys on the VNNI tiers (avx2_vnni, avx512_vnni), and
+// integer P . V when the values are q8_0 too (q8_value_tile, below).
 //
 // The query rows are rounded to q8_0 once per call, exactly as the q8_0
 // activation quantizer and the oracle round them (so a test can hold the
@@ -41,6 +42,7 @@ struct q8_query_block {
 template <class V>
 class q8_key_scores {
  public:
+  static constexpr bool integer = true;
   using ivec = typename V::ivec;
   using fvec = typename V::fvec;
 
@@ -156,8 +158,109 @@ class q8_key_scores {
   unsigned char* padded_;
 };
 
+/// Integer P . V for q8_0 values on the VNNI tiers. Per tile, the value rows
+/// are interleaved once for every group of query rows (interleave_values:
+/// each dword holds one column's bytes of four keys), and their block scales
+/// gathered. Per group of four rows and per 32-value block, the weights w =
+/// p * d_v (p the softmax weight, d_v the key's block scale) are rounded to
+/// u8 against their maximum over the tile, u = round(255 w / max w); one
+/// vpdpbusd of a broadcast of four keys' u with an interleaved vector adds
+/// those keys' exact integer products to sixteen (eight) columns; at the end
+/// of the tile the integer sums, times max w / 255, join the f32 accumulator.
+/// The u8 rounding is the one approximation beyond the cache's own: at most
+/// half a step of 1/255 of the tile's largest weight per weight (see the
+/// paged-attention tests for the bound it adds). head_dim a multiple of 32.
+template <class V>
+class q8_value_tile {
+ public:
+  using ivec = typename V::ivec;
+  using fvec = typename V::fvec;
+  static constexpr size_t TK = V::lanes, quads = TK / 4, per_block = 32 / TK;  // vectors per block and key quad
+
+  /// prefetch_cursor::step() calls per tile for one group of four rows
+  /// (load's share included).
+  static size_t prefetch_steps(size_t d) { return 2 * (d / qk8_0) * quads; }
+
+  q8_value_tile(size_t d, attention_buffers& buffers) : blocks_(d / qk8_0) {
+    buffers.value_tile.resize(alignof(ivec) + blocks_ * (quads * per_block * sizeof(ivec) + sizeof(fvec)));
+    auto* base = buffers.value_tile.data();
+    base += (alignof(ivec) - reinterpret_cast<uintptr_t>(base) % alignof(ivec)) % alignof(ivec);
+    values_ = reinterpret_cast<ivec*>(base);
+    scales_ = reinterpret_cast<fvec*>(values_ + blocks_ * quads * per_block);
+  }
+
+  /// Interleaves the tile's n value rows (row i at vp + i * stride); keys
+  /// past n repeat the last row (their weights are 0).
+  void load(const unsigned char* vp, size_t stride, size_t n, prefetch_cursor& pf) const {
+    const unsigned char* rows[TK];
+    for (size_t i = 0; i < TK; ++i) rows[i] = vp + std::min(i, n - 1) * stride + offsetof(block_q8_0, qs);
+    for (size_t b = 0; b < blocks_; ++b) {
+      for (size_t kq = 0; kq < quads; ++kq) {
+        pf.step();
+        attention_vec<V>::interleave_values(rows + 4 * kq, b * sizeof(block_q8_0), values_ + (b * quads + kq) * per_block);
+      }
+      scales_[b] = attention_vec<V>::gather_f16(vp + b * sizeof(block_q8_0), stride, n);
+    }
+  }
+
+  /// out[j] = out[j] * shrink[j] + sum over the tile of p[j][i] * value i,
+  /// for the rb real rows of a group of four (shrink null: all ones).
+  void accumulate(float* const* out, size_t rb, const float* shrink, const float (*p)[TK], prefetch_cursor& pf) const {
+    using ops = attention_vec<V>;
+    alignas(64) unsigned char u[4][TK];
+    alignas(16) float step[4], inverse[4];
+    for (size_t b = 0; b < blocks_; ++b) {
+      fvec w[4];
+      #pragma GCC unroll 4
+      for (size_t j = 0; j < 4; ++j) w[j] = V::mul(V::loadf(p[j]), scales_[b]);
+      // Per row: u = round(w * 255 / max w); a row with no weight keeps u = 0.
+      const __m128 top = ops::max_each(w[0], w[1], w[2], w[3]);
+      const __m128 some = _mm_cmpgt_ps(top, _mm_setzero_ps());
+      _mm_store_ps(inverse, _mm_and_ps(_mm_div_ps(_mm_set1_ps(255.0f), top), some));
+      _mm_store_ps(step, _mm_mul_ps(top, _mm_set1_ps(1.0f / 255.0f)));
+      #pragma GCC unroll 4
+      for (size_t j = 0; j < 4; ++j) ops::weights_to_u8(V::mul(w[j], V::set1f(inverse[j])), u[j]);
+      const ivec* x = values_ + b * quads * per_block;
+      for (size_t c = 0; c < per_block; c += 2) {
+        ivec acc[4][2];
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < 4; ++j) acc[j][0] = acc[j][1] = V::set1(0);
+        for (size_t kq = 0; kq < quads; ++kq) {
+          pf.step();
+          const ivec v0 = x[kq * per_block + c], v1 = x[kq * per_block + c + 1];
+          #pragma GCC unroll 4
+          for (size_t j = 0; j < 4; ++j) {
+            const ivec weights = V::broadcast4(u[j] + 4 * kq);
+            acc[j][0] = V::dot_u8s8(acc[j][0], weights, v0);
+            acc[j][1] = V::dot_u8s8(acc[j][1], weights, v1);
+          }
+        }
+        // Back to column order: columns [c/2 * TK, ...) and 16 past them.
+        const size_t lo_col = b * qk8_0 + c / 2 * TK, hi_col = lo_col + 16;
+        for (size_t j = 0; j < rb; ++j) {
+          fvec lo, hi;
+          ops::columns_in_order(V::to_float(acc[j][0]), V::to_float(acc[j][1]), lo, hi);
+          fvec o_lo = V::loadf(out[j] + lo_col), o_hi = V::loadf(out[j] + hi_col);
+          if (shrink) {
+            o_lo = V::mul(o_lo, V::set1f(shrink[j]));
+            o_hi = V::mul(o_hi, V::set1f(shrink[j]));
+          }
+          V::store(out[j] + lo_col, V::fmadd(lo, V::set1f(step[j]), o_lo));
+          V::store(out[j] + hi_col, V::fmadd(hi, V::set1f(step[j]), o_hi));
+        }
+      }
+    }
+  }
+
+ private:
+  size_t blocks_;
+  ivec* values_;
+  fvec* scales_;
+};
+
 /// attention_fn for q8_0 keys with integer scores; values f32, f16 (read in
-/// place), q8_0 or q4_0 (dequantized per tile). head_dim a multiple of 32.
+/// place), q4_0 (dequantized per tile) or q8_0 (integer P . V). head_dim a
+/// multiple of 32.
 template <class V, format VF>
 void attention_online_q8(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                          const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {

@@ -2,8 +2,10 @@
 //
 // Attention turns per-key dot products into one vector of scores (lane i =
 // key i of a tile) and, for q8_0 keys on the VNNI tiers, transposes a tile of
-// int8 key rows so one vpdpbusd serves a whole tile. Both are shuffle
-// patterns that differ between 256- and 512-bit vectors, so they live here as
+// int8 key rows so one vpdpbusd serves a whole tile; for q8_0 values there,
+// it interleaves four keys' bytes per column so one vpdpbusd adds four keys'
+// weighted values. All are shuffle patterns that differ between 256- and
+// 512-bit vectors, so they live here as
 // one specialization per policy rather than as branches in the kernels. Every
 // member is a member of a class template specialization: a translation unit
 // compiles only the width it uses.
@@ -127,6 +129,40 @@ struct attention_vec<vec256<Vnni>> {
     kt[6] = _mm256_xor_si256(_mm256_permute2x128_si256(u2, u6, 0x31), bias);
     kt[7] = _mm256_xor_si256(_mm256_permute2x128_si256(u3, u7, 0x31), bias);
   }
+
+  /// One 32-value q8_0 block of four value rows (quants at q[0..3] + offset)
+  /// made ready for vpdpbusd over keys: out[m] holds, in every dword, one
+  /// column's four bytes in key order, columns (16 L + 4 m + e) for 128-bit
+  /// lane L and dword e. Pairs (out[2c], out[2c + 1]) go back to column order
+  /// through columns_in_order.
+  static void interleave_values(const unsigned char* const* q, size_t offset, ivec* out) {
+    const ivec r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[0] + offset));
+    const ivec r1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[1] + offset));
+    const ivec r2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[2] + offset));
+    const ivec r3 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[3] + offset));
+    // Byte pairs (key 0, key 1) and (key 2, key 3): columns 0-7 | 16-23 (lo), 8-15 | 24-31 (hi).
+    const ivec lo01 = _mm256_unpacklo_epi8(r0, r1), hi01 = _mm256_unpackhi_epi8(r0, r1);
+    const ivec lo23 = _mm256_unpacklo_epi8(r2, r3), hi23 = _mm256_unpackhi_epi8(r2, r3);
+    out[0] = _mm256_unpacklo_epi16(lo01, lo23);
+    out[1] = _mm256_unpackhi_epi16(lo01, lo23);
+    out[2] = _mm256_unpacklo_epi16(hi01, hi23);
+    out[3] = _mm256_unpackhi_epi16(hi01, hi23);
+  }
+  /// Sums over interleave_values' pair (out[2c], out[2c + 1]) as floats ->
+  /// block columns [8c, 8c + 8) (lo) and [16 + 8c, 24 + 8c) (hi).
+  static void columns_in_order(fvec a, fvec b, fvec& lo, fvec& hi) {
+    lo = _mm256_permute2f128_ps(a, b, 0x20);
+    hi = _mm256_permute2f128_ps(a, b, 0x31);
+  }
+  /// Weights already scaled to [0, 255] -> one byte each (rounded to nearest),
+  /// keys in order at out[0..8).
+  static void weights_to_u8(fvec w, unsigned char* out) {
+    const __m256i x = _mm256_cvtps_epi32(w);
+    const __m256i words = _mm256_packus_epi32(x, x);  // per 128-bit lane: keys 0-3 (4-7), twice
+    const __m256i bytes = _mm256_packus_epi16(words, words);
+    const __m256i both = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(both));
+  }
 };
 
 /// AVX-512 (+ VNNI): 16 keys per tile.
@@ -232,6 +268,32 @@ struct attention_vec<vec512<Vnni>> {
     kt[5] = _mm512_xor_si512(_mm512_permutex2var_epi64(u1, high, u5), bias);
     kt[6] = _mm512_xor_si512(_mm512_permutex2var_epi64(u2, high, u6), bias);
     kt[7] = _mm512_xor_si512(_mm512_permutex2var_epi64(u3, high, u7), bias);
+  }
+
+  /// As for vec256: out[0] and out[1], columns (L & 1) * 16 + (L >> 1) * 8 +
+  /// 4 m + e for 128-bit lane L and dword e.
+  static void interleave_values(const unsigned char* const* q, size_t offset, ivec* out) {
+    auto pair = [offset](const unsigned char* a, const unsigned char* b) {
+      return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + offset))),
+                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + offset)), 1);
+    };
+    const ivec a = pair(q[0], q[2]), b = pair(q[1], q[3]);
+    // Byte pairs: lanes (key 0, key 1) columns 0-7, 16-23, then (key 2, key 3)
+    // the same (lo); columns 8-15, 24-31 likewise (hi).
+    const ivec lo = _mm512_unpacklo_epi8(a, b), hi = _mm512_unpackhi_epi8(a, b);
+    // Keys 0-1 (2-3) for columns 0-7, 16-23, 8-15, 24-31.
+    const ivec k01 = _mm512_shuffle_i64x2(lo, hi, 0x44), k23 = _mm512_shuffle_i64x2(lo, hi, 0xee);
+    out[0] = _mm512_unpacklo_epi16(k01, k23);
+    out[1] = _mm512_unpackhi_epi16(k01, k23);
+  }
+  /// As for vec256: columns [0, 16) (lo) and [16, 32) (hi).
+  static void columns_in_order(fvec a, fvec b, fvec& lo, fvec& hi) {
+    lo = _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), b);
+    hi = _mm512_permutex2var_ps(a, _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31), b);
+  }
+  /// As for vec256, 16 keys.
+  static void weights_to_u8(fvec w, unsigned char* out) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(w)));
   }
 };
 
