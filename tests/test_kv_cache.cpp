@@ -4,6 +4,7 @@
 // boundaries, GQA ratios, head sizes, mixed batches and thread counts.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -310,6 +311,55 @@ TEST(PagedAttention, VnniTiersComputeQkInIntegersForQ8Keys) {
   });
   // The oracle sweeps above run under the same caps, so they exercise these kernels.
   EXPECT_GT(integer_tiers, 0u);
+}
+
+TEST(PagedAttention, IntegerValuesAreExactWhenTheWeightsAreEqual) {
+  // The NMSE bound above leaves room for the u8 weight rounding, so it would
+  // also let a small systematic error through. Here the rounding is exact:
+  // every key row is the same (equal scores, every softmax weight 1) and
+  // every 32-value block of every value row has the same largest magnitude
+  // (one element +-1, the rest within +-0.99: the same q8_0 scale), so each weight
+  // times its block scale is the tile maximum and rounds to exactly 255. The
+  // integer P . V must then match the oracle on the held values to f32
+  // rounding, at every length, block crossing and causal row.
+  const size_t heads = 4, kv_heads = 2, dim = 64, n = 70, q_row = heads * dim, kv_row = kv_heads * dim;
+  const auto key = make_data(kv_row, data_kind::gaussian, 31);
+  std::vector<float> k(n * kv_row), v = make_data(n * kv_row, data_kind::gaussian, 32);
+  for (size_t t = 0; t < n; ++t) std::copy(key.begin(), key.end(), k.begin() + t * kv_row);
+  for (size_t i = 0; i < v.size(); i += 32) {
+    for (size_t e = i; e < i + 32; ++e) v[e] = std::max(-0.99f, std::min(0.99f, v[e] / 3));
+    v[i + (i / 32) % 32] = (i / 32) % 2 ? -1.0f : 1.0f;
+  }
+  size_t checked = 0;
+  for_each_tier([&](isa) {
+    if (!rounds_weights(format::q8_0, format::q8_0)) return;
+    for (size_t nq : {1, 5}) {
+      KvCache cache(config(format::q8_0, format::q8_0, kv_heads, dim, 16, 8));
+      const seq_id id = cache.create_sequence();
+      cache.append(id, 0, k.data(), v.data(), n);
+      const auto q = make_data(nq * q_row, data_kind::gaussian, 33);
+      std::vector<float> got(nq * q_row), want(nq * q_row), held_k(n * kv_row), held_v(n * kv_row);
+      paged_query pq{id, q.data(), nq, got.data(), 0, 0};
+      attention(cache, 0, heads, &pq, 1);
+      cache.read(id, 0, 0, n, held_k.data(), held_v.data());
+      attention_shape s;
+      s.n_q = nq;
+      s.n_kv = n;
+      s.n_heads = heads;
+      s.n_kv_heads = kv_heads;
+      s.head_dim = dim;
+      s.scale = 1.0f / std::sqrt(static_cast<float>(dim));
+      s.causal = true;
+      s.q_stride = s.out_stride = q_row;
+      s.k_stride = s.v_stride = kv_row;
+      const auto held_q = round_trip(format::q8_0, q.data(), q.size());
+      ref::attention(s, held_q.data(), held_k.data(), held_v.data(), want.data(), 0, heads);
+      for (size_t e = 0; e < got.size(); ++e)
+        ASSERT_NEAR(got[e], want[e], 2e-5 * (1 + std::fabs(want[e]))) << "n_q " << nq << ", element " << e;
+      ++checked;
+    }
+  });
+  if (checked == 0) GTEST_SKIP() << "no VNNI tier here: no kernel computes P . V in integers";
 }
 
 TEST(PagedAttention, LongContextDecodeAndPrefill) {
