@@ -442,7 +442,7 @@ inline void accumulate_quads(float* const* out, size_t col, const float* shrink,
 /// before their columns are summed, so the sums never wait on them.
 /// head_dim a multiple of 32.
 template <class V>
-inline void pv_q8_in_place(float* const* out, const float* shrink, const float (*p)[V::lanes], size_t n,
+inline void pv_q8_in_place(float* const* out, const float* shrink, const float* p, size_t p_row, size_t n,
                            const unsigned char* vp, size_t stride, size_t d, prefetch_cursor& pf) {
   using fvec = typename V::fvec;
   constexpr size_t TK = V::lanes, group = 4;
@@ -451,7 +451,7 @@ inline void pv_q8_in_place(float* const* out, const float* shrink, const float (
     const size_t blocks = std::min(group, d / qk8_0 - b0);
     for (size_t b = 0; b < blocks; ++b) {
       const fvec dv = attention_vec<V>::gather_f16(vp + (b0 + b) * sizeof(block_q8_0), stride, n);
-      for (size_t j = 0; j < 4; ++j) V::store(w[b][j], V::mul(V::loadf(p[j]), dv));
+      for (size_t j = 0; j < 4; ++j) V::store(w[b][j], V::mul(V::loadf(p + j * p_row), dv));
     }
     // Four vectors of columns at a time: a block's 32 values, or two blocks' on 512-bit vectors.
     constexpr size_t per_quad = 4 * TK / qk8_0;  // blocks per four vectors
@@ -530,6 +530,9 @@ inline void pv_float(float* const* out, const float* rescaled, const float* shri
     }
 }
 
+/// Sub-tiles of V::lanes keys per tile of attention_tiles.
+inline constexpr size_t attention_subtiles = 2;
+
 template <class V>
 class q8_value_tile;  // attention_q8.hpp: integer P . V for q8_0 values
 
@@ -540,17 +543,23 @@ struct float_values {
 
 /// The attention_fn body: tiles of keys, scores from `Scores`, online softmax
 /// and P . V per group of four query rows. `Scores(q_rows, rows, d, buffers)`
-/// prepares the query rows once per call; its tile() is float_key_scores::tile's contract.
+/// prepares the query rows once per call; its tile() is float_key_scores::tile's
+/// contract, for one sub-tile of V::lanes keys. A tile is attention_subtiles
+/// sub-tiles: the softmax bookkeeping, the accumulator loads and stores of P .
+/// V and the integer P . V's rounding and epilogue run once per tile, so more
+/// keys share them (two sub-tiles: 6-8% less time per key than one with warm
+/// caches; four are faster still but no faster from DRAM, and round integer
+/// P . V's weights over twice the keys).
 template <class V, class Scores, format VF>
 void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                      const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
   using ops = attention_vec<V>;
   using fvec = typename V::fvec;
-  constexpr size_t TK = V::lanes;
-  // The K and V rows two tiles ahead of the tile in hand are prefetched into
+  constexpr size_t TK = V::lanes, S = attention_subtiles, TT = S * TK;
+  // The K and V rows of the next tile (two sub-tiles ahead) are prefetched into
   // L2, a few lines per score / P . V step (prefetch_cursor), on past t1 into
   // the keys the next chunk will read. Where measured (f16 and q8_0 decode
-  // from DRAM, 1 thread): spread this way, 2 tiles ahead beat 1, 3, 4 and 8,
+  // from DRAM, 1 thread): spread this way, 2 sub-tiles ahead beat 1, 3, 4 and 8,
   // and cut the time of a whole tile's burst per tile by 10-15%.
   // q8_0 values are read in place, their scales folded into the softmax
   // weights, when one group of four rows reads them; more groups share one
@@ -566,30 +575,34 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   const Scores scores(q_rows, rows, d, buffers);
   using Values = std::conditional_t<integer_values, q8_value_tile<V>, float_values>;
   const Values values(d, buffers);
-  buffers.scores.resize(rows * TK);
+  buffers.scores.resize(S * rows * TK);  // sub-tile s: rows x TK from s * rows * TK
   float* tile_scores = buffers.scores.data();
   float* vbuf = nullptr;
   if (v_convert) {
-    buffers.values.resize(TK * d);
+    buffers.values.resize(TT * d);
     vbuf = buffers.values.data();
   }
-  alignas(64) float p[4][TK];
+  alignas(64) float p[4][TT];
   alignas(64) float shrink[TK];
-  constexpr size_t pf_ahead = 2 * TK;
+  constexpr size_t pf_ahead = TT;
   // step() calls per tile: the score pass's and P . V's for one group of rows.
   size_t value_steps = pv_prefetch_steps<TK>(d);
   if constexpr (integer_values) value_steps = Values::prefetch_steps(d);
-  const size_t pf_steps = std::max<size_t>(1, Scores::prefetch_steps(d) + value_steps);
+  const size_t pf_steps = std::max<size_t>(1, S * (Scores::prefetch_steps(d) + value_steps));
   prefetch_kv(kv, kv_head, t0, std::min(last, t0 + pf_ahead) - t0);
   prefetch_cursor pf;
   for (size_t t = t0; t < last;) {
     const kv_position at = locate(kv, kv_head, t);
-    const size_t n = std::min({TK, at.in_block, last - t});
+    const size_t n = std::min({TT, at.in_block, last - t});
+    const size_t subs = (n + TK - 1) / TK;  // sub-tiles holding keys
     const unsigned char* kp = at.k;
     const unsigned char* vp = at.v;
-    pf.aim(kv, kv_head, t + pf_ahead, TK, horizon, pf_steps);
-    scores.tile(kp, kv.k_row_bytes, n, tile_scores, pf);
-    if constexpr (integer_values) values.load(vp, kv.v_row_bytes, n, pf);
+    pf.aim(kv, kv_head, t + pf_ahead, TT, horizon, pf_steps);
+    for (size_t s = 0; s < subs; ++s) {
+      const size_t ns = std::min(TK, n - s * TK);
+      scores.tile(kp + s * TK * kv.k_row_bytes, kv.k_row_bytes, ns, tile_scores + s * rows * TK, pf);
+      if constexpr (integer_values) values.load(vp + s * TK * kv.v_row_bytes, kv.v_row_bytes, ns, s, pf);
+    }
     size_t v_stride = kv.v_row_bytes;
     if constexpr (VF != format::f32) {
       if (v_convert) {
@@ -613,21 +626,36 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       // exp(score - max) on the visible lanes (0 elsewhere, and for rows that
       // see none of the tile or are padding: they stay as they are).
       constexpr float minus_inf = -std::numeric_limits<float>::infinity();
-      fvec sc[4];
+      fvec sc[4][S], top[4];
       alignas(16) float old_m[4], old_l[4];
       for (size_t j = 0; j < 4; ++j) {
         const size_t r = r0 + std::min(j, rb - 1);
-        sc[j] = ops::fill_past(V::mul(V::loadf(tile_scores + r * TK), V::set1f(scale)), visible[j], minus_inf);
+        for (size_t s = 0; s < S; ++s) {
+          // Lanes of sub-tile s the row sees; none in a sub-tile past n (whose scores are stale).
+          const size_t seen = visible[j] > s * TK ? std::min(TK, visible[j] - s * TK) : 0;
+          sc[j][s] = ops::fill_past(V::mul(V::loadf(tile_scores + (s * rows + r) * TK), V::set1f(scale)), seen, minus_inf);
+        }
+        top[j] = sc[j][0];
+        for (size_t s = 1; s < S; ++s) top[j] = V::maxf(top[j], sc[j][s]);
         old_m[j] = visible[j] ? m[r] : 0.0f;
         old_l[j] = visible[j] ? l[r] : 0.0f;
       }
       const __m128 prev = _mm_load_ps(old_m);
-      const __m128 next = _mm_max_ps(prev, ops::max_each(sc[0], sc[1], sc[2], sc[3]));
+      const __m128 next = _mm_max_ps(prev, ops::max_each(top[0], top[1], top[2], top[3]));
       alignas(16) float new_m[4];
       _mm_store_ps(new_m, next);
-      for (size_t j = 0; j < 4; ++j)
-        V::store(p[j], V::keep_first(exp_nonpositive<V>(V::sub(sc[j], V::set1f(new_m[j]))), visible[j]));
-      const __m128 total = ops::sum_each(V::loadf(p[0]), V::loadf(p[1]), V::loadf(p[2]), V::loadf(p[3]));
+      fvec row_sum[4];
+      for (size_t j = 0; j < 4; ++j) {
+        row_sum[j] = V::zero();
+        for (size_t s = 0; s < S; ++s) {
+          // exp(-inf - max) is 0 on the lanes fill_past set.
+          const fvec e = exp_nonpositive<V>(V::sub(sc[j][s], V::set1f(new_m[j])));
+          const fvec w = V::keep_first(e, visible[j] > s * TK ? visible[j] - s * TK : 0);
+          V::store(p[j] + s * TK, w);
+          row_sum[j] = V::addf(row_sum[j], w);
+        }
+      }
+      const __m128 total = ops::sum_each(row_sum[0], row_sum[1], row_sum[2], row_sum[3]);
       // shrink = exp(old max - new max): 1 for every row whose maximum stayed
       // (the common case once a few tiles are in), ~1e-38 on a row's first
       // tile (times zeros), 1 for rows that see nothing.
@@ -645,22 +673,24 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       float* out[4];
       for (size_t j = 0; j < 4; ++j) out[j] = acc + (r0 + std::min(j, rb - 1)) * d;
       if constexpr (integer_values) {
-        values.accumulate(out, rb, rescaled, p, pf);
+        values.accumulate(out, rb, rescaled, &p[0][0], TT, n, pf);
         continue;
       }
       if constexpr (VF == format::q8_0) {
-        if (q8_in_place) {
-          pv_q8_in_place<V>(out, rescaled, p, n, vp, v_stride, d, pf);
+        if (q8_in_place) {  // a sub-tile at a time (its scales gathered in one vector); the first rescales
+          for (size_t s = 0; s < subs; ++s)
+            pv_q8_in_place<V>(out, s == 0 ? rescaled : nullptr, &p[0][s * TK], TT, std::min(TK, n - s * TK),
+                              vp + s * TK * v_stride, v_stride, d, pf);
           continue;
         }
       }
       if constexpr (VF == format::f16) {
         if (!v_convert) {
-          pv_float<V, format::f16>(out, rescaled, shrink, weight_view{&p[0][0], TK, 1}, n, vp, v_stride, d, rb, pf);
+          pv_float<V, format::f16>(out, rescaled, shrink, weight_view{&p[0][0], TT, 1}, n, vp, v_stride, d, rb, pf);
           continue;
         }
       }
-      pv_float<V, format::f32>(out, rescaled, shrink, weight_view{&p[0][0], TK, 1}, n, vp, v_stride, d, rb, pf);
+      pv_float<V, format::f32>(out, rescaled, shrink, weight_view{&p[0][0], TT, 1}, n, vp, v_stride, d, rb, pf);
     }
     pf.rest();
     t += n;

@@ -163,7 +163,8 @@ class q8_key_scores {
 /// each dword holds one column's bytes of four keys), and their block scales
 /// gathered. Per group of four rows and per 32-value block, the weights w =
 /// p * d_v (p the softmax weight, d_v the key's block scale) are rounded to
-/// u8 against their maximum over the tile, u = round(255 w / max w); one
+/// u8 against their maximum over the tile (all its sub-tiles), u = round(255
+/// w / max w); one
 /// vpdpbusd of a broadcast of four keys' u with an interleaved vector adds
 /// those keys' exact integer products to sixteen (eight) columns; at the end
 /// of the tile the integer sums, times max w / 255, join the f32 accumulator.
@@ -175,59 +176,69 @@ class q8_value_tile {
  public:
   using ivec = typename V::ivec;
   using fvec = typename V::fvec;
-  static constexpr size_t TK = V::lanes, quads = TK / 4, per_block = 32 / TK;  // vectors per block and key quad
+  static constexpr size_t TK = V::lanes, S = attention_subtiles;
+  static constexpr size_t quads = TK / 4, per_block = 32 / TK;  // key quads per sub-tile, vectors per block and quad
 
-  /// prefetch_cursor::step() calls per tile for one group of four rows
+  /// prefetch_cursor::step() calls per sub-tile for one group of four rows
   /// (load's share included).
   static size_t prefetch_steps(size_t d) { return 2 * (d / qk8_0) * quads; }
 
   q8_value_tile(size_t d, attention_buffers& buffers) : blocks_(d / qk8_0) {
-    buffers.value_tile.resize(alignof(ivec) + blocks_ * (quads * per_block * sizeof(ivec) + sizeof(fvec)));
+    buffers.value_tile.resize(alignof(ivec) + S * blocks_ * (quads * per_block * sizeof(ivec) + sizeof(fvec)));
     auto* base = buffers.value_tile.data();
     base += (alignof(ivec) - reinterpret_cast<uintptr_t>(base) % alignof(ivec)) % alignof(ivec);
     values_ = reinterpret_cast<ivec*>(base);
-    scales_ = reinterpret_cast<fvec*>(values_ + blocks_ * quads * per_block);
+    scales_ = reinterpret_cast<fvec*>(values_ + S * blocks_ * quads * per_block);
   }
 
-  /// Interleaves the tile's n value rows (row i at vp + i * stride); keys
+  /// Interleaves sub-tile s's n value rows (row i at vp + i * stride); keys
   /// past n repeat the last row (their weights are 0).
-  void load(const unsigned char* vp, size_t stride, size_t n, prefetch_cursor& pf) const {
+  void load(const unsigned char* vp, size_t stride, size_t n, size_t s, prefetch_cursor& pf) const {
     const unsigned char* rows[TK];
     for (size_t i = 0; i < TK; ++i) rows[i] = vp + std::min(i, n - 1) * stride + offsetof(block_q8_0, qs);
     for (size_t b = 0; b < blocks_; ++b) {
       for (size_t kq = 0; kq < quads; ++kq) {
         pf.step();
-        attention_vec<V>::interleave_values(rows + 4 * kq, b * sizeof(block_q8_0), values_ + (b * quads + kq) * per_block);
+        attention_vec<V>::interleave_values(rows + 4 * kq, b * sizeof(block_q8_0), quad(b, s * quads + kq));
       }
-      scales_[b] = attention_vec<V>::gather_f16(vp + b * sizeof(block_q8_0), stride, n);
+      scales_[b * S + s] = attention_vec<V>::gather_f16(vp + b * sizeof(block_q8_0), stride, n);
     }
   }
 
-  /// out[j] = out[j] * shrink[j] + sum over the tile of p[j][i] * value i,
-  /// for the rb real rows of a group of four (shrink null: all ones).
-  void accumulate(float* const* out, size_t rb, const float* shrink, const float (*p)[TK], prefetch_cursor& pf) const {
+  /// out[j] = out[j] * shrink[j] + sum over the tile's n keys of p[j * p_row
+  /// + i] * value i, for the rb real rows of a group of four (shrink null:
+  /// all ones).
+  void accumulate(float* const* out, size_t rb, const float* shrink, const float* p, size_t p_row, size_t n,
+                  prefetch_cursor& pf) const {
     using ops = attention_vec<V>;
-    alignas(64) unsigned char u[4][TK];
+    const size_t subs = (n + TK - 1) / TK;
+    alignas(64) unsigned char u[4][S * TK];
     alignas(16) float step[4], inverse[4];
     for (size_t b = 0; b < blocks_; ++b) {
-      fvec w[4];
+      fvec w[4][S], top[4];
       #pragma GCC unroll 4
-      for (size_t j = 0; j < 4; ++j) w[j] = V::mul(V::loadf(p[j]), scales_[b]);
+      for (size_t j = 0; j < 4; ++j) {
+        top[j] = V::zero();
+        for (size_t s = 0; s < subs; ++s) {
+          w[j][s] = V::mul(V::loadf(p + j * p_row + s * TK), scales_[b * S + s]);
+          top[j] = V::maxf(top[j], w[j][s]);
+        }
+      }
       // Per row: u = round(w * 255 / max w); a row with no weight keeps u = 0.
-      const __m128 top = ops::max_each(w[0], w[1], w[2], w[3]);
-      const __m128 some = _mm_cmpgt_ps(top, _mm_setzero_ps());
-      _mm_store_ps(inverse, _mm_and_ps(_mm_div_ps(_mm_set1_ps(255.0f), top), some));
-      _mm_store_ps(step, _mm_mul_ps(top, _mm_set1_ps(1.0f / 255.0f)));
+      const __m128 most = ops::max_each(top[0], top[1], top[2], top[3]);
+      const __m128 some = _mm_cmpgt_ps(most, _mm_setzero_ps());
+      _mm_store_ps(inverse, _mm_and_ps(_mm_div_ps(_mm_set1_ps(255.0f), most), some));
+      _mm_store_ps(step, _mm_mul_ps(most, _mm_set1_ps(1.0f / 255.0f)));
       #pragma GCC unroll 4
-      for (size_t j = 0; j < 4; ++j) ops::weights_to_u8(V::mul(w[j], V::set1f(inverse[j])), u[j]);
-      const ivec* x = values_ + b * quads * per_block;
+      for (size_t j = 0; j < 4; ++j)
+        for (size_t s = 0; s < subs; ++s) ops::weights_to_u8(V::mul(w[j][s], V::set1f(inverse[j])), u[j] + s * TK);
       for (size_t c = 0; c < per_block; c += 2) {
         ivec acc[4][2];
         #pragma GCC unroll 4
         for (size_t j = 0; j < 4; ++j) acc[j][0] = acc[j][1] = V::set1(0);
-        for (size_t kq = 0; kq < quads; ++kq) {
+        for (size_t kq = 0; kq < subs * quads; ++kq) {
           pf.step();
-          const ivec v0 = x[kq * per_block + c], v1 = x[kq * per_block + c + 1];
+          const ivec v0 = quad(b, kq)[c], v1 = quad(b, kq)[c + 1];
           #pragma GCC unroll 4
           for (size_t j = 0; j < 4; ++j) {
             const ivec weights = V::broadcast4(u[j] + 4 * kq);
@@ -253,9 +264,12 @@ class q8_value_tile {
   }
 
  private:
+  /// The per_block vectors of block b, key quad kq of the tile.
+  ivec* quad(size_t b, size_t kq) const { return values_ + (b * S * quads + kq) * per_block; }
+
   size_t blocks_;
   ivec* values_;
-  fvec* scales_;
+  fvec* scales_;  ///< [block][sub-tile]
 };
 
 /// attention_fn for q8_0 keys with integer scores; values f32, f16 (read in
