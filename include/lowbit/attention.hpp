@@ -43,6 +43,10 @@ struct paged_query {
 /// (n_kv_heads must divide n_heads). scale 0 means 1/sqrt(head_dim). Decode
 /// splits each sequence's keys into fixed chunks spread over the threads and
 /// merges them in chunk order, so results do not depend on the thread count.
+/// With q8_0 keys on a VNNI tier, QKᵀ runs in integers on the queries rounded
+/// to q8_0; with q8_0 values too, so does P . V, on softmax weights rounded to
+/// u8 per tile of keys (relative squared error below 1e-4 against attention
+/// on the cached values). Every other combination keeps P . V in f32.
 void attention(const KvCache& cache, size_t layer, size_t n_heads, const paged_query* queries, size_t count,
                float scale = 0.0f);
 
