@@ -595,13 +595,14 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
     const kv_position at = locate(kv, kv_head, t);
     const size_t n = std::min({TT, at.in_block, last - t});
     const size_t subs = (n + TK - 1) / TK;  // sub-tiles holding keys
+    size_t sub_keys[S];
+    for (size_t s = 0; s < S; ++s) sub_keys[s] = s < subs ? std::min(TK, n - s * TK) : 0;
     const unsigned char* kp = at.k;
     const unsigned char* vp = at.v;
     pf.aim(kv, kv_head, t + pf_ahead, TT, horizon, pf_steps);
     for (size_t s = 0; s < subs; ++s) {
-      const size_t ns = std::min(TK, n - s * TK);
-      scores.tile(kp + s * TK * kv.k_row_bytes, kv.k_row_bytes, ns, tile_scores + s * rows * TK, pf);
-      if constexpr (integer_values) values.load(vp + s * TK * kv.v_row_bytes, kv.v_row_bytes, ns, s, pf);
+      scores.tile(kp + s * TK * kv.k_row_bytes, kv.k_row_bytes, sub_keys[s], tile_scores + s * rows * TK, pf);
+      if constexpr (integer_values) values.load(vp + s * TK * kv.v_row_bytes, kv.v_row_bytes, sub_keys[s], s, pf);
     }
     size_t v_stride = kv.v_row_bytes;
     if constexpr (VF != format::f32) {
@@ -627,13 +628,14 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       // see none of the tile or are padding: they stay as they are).
       constexpr float minus_inf = -std::numeric_limits<float>::infinity();
       fvec sc[4][S], top[4];
+      size_t seen[4][S];  // lanes of sub-tile s row j sees; none in a sub-tile past n (its scores are stale)
       alignas(16) float old_m[4], old_l[4];
       for (size_t j = 0; j < 4; ++j) {
         const size_t r = r0 + std::min(j, rb - 1);
         for (size_t s = 0; s < S; ++s) {
-          // Lanes of sub-tile s the row sees; none in a sub-tile past n (whose scores are stale).
-          const size_t seen = visible[j] > s * TK ? std::min(TK, visible[j] - s * TK) : 0;
-          sc[j][s] = ops::fill_past(V::mul(V::loadf(tile_scores + (s * rows + r) * TK), V::set1f(scale)), seen, minus_inf);
+          seen[j][s] = visible[j] > s * TK ? std::min(TK, visible[j] - s * TK) : 0;
+          sc[j][s] = ops::fill_past(V::mul(V::loadf(tile_scores + (s * rows + r) * TK), V::set1f(scale)), seen[j][s],
+                                    minus_inf);
         }
         top[j] = sc[j][0];
         for (size_t s = 1; s < S; ++s) top[j] = V::maxf(top[j], sc[j][s]);
@@ -650,7 +652,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
         for (size_t s = 0; s < S; ++s) {
           // exp(-inf - max) is 0 on the lanes fill_past set.
           const fvec e = exp_nonpositive<V>(V::sub(sc[j][s], V::set1f(new_m[j])));
-          const fvec w = V::keep_first(e, visible[j] > s * TK ? visible[j] - s * TK : 0);
+          const fvec w = V::keep_first(e, seen[j][s]);
           V::store(p[j] + s * TK, w);
           row_sum[j] = V::addf(row_sum[j], w);
         }
@@ -679,8 +681,8 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       if constexpr (VF == format::q8_0) {
         if (q8_in_place) {  // a sub-tile at a time (its scales gathered in one vector); the first rescales
           for (size_t s = 0; s < subs; ++s)
-            pv_q8_in_place<V>(out, s == 0 ? rescaled : nullptr, &p[0][s * TK], TT, std::min(TK, n - s * TK),
-                              vp + s * TK * v_stride, v_stride, d, pf);
+            pv_q8_in_place<V>(out, s == 0 ? rescaled : nullptr, &p[0][s * TK], TT, sub_keys[s], vp + s * TK * v_stride,
+                              v_stride, d, pf);
           continue;
         }
       }

@@ -24,11 +24,21 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "attention.hpp"
 
 namespace lowbit::kernels::x86 {
 LOWBIT_CODEGEN_BEGIN
+
+/// `bytes` of `buffer` from its first address aligned for Vec (the buffer
+/// grown to hold them).
+template <class Vec>
+unsigned char* vector_aligned(std::vector<unsigned char>& buffer, size_t bytes) {
+  buffer.resize(alignof(Vec) + bytes);
+  unsigned char* base = buffer.data();
+  return base + (alignof(Vec) - reinterpret_cast<uintptr_t>(base) % alignof(Vec)) % alignof(Vec);
+}
 
 /// One 32-value block of a query row rounded to q8_0: its quants, its scale
 /// (the f16 d widened) and -128 times the sum of its quants.
@@ -55,9 +65,7 @@ class q8_key_scores {
     // Per tile: the transposed keys and key scales (vector aligned), then
     // room to pad a short tile.
     const size_t key_bytes = blocks_ * 9 * sizeof(ivec);
-    buffers.tile.resize(alignof(ivec) + key_bytes + V::lanes * row_bytes_);
-    auto* base = buffers.tile.data();
-    base += (alignof(ivec) - reinterpret_cast<uintptr_t>(base) % alignof(ivec)) % alignof(ivec);
+    unsigned char* base = vector_aligned<ivec>(buffers.tile, key_bytes + V::lanes * row_bytes_);
     keys_ = reinterpret_cast<ivec*>(base);
     key_scales_ = reinterpret_cast<fvec*>(keys_ + 8 * blocks_);
     padded_ = base + key_bytes;
@@ -184,9 +192,8 @@ class q8_value_tile {
   static size_t prefetch_steps(size_t d) { return 2 * (d / qk8_0) * quads; }
 
   q8_value_tile(size_t d, attention_buffers& buffers) : blocks_(d / qk8_0) {
-    buffers.value_tile.resize(alignof(ivec) + S * blocks_ * (quads * per_block * sizeof(ivec) + sizeof(fvec)));
-    auto* base = buffers.value_tile.data();
-    base += (alignof(ivec) - reinterpret_cast<uintptr_t>(base) % alignof(ivec)) % alignof(ivec);
+    unsigned char* base =
+        vector_aligned<ivec>(buffers.value_tile, S * blocks_ * (quads * per_block * sizeof(ivec) + sizeof(fvec)));
     values_ = reinterpret_cast<ivec*>(base);
     scales_ = reinterpret_cast<fvec*>(values_ + S * blocks_ * quads * per_block);
   }
