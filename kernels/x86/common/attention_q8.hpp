@@ -172,10 +172,10 @@ class q8_key_scores {
 /// gathered. Per group of four rows and per 32-value block, the weights w =
 /// p * d_v (p the softmax weight, d_v the key's block scale) are rounded to
 /// u8 against their maximum over the tile (all its sub-tiles), u = round(255
-/// w / max w); one
-/// vpdpbusd of a broadcast of four keys' u with an interleaved vector adds
-/// those keys' exact integer products to sixteen (eight) columns; at the end
-/// of the tile the integer sums, times max w / 255, join the f32 accumulator.
+/// w / max w); one vpdpbusd of a broadcast of four keys' u with an
+/// interleaved vector adds those keys' exact integer products to sixteen
+/// (eight) columns; at the end of the tile the integer sums, times max w /
+/// 255, join the f32 accumulator.
 /// The u8 rounding is the one approximation beyond the cache's own: at most
 /// half a step of 1/255 of the tile's largest weight per weight (see the
 /// paged-attention tests for the bound it adds). head_dim a multiple of 32.
