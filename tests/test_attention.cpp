@@ -11,20 +11,6 @@
 namespace lowbit::test {
 namespace {
 
-attention_shape dense_shape(size_t n_q, size_t n_kv, size_t heads, size_t kv_heads, size_t dim, bool causal) {
-  attention_shape s;
-  s.n_q = n_q;
-  s.n_kv = n_kv;
-  s.n_heads = heads;
-  s.n_kv_heads = kv_heads;
-  s.head_dim = dim;
-  s.causal = causal;
-  s.scale = 1.0f / std::sqrt(static_cast<float>(dim));
-  s.q_stride = s.out_stride = heads * dim;
-  s.k_stride = s.v_stride = kv_heads * dim;
-  return s;
-}
-
 /// Softmax written the textbook way (no max subtraction, inputs kept small).
 std::vector<double> textbook(const attention_shape& s, const std::vector<float>& q, const std::vector<float>& k,
                              const std::vector<float>& v) {

@@ -157,22 +157,6 @@ double nmse(const std::vector<float>& got, const std::vector<float>& want) {
   return ref > 0 ? err / ref : err;
 }
 
-/// The oracle's shape for the last n_q of n cached tokens: causal, dense
-/// rows, the default scale.
-attention_shape cache_shape(size_t n_q, size_t n, size_t heads, size_t kv_heads, size_t dim) {
-  attention_shape s;
-  s.n_q = n_q;
-  s.n_kv = n;
-  s.n_heads = heads;
-  s.n_kv_heads = kv_heads;
-  s.head_dim = dim;
-  s.scale = 1.0f / std::sqrt(static_cast<float>(dim));
-  s.causal = true;
-  s.q_stride = s.out_stride = heads * dim;
-  s.k_stride = s.v_stride = kv_heads * dim;
-  return s;
-}
-
 /// Whether dispatch serves (kf, vf) with a kernel that rounds the query rows
 /// to q8_0 and computes QKᵀ in integers: the VNNI tiers' q8_0-K kernels.
 bool rounds_query(format kf, format vf) {
@@ -223,7 +207,7 @@ void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim
     const test_sequence& t = seqs[i];
     SCOPED_TRACE("sequence " + std::to_string(i) + ": length " + std::to_string(t.length) + ", n_q " +
                  std::to_string(t.n_q));
-    const attention_shape s = cache_shape(t.n_q, t.length, heads, kv_heads, dim);
+    const attention_shape s = dense_shape(t.n_q, t.length, heads, kv_heads, dim, true);
     std::vector<float> held_k(t.length * kv_row), held_v(t.length * kv_row);
     cache.read(queries[i].seq, 0, 0, t.length, held_k.data(), held_v.data());
     std::vector<float> want_held(t.n_q * q_row), want_f32(t.n_q * q_row), got(t.n_q * q_row);
@@ -351,7 +335,7 @@ TEST(PagedAttention, IntegerValuesAreExactWhenTheWeightsAreEqual) {
       paged_query pq{id, q.data(), nq, got.data(), 0, 0};
       attention(cache, 0, heads, &pq, 1);
       cache.read(id, 0, 0, n, held_k.data(), held_v.data());
-      const attention_shape s = cache_shape(nq, n, heads, kv_heads, dim);
+      const attention_shape s = dense_shape(nq, n, heads, kv_heads, dim, true);
       const auto held_q = round_trip(format::q8_0, q.data(), q.size());
       ref::attention(s, held_q.data(), held_k.data(), held_v.data(), want.data(), 0, heads);
       for (size_t e = 0; e < got.size(); ++e)

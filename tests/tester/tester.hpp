@@ -61,6 +61,22 @@ inline std::vector<float> make_data(size_t n, data_kind kind, uint32_t seed, siz
   return x;
 }
 
+/// The attention shape of dense rows (q/out rows of heads * dim floats,
+/// K/V rows of kv_heads * dim), with the default 1/sqrt(dim) scale.
+inline attention_shape dense_shape(size_t n_q, size_t n_kv, size_t heads, size_t kv_heads, size_t dim, bool causal) {
+  attention_shape s;
+  s.n_q = n_q;
+  s.n_kv = n_kv;
+  s.n_heads = heads;
+  s.n_kv_heads = kv_heads;
+  s.head_dim = dim;
+  s.causal = causal;
+  s.scale = 1.0f / std::sqrt(static_cast<float>(dim));
+  s.q_stride = s.out_stride = heads * dim;
+  s.k_stride = s.v_stride = kv_heads * dim;
+  return s;
+}
+
 /// Quantizes rows of f32 data with the oracle into GGUF rows.
 inline std::vector<unsigned char> ref_quantize(format fmt, const std::vector<float>& x, size_t rows, size_t k) {
   const size_t row = row_bytes(traits(fmt), k);
