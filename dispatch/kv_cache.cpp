@@ -4,7 +4,9 @@
 // and never moved, so pointers into a block stay valid for its lifetime. A
 // block holds, for each layer, K then V, each [n_kv_heads][block_tokens] rows
 // of one token's head vector in the chosen format: a head's tokens are
-// contiguous, which is how the attention kernels walk them.
+// contiguous, which is how the attention kernels walk them. q8_0 rows are
+// kept in groups of 16 tokens laid out for the integer kernels
+// (kernels/kv_layout.hpp), a head's tokens padded to whole groups.
 #include "lowbit/kv_cache.hpp"
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 
 #include "dispatch/checks.hpp"
 #include "dispatch/registry.hpp"
+#include "kernels/kv_layout.hpp"
 #include "lowbit/error.hpp"
 
 #if defined(__linux__)
@@ -33,6 +36,34 @@ size_t checked_mul(size_t a, size_t b, const char* what) {
 }
 
 constexpr size_t chunk_blocks = 64;  ///< blocks taken from the system at a time
+
+/// Whether rows of format f are kept in the grouped layout (kernels/kv_layout.hpp).
+bool grouped(format f) { return f == format::q8_0; }
+
+/// Stores the quantized row `row` as token `slot` of a head whose tokens
+/// start at `head`: in place for plain rows; for grouped ones, into its lane,
+/// the group cleared first when this is its first lane (a block comes back
+/// from the pool holding an earlier sequence's tokens).
+void store_row(format f, kernels::kv_side side, unsigned char* head, size_t slot, size_t row_bytes, size_t d,
+               const unsigned char* row) {
+  if (!grouped(f)) {
+    std::memcpy(head + slot * row_bytes, row, row_bytes);
+    return;
+  }
+  const size_t g = kernels::kv_group_tokens;
+  unsigned char* group = head + slot / g * g * row_bytes;
+  if (slot % g == 0) std::memset(group, 0, g * row_bytes);
+  kernels::kv_group_put(side, group, slot % g, d, row);
+}
+
+/// The stored row of token `slot` (as a plain row, in `scratch` when grouped).
+const unsigned char* load_row(format f, kernels::kv_side side, const unsigned char* head, size_t slot,
+                              size_t row_bytes, size_t d, unsigned char* scratch) {
+  if (!grouped(f)) return head + slot * row_bytes;
+  const size_t g = kernels::kv_group_tokens;
+  kernels::kv_group_get(side, head + slot / g * g * row_bytes, slot % g, d, scratch);
+  return scratch;
+}
 
 /// Asks the system to back [p, p + bytes) with huge pages. Advice only:
 /// where it is refused or unknown, the memory stays on 4 KiB pages.
@@ -61,6 +92,7 @@ unsigned char* allocate_chunk(size_t bytes) {
 struct KvCache::impl {
   kv_cache_config cfg;
   size_t k_row = 0, v_row = 0;        // bytes of one token of one head
+  size_t k_head = 0, v_head = 0;      // bytes of one head's tokens in a block (whole groups for q8_0)
   size_t k_bytes = 0, v_bytes = 0;    // bytes of one layer's K (or V) in a block
   size_t layer_bytes = 0, block = 0;  // bytes of one layer, of one block
   struct chunk_deleter {
@@ -130,8 +162,16 @@ KvCache::KvCache(const kv_cache_config& c) : p_(std::make_unique<impl>()) {
   p.cfg = c;
   p.k_row = check_format(c.k_format, false);
   p.v_row = check_format(c.v_format, true);
-  p.k_bytes = checked_mul(checked_mul(c.n_kv_heads, c.block_tokens, "block size"), p.k_row, "block size");
-  p.v_bytes = checked_mul(checked_mul(c.n_kv_heads, c.block_tokens, "block size"), p.v_row, "block size");
+  auto head_bytes = [&](format f, size_t row) {
+    const size_t g = kernels::kv_group_tokens;
+    const size_t tokens = grouped(f) ? (c.block_tokens + g - 1) / g * g : c.block_tokens;
+    if (tokens < c.block_tokens) bad("block_tokens is too large");
+    return checked_mul(tokens, row, "block size");
+  };
+  p.k_head = head_bytes(c.k_format, p.k_row);
+  p.v_head = head_bytes(c.v_format, p.v_row);
+  p.k_bytes = checked_mul(c.n_kv_heads, p.k_head, "block size");
+  p.v_bytes = checked_mul(c.n_kv_heads, p.v_head, "block size");
   p.layer_bytes = p.k_bytes + p.v_bytes;
   p.block = (checked_mul(p.layer_bytes, c.n_layers, "block size") + 63) / 64 * 64;
   checked_mul(p.block, chunk_blocks, "pool chunk");
@@ -199,19 +239,21 @@ void KvCache::append(seq_id s, size_t layer, const float* k, const float* v, siz
     const auto fresh = p.take(need - seq.blocks.size());
     seq.blocks.insert(seq.blocks.end(), fresh.begin(), fresh.end());
   }
+  std::vector<unsigned char> k_row(p.k_row), v_row(p.v_row);
   for (size_t i = 0; i < n; ++i) {
     const size_t t = seq.length[layer] + i;
     unsigned char* base = p.block_ptr(seq.blocks[t / c.block_tokens]) + layer * p.layer_bytes;
     const size_t slot = t % c.block_tokens;
     for (size_t h = 0; h < c.n_kv_heads; ++h) {
-      unsigned char* kd = base + (h * c.block_tokens + slot) * p.k_row;
-      unsigned char* vd = base + p.k_bytes + (h * c.block_tokens + slot) * p.v_row;
       const float* ks = k + i * k_stride + h * c.head_dim;
       const float* vs = v + i * v_stride + h * c.head_dim;
-      if (kq) kq->fn(ks, kd, c.head_dim);
-      else std::memcpy(kd, ks, c.head_dim * sizeof(float));
-      if (vq) vq->fn(vs, vd, c.head_dim);
-      else std::memcpy(vd, vs, c.head_dim * sizeof(float));
+      if (kq) kq->fn(ks, k_row.data(), c.head_dim);
+      else std::memcpy(k_row.data(), ks, p.k_row);
+      if (vq) vq->fn(vs, v_row.data(), c.head_dim);
+      else std::memcpy(v_row.data(), vs, p.v_row);
+      store_row(c.k_format, kernels::kv_side::key, base + h * p.k_head, slot, p.k_row, c.head_dim, k_row.data());
+      store_row(c.v_format, kernels::kv_side::value, base + p.k_bytes + h * p.v_head, slot, p.v_row, c.head_dim,
+                v_row.data());
     }
   }
   seq.length[layer] = end;
@@ -233,12 +275,15 @@ void KvCache::read(seq_id s, size_t layer, size_t begin, size_t end, float* k, f
   if ((c.k_format != format::f32 && !kd) || (c.v_format != format::f32 && !vd))
     throw Error(status::unsupported, "KvCache::read: no dequantizer for the cache formats");
   const size_t row = c.n_kv_heads * c.head_dim;
+  std::vector<unsigned char> k_row(p.k_row), v_row(p.v_row);
   for (size_t t = begin; t < end; ++t) {
     const unsigned char* base = p.block_ptr(seq.blocks[t / c.block_tokens]) + layer * p.layer_bytes;
     const size_t slot = t % c.block_tokens;
     for (size_t h = 0; h < c.n_kv_heads; ++h) {
-      const unsigned char* ks = base + (h * c.block_tokens + slot) * p.k_row;
-      const unsigned char* vs = base + p.k_bytes + (h * c.block_tokens + slot) * p.v_row;
+      const unsigned char* ks =
+          load_row(c.k_format, kernels::kv_side::key, base + h * p.k_head, slot, p.k_row, c.head_dim, k_row.data());
+      const unsigned char* vs = load_row(c.v_format, kernels::kv_side::value, base + p.k_bytes + h * p.v_head, slot,
+                                         p.v_row, c.head_dim, v_row.data());
       float* ko = k + (t - begin) * row + h * c.head_dim;
       float* vo = v + (t - begin) * row + h * c.head_dim;
       if (kd) kd->fn(ks, ko, c.head_dim);
@@ -259,8 +304,8 @@ KvCache::layout KvCache::view(seq_id s, size_t layer) const {
   l.block_tokens = p.cfg.block_tokens;
   l.k_offset = layer * p.layer_bytes;
   l.v_offset = layer * p.layer_bytes + p.k_bytes;
-  l.k_head_bytes = p.cfg.block_tokens * p.k_row;
-  l.v_head_bytes = p.cfg.block_tokens * p.v_row;
+  l.k_head_bytes = p.k_head;
+  l.v_head_bytes = p.v_head;
   l.k_row_bytes = p.k_row;
   l.v_row_bytes = p.v_row;
   return l;

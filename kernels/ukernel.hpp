@@ -68,9 +68,10 @@ using gemm_s8_fn = void (*)(const gemm_s8_args& args, size_t n_begin, size_t n_e
 
 /// Where one KV head's keys and values are: token t of head h of K starts at
 ///   k_blocks[t / block_tokens] + h * k_head_bytes + (t % block_tokens) * k_row_bytes
-/// (likewise V), each a row of head_dim values in the kernel's K (V) format.
-/// The paged cache has one entry per block; plain f32 attention has one block
-/// holding every token.
+/// (likewise V), each a row of head_dim values in the kernel's K (V) format;
+/// q8_0 rows are grouped by 16 tokens (kv_layout.hpp), and there the
+/// expression gives the token's lane. The paged cache has one entry per
+/// block; plain f32 attention has one block holding every token.
 struct attn_kv {
   const unsigned char* const* k_blocks;
   const unsigned char* const* v_blocks;

@@ -66,6 +66,12 @@ class KvCache {
   void read(seq_id seq, size_t layer, size_t begin, size_t end, float* k, float* v) const;
 
   /// Where the bytes are, for kernels: the sequence's block base pointers.
+  /// Token t of head h starts at blocks[t / block_tokens] + k_offset + h *
+  /// k_head_bytes + (t % block_tokens) * k_row_bytes (likewise V) for f32,
+  /// f16 and q4_0 rows. q8_0 rows are kept in groups of 16 tokens laid out
+  /// for the integer kernels, each head's tokens padded to whole groups; the
+  /// same expression gives where the token's lane would start (see
+  /// kernels/kv_layout.hpp for the layout; read() undoes it).
   struct layout {
     std::vector<const unsigned char*> blocks;
     size_t block_tokens;

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../kv_layout.hpp"
 #include "../pack/rows.hpp"
 #include "../ukernel.hpp"
 #include "attention.hpp"
@@ -76,9 +77,17 @@ void gemm_s8__scalar(const gemm_s8_args& a, size_t n_begin, size_t n_end) {
 inline constexpr gemm_s8_fn gemm_s8_s8_s32_1x1__scalar = gemm_s8__scalar<int8_t>;
 inline constexpr gemm_s8_fn gemm_u8_s8_s32_1x1__scalar = gemm_s8__scalar<uint8_t>;
 
-/// One row of a KV head in format F -> head_dim floats.
+/// Token `slot` of a KV head in format F -> head_dim floats; `row` is where
+/// its plain row would start (q8_0 is grouped: read through `scratch`, a
+/// q8_0 row's bytes).
 template <format F>
-inline void kv_row_to_f32(const unsigned char* row, float* out, size_t n) {
+inline void kv_row_to_f32(kv_side side, const unsigned char* row, size_t slot, size_t row_bytes, float* out, size_t n,
+                          unsigned char* scratch) {
+  if constexpr (F == format::q8_0) {
+    const kv_group_at at = kv_group_of(row, slot, row_bytes);
+    kv_group_get(side, at.group, at.lane, n, scratch);
+    row = scratch;
+  }
   if constexpr (F == format::f32) std::memcpy(out, row, n * sizeof(float));
   else ref::dequantize_row(F, row, out, n);
 }
@@ -94,10 +103,13 @@ void attention_online__scalar(const attn_kv& kv, size_t kv_head, const float* co
   std::vector<float> key(d), value(d);
   size_t last = t0;  // tokens any row sees
   for (size_t r = 0; r < rows; ++r) last = std::max(last, std::min(t1, limits[r]));
+  std::vector<unsigned char> row(q8_row_bytes(d));
   for (size_t t = t0; t < last; ++t) {
     const size_t b = t / kv.block_tokens, slot = t % kv.block_tokens;
-    kv_row_to_f32<KF>(kv.k_blocks[b] + kv_head * kv.k_head_bytes + slot * kv.k_row_bytes, key.data(), d);
-    kv_row_to_f32<VF>(kv.v_blocks[b] + kv_head * kv.v_head_bytes + slot * kv.v_row_bytes, value.data(), d);
+    kv_row_to_f32<KF>(kv_side::key, kv.k_blocks[b] + kv_head * kv.k_head_bytes + slot * kv.k_row_bytes, slot,
+                      kv.k_row_bytes, key.data(), d, row.data());
+    kv_row_to_f32<VF>(kv_side::value, kv.v_blocks[b] + kv_head * kv.v_head_bytes + slot * kv.v_row_bytes, slot,
+                      kv.v_row_bytes, value.data(), d, row.data());
     for (size_t r = 0; r < rows; ++r) {
       if (t >= limits[r]) continue;
       const float* q = q_rows[r];

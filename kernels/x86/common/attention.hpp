@@ -5,18 +5,18 @@
 // Few rows (decode: at most 8), attention_tiles. Keys go a tile at a time
 // (V::lanes tokens, never across a cache block). A scores policy turns the
 // tile into one vector of scores per query row (lane i = key i):
-// float_key_scores here (f32 and f16 keys read in place, q8_0 / q4_0 keys
-// dequantized once per tile; per key, dot products as vectors, folded four
+// float_key_scores here (f32 and f16 keys read in place, q8_0 keys
+// dequantized from their groups (kv_layout.hpp) once per tile; per key, dot products as vectors, folded four
 // keys at a time and transposed into lanes, never a horizontal sum per key)
 // or the integer one of attention_q8.hpp. Then, per group of four query
 // rows: the four rows' maxima and sums by one shuffle tree each, one vector
 // exp per row, the rescale factors only when a maximum moved, and acc = acc *
 // shrink + sum_i p_i v_i with sixteen accumulator vectors in registers.
-// Values are read in place when f32, when f16 or q8_0 for a single group of
-// rows (q8_0 block scales folded into the weights); otherwise converted once
-// per tile for all groups. With integer scores, q8_0 values go through
-// integer P . V instead (q8_value_tile in attention_q8.hpp: weights rounded
-// to u8 per tile, vpdpbusd over four keys at a time).
+// Values are read in place when f32, or f16 for a single group of rows;
+// otherwise converted once per tile for all groups. With integer scores,
+// q8_0 values go through integer P . V instead (q8_value_tile in
+// attention_q8.hpp: weights rounded to u8 per tile, vpdpbusd over four keys
+// at a time, read from the cache's groups as they lie).
 //
 // More rows (prefill, float scores), attention_row_lanes: the query rows go
 // V::lanes at a time in the lanes of one vector, so each key's score for a
@@ -39,6 +39,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../../kv_layout.hpp"
 #include "../../ukernel.hpp"
 #include "attention_vec.hpp"
 #include "dequant.hpp"
@@ -94,6 +95,66 @@ inline void dequantize_kv_row(const unsigned char* row, float* out, size_t d) {
   }
 }
 
+/// Block b of the four lanes of quad `quad` of a q8_0 group (kv_layout.hpp,
+/// `blocks` blocks) as plain q8_0 blocks: eight 16-byte chunks, chunk j
+/// holding values 4j..4j+3 of each lane in its dword i (keys lie so; values
+/// after one byte shuffle per chunk), transposed four dwords at a time.
+inline void kv_group_quad_blocks(kv_side side, const unsigned char* group, size_t quad, size_t blocks, size_t b,
+                                 block_q8_0 out[4]) {
+  const unsigned char* quants = group + blocks * kv_group_tokens * sizeof(f16_bits) + b * kv_group_tokens * qk8_0;
+  __m128i c[8];
+  if (side == kv_side::key) {
+    // Chunk j: bytes [j * 64 + quad * 16, +16), stored plus 128.
+    const __m128i bias = _mm_set1_epi8(static_cast<char>(0x80));
+    for (size_t j = 0; j < 8; ++j)
+      c[j] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(quants + j * 64 + quad * 16)), bias);
+  } else {
+    // Chunk j: columns 4j..4j+3 of the quad's four keys, key-minor; the
+    // shuffle makes each key's four bytes one dword.
+    const __m128i by_key = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    for (size_t j = 0; j < 8; ++j)
+      c[j] = _mm_shuffle_epi8(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(quants + quad * (4 * qk8_0) + j * 16)), by_key);
+  }
+  for (size_t h = 0; h < 2; ++h) {  // values 0..15 from chunks 0..3, 16..31 from 4..7
+    const __m128i* x = c + 4 * h;
+    const __m128i t0 = _mm_unpacklo_epi32(x[0], x[1]), t1 = _mm_unpacklo_epi32(x[2], x[3]);
+    const __m128i t2 = _mm_unpackhi_epi32(x[0], x[1]), t3 = _mm_unpackhi_epi32(x[2], x[3]);
+    const __m128i lane[4] = {_mm_unpacklo_epi64(t0, t1), _mm_unpackhi_epi64(t0, t1), _mm_unpacklo_epi64(t2, t3),
+                             _mm_unpackhi_epi64(t2, t3)};
+    for (size_t i = 0; i < 4; ++i) _mm_storeu_si128(reinterpret_cast<__m128i*>(out[i].qs + 16 * h), lane[i]);
+  }
+  for (size_t i = 0; i < 4; ++i) std::memcpy(&out[i].d, group + kv_group_scale(b, 4 * quad + i), sizeof(f16_bits));
+}
+
+/// n K (or V) rows of one head from token `slot` of its cache block on, in
+/// f32, d apart at `out`; `first` is where the first token's plain row would
+/// start (row_bytes apart). q8_0 rows are read from their groups
+/// (kv_layout.hpp) four lanes and one block at a time.
+template <class V, format F>
+inline void dequantize_kv_rows(kv_side side, const unsigned char* first, size_t slot, size_t row_bytes, size_t n,
+                               float* out, size_t d) {
+  if constexpr (F == format::q8_0) {
+    const kv_group_at at = kv_group_of(first, slot, row_bytes);
+    const size_t blocks = d / qk8_0;
+    for (size_t i = 0; i < n;) {
+      // The rest of the quad token i lies in.
+      const kv_group_at g = kv_group_step(at.group, at.lane, i, row_bytes);
+      const size_t from = g.lane % 4, count = std::min(4 - from, n - i);
+      for (size_t b = 0; b < blocks; ++b) {
+        block_q8_0 quad[4];
+        kv_group_quad_blocks(side, g.group, g.lane / 4, blocks, b, quad);
+        for (size_t k = 0; k < count; ++k)
+          dequantize_kv_row<V, F>(reinterpret_cast<const unsigned char*>(&quad[from + k]), out + (i + k) * d + b * qk8_0,
+                                  qk8_0);
+      }
+      i += count;
+    }
+  } else {
+    for (size_t i = 0; i < n; ++i) dequantize_kv_row<V, F>(first + i * row_bytes, out + i * d, d);
+  }
+}
+
 /// V::lanes values of a KV row from column `col`: f16 rows are converted as
 /// they are read; everything else is f32 (in place, or converted ahead).
 template <class V, format F>
@@ -113,10 +174,8 @@ inline float kv_scalar(const unsigned char* row, size_t col) {
 }
 
 /// Whether K or V rows of format `f` are converted into f32 once per tile
-/// for `rows` query rows rather than read in place: always when quantized
-/// (q8_0 values for one group of four rows are the exception attention_tiles
-/// makes, their scales folded into the weights), f16 only when more than one
-/// group of four rows shares the conversion.
+/// for `rows` query rows rather than read in place: always when quantized,
+/// f16 only when more than one group of four rows shares the conversion.
 constexpr bool kv_converted_per_tile(format f, size_t rows) {
   return f == format::q8_0 || f == format::q4_0 || (f == format::f16 && rows > 4);
 }
@@ -127,7 +186,7 @@ struct attention_buffers {
   std::vector<float> scores;          ///< rows x tile: one tile's scores
   std::vector<float> keys, values;    ///< tile x head_dim: rows converted to f32
   std::vector<unsigned char> tile;    ///< a scores policy's per-tile data
-  std::vector<unsigned char> value_tile;  ///< q8_value_tile's interleaved values
+  std::vector<unsigned char> value_tile;  ///< q8_value_groups' block scales and regrouped runs
   std::vector<unsigned char> query;   ///< the query rows in a scores policy's own form
   std::vector<float> query_source;    ///< the f32 rows `query` was made from
   std::vector<float> row_lanes;       ///< attention_row_lanes: transposed queries and softmax state
@@ -227,39 +286,119 @@ struct prefetch_cursor {
   }
 };
 
+/// `bytes` of `buffer` from its first address aligned for Vec (the buffer
+/// grown to hold them).
+template <class Vec>
+unsigned char* vector_aligned(std::vector<unsigned char>& buffer, size_t bytes) {
+  buffer.resize(alignof(Vec) + bytes);
+  unsigned char* base = buffer.data();
+  return base + (alignof(Vec) - reinterpret_cast<uintptr_t>(base) % alignof(Vec)) % alignof(Vec);
+}
+
+/// Where a sub-tile of q8_0 rows starting at token `slot` of its cache block
+/// lies: its group and lane, or, when the run does not start on one of the
+/// kernel's vectors (a call that starts inside a group), its n rows copied
+/// to lane 0 of `scratch` (room for one group).
+template <class V>
+kv_group_at q8_run(kv_side side, const unsigned char* first, size_t stride, size_t slot, size_t n, size_t d,
+                   unsigned char* scratch) {
+  const kv_group_at at = kv_group_of(first, slot, stride);
+  if (at.lane % V::lanes == 0) return at;
+  kv_group_regroup(side, at.group, at.lane, n, d, scratch);
+  return {scratch, 0};
+}
+
 /// Scores from keys in f32: f32 rows, and f16 rows for one group of four
-/// query rows, are read in place; q8_0 and q4_0 rows, and f16 rows for more
-/// groups, are converted once per tile (for every query row).
+/// query rows, are read in place; f16 rows for more groups are converted
+/// once per tile (for every query row). q8_0 keys are read from the cache's
+/// groups as they lie (kv_layout.hpp): per block and per vector of four
+/// values of every key, the four values widened to f32 one byte lane at a
+/// time (byte_of) against the broadcast query values, the block scale
+/// applied to the block's sum.
 template <class V, format KF>
 class float_key_scores {
  public:
   /// Whether QKᵀ runs in integers (q8_key_scores), and q8_0 values may too.
   static constexpr bool integer = false;
   /// prefetch_cursor::step() calls per tile for one group of four rows.
-  static size_t prefetch_steps(size_t d) { return V::lanes / 4 * (d / V::lanes); }
+  static size_t prefetch_steps(size_t d) {
+    return KF == format::q8_0 ? d / qk8_0 * 4 : V::lanes / 4 * (d / V::lanes);
+  }
 
   float_key_scores(const float* const* q_rows, size_t rows, size_t d, attention_buffers& buffers)
       : q_(q_rows), rows_(rows), d_(d) {
-    if (converts()) {
+    if constexpr (KF == format::q8_0) {
+      buffers.tile.resize(kv_group_tokens * q8_row_bytes(d));  // a sub-tile that starts inside a group, regrouped
+      scratch_ = buffers.tile.data();
+    } else if (converts()) {
       buffers.keys.resize(V::lanes * d);
       keys_ = buffers.keys.data();
     }
   }
 
-  /// scores[r * V::lanes + i] = q_r . key i for keys i < n (key i's row at
-  /// kp + i * stride); lanes from n on hold finite values of no meaning.
-  void tile(const unsigned char* kp, size_t stride, size_t n, float* scores, prefetch_cursor& pf) const {
-    if constexpr (KF == format::f32 || KF == format::f16) {
+  /// scores[r * V::lanes + i] = q_r . key i for keys i < n (key i's plain
+  /// row would be at kp + i * stride; the first is token `slot` of its cache
+  /// block); lanes from n on hold finite values of no meaning.
+  void tile(const unsigned char* kp, size_t stride, size_t slot, size_t n, float* scores, prefetch_cursor& pf) const {
+    if constexpr (KF == format::q8_0) {
+      return tile_q8(kp, stride, slot, n, scores, pf);
+    } else {
       if (!converts()) return tile_from<KF>(kp, stride, n, scores, pf);
+      if constexpr (KF != format::f32) dequantize_kv_rows<V, KF>(kv_side::key, kp, slot, stride, n, keys_, d_);
+      tile_from<format::f32>(reinterpret_cast<const unsigned char*>(keys_), d_ * sizeof(float), n, scores, pf);
     }
-    if constexpr (KF != format::f32) {
-      for (size_t i = 0; i < n; ++i) dequantize_kv_row<V, KF>(kp + i * stride, keys_ + i * d_, d_);
-    }
-    tile_from<format::f32>(reinterpret_cast<const unsigned char*>(keys_), d_ * sizeof(float), n, scores, pf);
   }
 
  private:
   bool converts() const { return kv_converted_per_tile(KF, rows_); }
+
+  /// tile() for q8_0 keys in the cache's groups.
+  void tile_q8(const unsigned char* kp, size_t stride, size_t slot, size_t n, float* scores, prefetch_cursor& pf) const {
+    using ops = attention_vec<V>;
+    using ivec = typename V::ivec;
+    using fvec = typename V::fvec;
+    constexpr size_t vec_stride = kv_group_tokens * 4;  // bytes from one key vector to the next
+    const size_t blocks = d_ / qk8_0;
+    const kv_group_at at = q8_run<V>(kv_side::key, kp, stride, slot, n, d_, scratch_);
+    const unsigned char* quants = at.group + blocks * kv_group_tokens * sizeof(f16_bits) + at.lane * 4;
+    const ivec bias = V::splat8(0x80);
+    for (size_t r0 = 0; r0 < rows_; r0 += 4) {
+      // Four rows (the last one repeated past the end: same values, same stores).
+      const float* q[4];
+      for (size_t j = 0; j < 4; ++j) q[j] = q_[std::min(r0 + j, rows_ - 1)];
+      fvec s[4];
+      #pragma GCC unroll 4
+      for (size_t j = 0; j < 4; ++j) s[j] = V::zero();
+      for (size_t b = 0; b < blocks; ++b) {
+        // Two chains per row: even and odd vectors of the block.
+        fvec a[4][2];
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < 4; ++j) a[j][0] = a[j][1] = V::zero();
+        const unsigned char* kt = quants + b * kv_group_tokens * qk8_0;
+        const size_t col = b * qk8_0;
+        for (size_t w = 0; w < 8; w += 2) {
+          pf.step();
+          const ivec v0 = V::xor_(V::load(kt + w * vec_stride), bias);
+          const ivec v1 = V::xor_(V::load(kt + (w + 1) * vec_stride), bias);
+          const fvec k0[4] = {V::to_float(ops::template byte_of<0>(v0)), V::to_float(ops::template byte_of<1>(v0)),
+                              V::to_float(ops::template byte_of<2>(v0)), V::to_float(ops::template byte_of<3>(v0))};
+          const fvec k1[4] = {V::to_float(ops::template byte_of<0>(v1)), V::to_float(ops::template byte_of<1>(v1)),
+                              V::to_float(ops::template byte_of<2>(v1)), V::to_float(ops::template byte_of<3>(v1))};
+          #pragma GCC unroll 4
+          for (size_t e = 0; e < 4; ++e)
+            #pragma GCC unroll 4
+            for (size_t j = 0; j < 4; ++j) {
+              a[j][0] = V::fmadd(V::set1f(q[j][col + 4 * w + e]), k0[e], a[j][0]);
+              a[j][1] = V::fmadd(V::set1f(q[j][col + 4 * w + 4 + e]), k1[e], a[j][1]);
+            }
+        }
+        const fvec dk = V::load_half(at.group + kv_group_scale(b, at.lane));
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < 4; ++j) s[j] = V::fmadd(V::addf(a[j][0], a[j][1]), dk, s[j]);
+      }
+      for (size_t j = 4; j-- > 0;) V::store(scores + std::min(r0 + j, rows_ - 1) * V::lanes, s[j]);
+    }
+  }
 
   /// tile() from key rows in format KS2 (f32 or f16), read in place.
   template <format KS2>
@@ -316,6 +455,7 @@ class float_key_scores {
 
   const float* const* q_;
   size_t rows_, d_;
+  unsigned char* scratch_ = nullptr;
   float* keys_ = nullptr;
 };
 
@@ -435,54 +575,6 @@ inline void accumulate_quads(float* const* out, size_t col, const float* shrink,
     for (size_t c = 0; c < 4; ++c) V::store(out[3 - k] + col + c * TK, x[3 - k][c]);
 }
 
-/// P . V for four accumulator rows from q8_0 value rows read in place (row i
-/// at vp + i * stride): each column pair lies in one q8_0 block, whose scales
-/// fold into the weights, w[j][i] = p[j][i] * d_i, and the int8 values are
-/// converted as they are read. The weights of up to four blocks are made
-/// before their columns are summed, so the sums never wait on them.
-/// head_dim a multiple of 32.
-template <class V>
-inline void pv_q8_in_place(float* const* out, const float* shrink, const float* p, size_t p_row, size_t n,
-                           const unsigned char* vp, size_t stride, size_t d, prefetch_cursor& pf) {
-  using fvec = typename V::fvec;
-  constexpr size_t TK = V::lanes, group = 4;
-  alignas(64) float w[group][4][TK];
-  for (size_t b0 = 0; b0 < d / qk8_0; b0 += group) {
-    const size_t blocks = std::min(group, d / qk8_0 - b0);
-    for (size_t b = 0; b < blocks; ++b) {
-      const fvec dv = attention_vec<V>::gather_f16(vp + (b0 + b) * sizeof(block_q8_0), stride, n);
-      for (size_t j = 0; j < 4; ++j) V::store(w[b][j], V::mul(V::loadf(p + j * p_row), dv));
-    }
-    // Four vectors of columns at a time: a block's 32 values, or two blocks' on 512-bit vectors.
-    constexpr size_t per_quad = 4 * TK / qk8_0;  // blocks per four vectors
-    static_assert(per_quad >= 1 && per_quad <= 2, "a q8_0 block is 4 or 2 vectors");
-    size_t b = 0;
-    for (; b + per_quad <= blocks; b += per_quad) {
-      const unsigned char* q0 = vp + (b0 + b) * sizeof(block_q8_0) + offsetof(block_q8_0, qs);
-      const unsigned char* q1 = q0 + (per_quad - 1) * sizeof(block_q8_0) + 2 * TK * (2 - per_quad);
-      const weight_view wa{&w[b][0][0], TK, 1}, wb{&w[b + per_quad - 1][0][0], TK, 1};
-      accumulate_quads<V, per_quad == 1>(out, (b0 + b) * qk8_0, shrink, wa, wb, n, [&](size_t i, fvec* v) {
-        pf.step();
-        v[0] = V::to_float(V::widen_s8(q0 + i * stride));
-        v[1] = V::to_float(V::widen_s8(q0 + i * stride + TK));
-        v[2] = V::to_float(V::widen_s8(q1 + i * stride));
-        v[3] = V::to_float(V::widen_s8(q1 + i * stride + TK));
-      });
-    }
-    for (; b < blocks; ++b) {
-      const unsigned char* quants = vp + (b0 + b) * sizeof(block_q8_0) + offsetof(block_q8_0, qs);
-      for (size_t half = 0; half < qk8_0; half += 2 * TK) {
-        const weight_view wb{&w[b][0][0], TK, 1};
-        accumulate_pairs<V>(out, (b0 + b) * qk8_0 + half, shrink, wb, n, [&](size_t i, fvec& v0, fvec& v1) {
-          pf.step();
-          v0 = V::to_float(V::widen_s8(quants + i * stride + half));
-          v1 = V::to_float(V::widen_s8(quants + i * stride + half + TK));
-        });
-      }
-    }
-  }
-}
-
 /// P . V for four accumulator rows (out, rows past rb aliasing the last real
 /// one) from value rows in format S (f32 or f16, read in place; row i at vp +
 /// i * stride): four, then two, then one vector of columns at a time, then
@@ -536,9 +628,107 @@ inline constexpr size_t attention_subtiles = 2;
 template <class V>
 class q8_value_tile;  // attention_q8.hpp: integer P . V for q8_0 values
 
-/// Stands in for q8_value_tile where values are read as floats.
+/// Stands in for q8_value_groups where values are not q8_0.
 struct float_values {
   float_values(size_t, attention_buffers&) {}
+};
+
+/// q8_0 values in the cache's groups (kv_layout.hpp), where each dword holds
+/// one column's bytes of four keys, columns in order, and the keys' block
+/// scales lie in one vector. load() finds a sub-tile's group (or regroups a
+/// run that starts inside one) and its scales; accumulate() is P . V in f32:
+/// per 32-value block, the weights w = p * d_v (p the softmax weight, d_v
+/// the key's block scale), and per vector of four keys' columns, each key's
+/// byte lane widened to f32 (byte_of) against its broadcast weight. The VNNI
+/// tiers' q8_value_tile (attention_q8.hpp) does P . V in integers instead.
+template <class V>
+class q8_value_groups {
+ public:
+  using ivec = typename V::ivec;
+  using fvec = typename V::fvec;
+  static constexpr size_t TK = V::lanes, S = attention_subtiles;
+  static constexpr size_t quads = TK / 4, per_block = 32 / TK;  // key quads per sub-tile, vectors per block and quad
+
+  /// prefetch_cursor::step() calls per sub-tile for one group of four rows.
+  static size_t prefetch_steps(size_t d) { return d / qk8_0 * quads * per_block / 2; }
+
+  q8_value_groups(size_t d, attention_buffers& buffers) : blocks_(d / qk8_0) {
+    const size_t group_bytes = kv_group_tokens * q8_row_bytes(d);
+    unsigned char* base = vector_aligned<fvec>(buffers.value_tile, S * (blocks_ * sizeof(fvec) + group_bytes));
+    scales_ = reinterpret_cast<fvec*>(base);
+    scratch_ = base + S * blocks_ * sizeof(fvec);
+  }
+
+  /// Finds sub-tile s's n values (the first token `slot` of its cache block,
+  /// its plain row where vp points) and loads their block scales. Lanes past
+  /// n hold finite values (other tokens, or zeros) whose weights are 0.
+  void load(const unsigned char* vp, size_t stride, size_t slot, size_t n, size_t s) const {
+    const size_t group_bytes = kv_group_tokens * q8_row_bytes(blocks_ * qk8_0);
+    const kv_group_at at = q8_run<V>(kv_side::value, vp, stride, slot, n, blocks_ * qk8_0, scratch_ + s * group_bytes);
+    quants_[s] = at.group + blocks_ * kv_group_tokens * sizeof(f16_bits) + at.lane / 4 * (4 * qk8_0);
+    for (size_t b = 0; b < blocks_; ++b) scales_[b * S + s] = V::load_half(at.group + kv_group_scale(b, at.lane));
+  }
+
+  /// out[j] = out[j] * shrink[j] + sum over the tile's n keys of p[j * p_row
+  /// + i] * value i, for the rb real rows of a group of four (shrink null:
+  /// all ones).
+  void accumulate(float* const* out, size_t rb, const float* shrink, const float* p, size_t p_row, size_t n,
+                  prefetch_cursor& pf) const {
+    using ops = attention_vec<V>;
+    const size_t subs = (n + TK - 1) / TK;
+    alignas(64) float w[4][S * TK];
+    for (size_t b = 0; b < blocks_; ++b) {
+      #pragma GCC unroll 4
+      for (size_t j = 0; j < 4; ++j)
+        for (size_t s = 0; s < subs; ++s) V::store(w[j] + s * TK, V::mul(V::loadf(p + j * p_row + s * TK), scales_[b * S + s]));
+      for (size_t c = 0; c < per_block; c += 2) {
+        // Columns [c TK, (c + 2) TK) of the block: eight FMA chains.
+        const size_t col = b * qk8_0 + c * TK;
+        fvec x[4][2];
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < 4; ++j) {
+          x[j][0] = V::loadf(out[j] + col);
+          x[j][1] = V::loadf(out[j] + col + TK);
+          if (shrink) {
+            x[j][0] = V::mul(x[j][0], V::set1f(shrink[j]));
+            x[j][1] = V::mul(x[j][1], V::set1f(shrink[j]));
+          }
+        }
+        for (size_t kq = 0; kq < subs * quads; ++kq) {
+          pf.step();
+          const unsigned char* v = quad(b, kq) + c * sizeof(ivec);
+          const ivec v0 = V::load(v), v1 = V::load(v + sizeof(ivec));
+          const fvec a[4] = {V::to_float(ops::template byte_of<0>(v0)), V::to_float(ops::template byte_of<1>(v0)),
+                             V::to_float(ops::template byte_of<2>(v0)), V::to_float(ops::template byte_of<3>(v0))};
+          const fvec z[4] = {V::to_float(ops::template byte_of<0>(v1)), V::to_float(ops::template byte_of<1>(v1)),
+                             V::to_float(ops::template byte_of<2>(v1)), V::to_float(ops::template byte_of<3>(v1))};
+          #pragma GCC unroll 4
+          for (size_t e = 0; e < 4; ++e)
+            #pragma GCC unroll 4
+            for (size_t j = 0; j < 4; ++j) {
+              const fvec weight = V::set1f(w[j][4 * kq + e]);
+              x[j][0] = V::fmadd(weight, a[e], x[j][0]);
+              x[j][1] = V::fmadd(weight, z[e], x[j][1]);
+            }
+        }
+        for (size_t j = 0; j < rb; ++j) {
+          V::store(out[j] + col, x[j][0]);
+          V::store(out[j] + col + TK, x[j][1]);
+        }
+      }
+    }
+  }
+
+ protected:
+  /// The per_block vectors of block b, key quad kq of the tile.
+  const unsigned char* quad(size_t b, size_t kq) const {
+    return quants_[kq / quads] + b * kv_group_tokens * qk8_0 + kq % quads * (4 * qk8_0);
+  }
+
+  size_t blocks_;
+  fvec* scales_;  ///< [block][sub-tile]
+  unsigned char* scratch_;  ///< a group per sub-tile, for runs that start inside one
+  mutable const unsigned char* quants_[S] = {};  ///< each sub-tile's first key quad's quants
 };
 
 /// The attention_fn body: tiles of keys, scores from `Scores`, online softmax
@@ -561,19 +751,19 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   // the keys the next chunk will read. Where measured (f16 and q8_0 decode
   // from DRAM, 1 thread): spread this way, 2 sub-tiles ahead beat 1, 3, 4 and 8,
   // and cut the time of a whole tile's burst per tile by 10-15%.
-  // q8_0 values are read in place, their scales folded into the softmax
-  // weights, when one group of four rows reads them; more groups share one
-  // conversion per tile instead (kv_converted_per_tile).
-  // Integer scores go with integer P . V for q8_0 values (q8_value_tile).
-  constexpr bool integer_values = Scores::integer && VF == format::q8_0;
-  const bool q8_in_place = VF == format::q8_0 && rows <= 4 && !integer_values;
-  const bool v_convert = kv_converted_per_tile(VF, rows) && !q8_in_place && !integer_values;
+  // q8_0 values are read from their groups: integer P . V with integer
+  // scores (q8_value_tile), else in f32 (q8_value_groups); other quantized
+  // values are converted to f32 once per tile.
+  constexpr bool grouped_values = VF == format::q8_0;
+  constexpr bool integer_values = Scores::integer && grouped_values;
+  const bool v_convert = kv_converted_per_tile(VF, rows) && !grouped_values;
   const size_t d = kv.head_dim;
   const auto [last, horizon] = keys_seen(limits, rows, t0, t1);
   if (last == t0) return;
   attention_buffers& buffers = attention_scratch();
   const Scores scores(q_rows, rows, d, buffers);
-  using Values = std::conditional_t<integer_values, q8_value_tile<V>, float_values>;
+  using Values = std::conditional_t<integer_values, q8_value_tile<V>,
+                                    std::conditional_t<grouped_values, q8_value_groups<V>, float_values>>;
   const Values values(d, buffers);
   buffers.scores.resize(S * rows * TK);  // sub-tile s: rows x TK from s * rows * TK
   float* tile_scores = buffers.scores.data();
@@ -587,7 +777,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   constexpr size_t pf_ahead = TT;
   // step() calls per tile: the score pass's and P . V's for one group of rows.
   size_t value_steps = pv_prefetch_steps<TK>(d);
-  if constexpr (integer_values) value_steps = Values::prefetch_steps(d);
+  if constexpr (grouped_values) value_steps = Values::prefetch_steps(d);
   const size_t pf_steps = std::max<size_t>(1, S * (Scores::prefetch_steps(d) + value_steps));
   prefetch_kv(kv, kv_head, t0, std::min(last, t0 + pf_ahead) - t0);
   prefetch_cursor pf;
@@ -599,15 +789,18 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
     for (size_t s = 0; s < S; ++s) sub_keys[s] = s < subs ? std::min(TK, n - s * TK) : 0;
     const unsigned char* kp = at.k;
     const unsigned char* vp = at.v;
+    const size_t slot = t % kv.block_tokens;
     pf.aim(kv, kv_head, t + pf_ahead, TT, horizon, pf_steps);
     for (size_t s = 0; s < subs; ++s) {
-      scores.tile(kp + s * TK * kv.k_row_bytes, kv.k_row_bytes, sub_keys[s], tile_scores + s * rows * TK, pf);
-      if constexpr (integer_values) values.load(vp + s * TK * kv.v_row_bytes, kv.v_row_bytes, sub_keys[s], s, pf);
+      scores.tile(kp + s * TK * kv.k_row_bytes, kv.k_row_bytes, slot + s * TK, sub_keys[s],
+                  tile_scores + s * rows * TK, pf);
+      if constexpr (grouped_values)
+        values.load(vp + s * TK * kv.v_row_bytes, kv.v_row_bytes, slot + s * TK, sub_keys[s], s);
     }
     size_t v_stride = kv.v_row_bytes;
     if constexpr (VF != format::f32) {
       if (v_convert) {
-        for (size_t i = 0; i < n; ++i) dequantize_kv_row<V, VF>(vp + i * kv.v_row_bytes, vbuf + i * d, d);
+        dequantize_kv_rows<V, VF>(kv_side::value, vp, slot, kv.v_row_bytes, n, vbuf, d);
         vp = reinterpret_cast<const unsigned char*>(vbuf);
         v_stride = d * sizeof(float);
       }
@@ -674,17 +867,9 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       }
       float* out[4];
       for (size_t j = 0; j < 4; ++j) out[j] = acc + (r0 + std::min(j, rb - 1)) * d;
-      if constexpr (integer_values) {
+      if constexpr (grouped_values) {
         values.accumulate(out, rb, rescaled, &p[0][0], TT, n, pf);
         continue;
-      }
-      if constexpr (VF == format::q8_0) {
-        if (q8_in_place) {  // a sub-tile at a time (its scales gathered in one vector); the first rescales
-          for (size_t s = 0; s < subs; ++s)
-            pv_q8_in_place<V>(out, s == 0 ? rescaled : nullptr, &p[0][s * TK], TT, sub_keys[s], vp + s * TK * v_stride,
-                              v_stride, d, pf);
-          continue;
-        }
       }
       if constexpr (VF == format::f16) {
         if (!v_convert) {
@@ -762,6 +947,7 @@ void attention_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* 
     const size_t n = std::min({TK, at.in_block, last - t});
     const unsigned char* kp = at.k;
     const unsigned char* vp = at.v;
+    const size_t slot = t % kv.block_tokens;
     pf.aim(kv, kv_head, t + 2 * TK, TK, horizon, pf_steps);
     // The tile's keys in f32, transposed: kt[c * TK + i] = key i, column c
     // (keys past n repeat the last one: their scores are masked).
@@ -769,13 +955,13 @@ void attention_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* 
     if constexpr (KF == format::f32) {
       for (size_t i = 0; i < TK; ++i) key[i] = reinterpret_cast<const float*>(kp + std::min(i, n - 1) * kv.k_row_bytes);
     } else {
-      for (size_t i = 0; i < n; ++i) dequantize_kv_row<V, KF>(kp + i * kv.k_row_bytes, kbuf + i * d, d);
+      dequantize_kv_rows<V, KF>(kv_side::key, kp, slot, kv.k_row_bytes, n, kbuf, d);
       for (size_t i = 0; i < TK; ++i) key[i] = kbuf + std::min(i, n - 1) * d;
     }
     transpose_rows<V>(key, d, kt);
     size_t v_stride = kv.v_row_bytes;
     if constexpr (VF != format::f32) {
-      for (size_t i = 0; i < n; ++i) dequantize_kv_row<V, VF>(vp + i * kv.v_row_bytes, vbuf + i * d, d);
+      dequantize_kv_rows<V, VF>(kv_side::value, vp, slot, kv.v_row_bytes, n, vbuf, d);
       vp = reinterpret_cast<const unsigned char*>(vbuf);
       v_stride = d * sizeof(float);
     }

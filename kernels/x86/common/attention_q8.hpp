@@ -5,16 +5,16 @@
 // activation quantizer and the oracle round them (so a test can hold the
 // kernel to the oracle on the same rounded rows); a decode step calls once
 // per chunk of keys with the same rows, so the rounded rows are kept and
-// reused while the f32 rows are unchanged. A tile of V::lanes keys is then
-// transposed one 32-value block at a time into eight vectors, vector j
-// holding dword j of every key's block (lane i = key i), biased to unsigned
-// by x ^ 0x80. One vpdpbusd of such a vector with four query bytes broadcast
-// from memory adds four products to every key of the tile at once, so eight
-// of them give each key's block dot product in its own lane: no horizontal
-// sum, and the transpose is shared by every query row of the call. The bias
-// adds 128 * sum(query block), which the accumulator starts at minus. Per
-// block the exact integer dot product is scaled by d_q * d_k (a vector of
-// the tile's key scales) into the f32 score.
+// reused while the f32 rows are unchanged. The cache keeps q8_0 keys in
+// groups of 16 tokens (kv_layout.hpp): per 32-value block, eight vectors,
+// vector j holding dword j of every key's block (lane i = key i), biased to
+// unsigned by x ^ 0x80, and the keys' block scales in one vector. One
+// vpdpbusd of such a vector with four query bytes broadcast from memory adds
+// four products to every key of the tile at once, so eight of them give each
+// key's block dot product in its own lane: no horizontal sum, and no
+// shuffle, the keys being read as they lie. The bias adds 128 * sum(query
+// block), which the accumulator starts at minus. Per block the exact integer
+// dot product is scaled by d_q * d_k into the f32 score.
 //
 // Requires head_dim to be a multiple of 32 (a q8_0 cache guarantees it) and
 // a VNNI policy (vec256<true> or vec512<true>).
@@ -30,15 +30,6 @@
 
 namespace lowbit::kernels::x86 {
 LOWBIT_CODEGEN_BEGIN
-
-/// `bytes` of `buffer` from its first address aligned for Vec (the buffer
-/// grown to hold them).
-template <class Vec>
-unsigned char* vector_aligned(std::vector<unsigned char>& buffer, size_t bytes) {
-  buffer.resize(alignof(Vec) + bytes);
-  unsigned char* base = buffer.data();
-  return base + (alignof(Vec) - reinterpret_cast<uintptr_t>(base) % alignof(Vec)) % alignof(Vec);
-}
 
 /// One 32-value block of a query row rounded to q8_0: its quants, its scale
 /// (the f16 d widened) and -128 times the sum of its quants.
@@ -57,18 +48,13 @@ class q8_key_scores {
   using fvec = typename V::fvec;
 
   /// prefetch_cursor::step() calls per tile for one group of four rows.
-  static size_t prefetch_steps(size_t d) { return 2 * (d / qk8_0); }
+  static size_t prefetch_steps(size_t d) { return d / qk8_0; }
 
   q8_key_scores(const float* const* q_rows, size_t rows, size_t d, attention_buffers& buffers)
-      : rows_(rows), blocks_(d / qk8_0), row_bytes_(blocks_ * sizeof(block_q8_0)) {
+      : rows_(rows), blocks_(d / qk8_0) {
     static_assert(V::vnni, "the integer scores need vpdpbusd");
-    // Per tile: the transposed keys and key scales (vector aligned), then
-    // room to pad a short tile.
-    const size_t key_bytes = blocks_ * 9 * sizeof(ivec);
-    unsigned char* base = vector_aligned<ivec>(buffers.tile, key_bytes + V::lanes * row_bytes_);
-    keys_ = reinterpret_cast<ivec*>(base);
-    key_scales_ = reinterpret_cast<fvec*>(keys_ + 8 * blocks_);
-    padded_ = base + key_bytes;
+    buffers.tile.resize(kv_group_tokens * q8_row_bytes(d));  // a sub-tile that starts inside a group, regrouped
+    scratch_ = buffers.tile.data();
     // The rounded query rows. A decode step calls once per chunk of keys with
     // the same rows: comparing them with the rows last rounded costs far less
     // than rounding again.
@@ -87,24 +73,11 @@ class q8_key_scores {
     }
   }
 
-  /// float_key_scores::tile's contract, for q8_0 key rows.
-  void tile(const unsigned char* kp, size_t stride, size_t n, float* scores, prefetch_cursor& pf) const {
-    using ops = attention_vec<V>;
-    constexpr size_t TK = V::lanes;
-    // A short tile (the end of a cache block or of the keys) is copied out,
-    // its last row repeated, so the transposes read only real rows.
-    if (n < TK) {
-      for (size_t i = 0; i < TK; ++i) std::memcpy(padded_ + i * row_bytes_, kp + std::min(i, n - 1) * stride, row_bytes_);
-      kp = padded_;
-      stride = row_bytes_;
-    }
-    // The tile transposed once, for every group of query rows.
-    for (size_t b = 0; b < blocks_; ++b) {
-      pf.step();
-      const unsigned char* kb = kp + b * sizeof(block_q8_0);
-      ops::transpose_keys(kb + offsetof(block_q8_0, qs), stride, keys_ + 8 * b);
-      key_scales_[b] = ops::gather_f16(kb, stride, TK);
-    }
+  /// float_key_scores::tile's contract, for q8_0 keys in the cache's groups.
+  void tile(const unsigned char* kp, size_t stride, size_t slot, size_t n, float* scores, prefetch_cursor& pf) const {
+    constexpr size_t TK = V::lanes, vec_stride = kv_group_tokens * 4;  // bytes from one key vector to the next
+    const kv_group_at at = q8_run<V>(kv_side::key, kp, stride, slot, n, blocks_ * qk8_0, scratch_);
+    const unsigned char* quants = at.group + blocks_ * kv_group_tokens * sizeof(f16_bits) + at.lane * 4;
     for (size_t r0 = 0; r0 < rows_; r0 += 4) {
       // Four rows (the last one repeated past the end: same values, same stores).
       const q8_query_block* q[4];
@@ -121,17 +94,17 @@ class q8_key_scores {
           a[j] = V::set1(q[j][b].bias);
           c[j] = V::set1(0);
         }
-        const ivec* kt = keys_ + 8 * b;
+        const unsigned char* kt = quants + b * kv_group_tokens * qk8_0;
         #pragma GCC unroll 4
         for (size_t w = 0; w < 8; w += 2) {
-          const ivec k0 = kt[w], k1 = kt[w + 1];
+          const ivec k0 = V::load(kt + w * vec_stride), k1 = V::load(kt + (w + 1) * vec_stride);
           #pragma GCC unroll 4
           for (size_t j = 0; j < 4; ++j) {
             a[j] = V::dot_u8s8_at(a[j], k0, q[j][b].qs + 4 * w);
             c[j] = V::dot_u8s8_at(c[j], k1, q[j][b].qs + 4 * w + 4);
           }
         }
-        const fvec dk = key_scales_[b];
+        const fvec dk = V::load_half(at.group + kv_group_scale(b, at.lane));
         #pragma GCC unroll 4
         for (size_t j = 0; j < 4; ++j)
           s[j] = V::fmadd(V::to_float(V::add(a[j], c[j])), V::mul(dk, V::set1f(q[j][b].scale)), s[j]);
@@ -159,58 +132,33 @@ class q8_key_scores {
     out.bias = -128 * static_cast<int32_t>(V::hsum(V::to_float(sum)));  // |sum| <= 4064: exact in f32
   }
 
-  size_t rows_, blocks_, row_bytes_;
-  ivec* keys_;
-  fvec* key_scales_;
+  size_t rows_, blocks_;
+  unsigned char* scratch_;
   q8_query_block* query_;
-  unsigned char* padded_;
 };
 
-/// Integer P . V for q8_0 values on the VNNI tiers. Per tile, the value rows
-/// are interleaved once for every group of query rows (interleave_values:
-/// each dword holds one column's bytes of four keys), and their block scales
-/// gathered. Per group of four rows and per 32-value block, the weights w =
-/// p * d_v (p the softmax weight, d_v the key's block scale) are rounded to
-/// u8 against their maximum over the tile (all its sub-tiles), u = round(255
-/// w / max w); one vpdpbusd of a broadcast of four keys' u with an
-/// interleaved vector adds those keys' exact integer products to sixteen
-/// (eight) columns; at the end of the tile the integer sums, times max w /
-/// 255, join the f32 accumulator.
+/// Integer P . V for q8_0 values on the VNNI tiers. The cache keeps q8_0
+/// values in groups of 16 tokens (kv_layout.hpp) where each dword holds one
+/// column's bytes of four keys, columns in order, and the keys' block scales
+/// lie in one vector. Per group of four rows and per 32-value block, the
+/// weights w = p * d_v (p the softmax weight, d_v the key's block scale) are
+/// rounded to u8 against their maximum over the tile (all its sub-tiles), u
+/// = round(255 w / max w); one vpdpbusd of a broadcast of four keys' u with
+/// one vector of the group adds those keys' exact integer products to
+/// sixteen (eight) columns; at the end of the tile the integer sums, times
+/// max w / 255, join the f32 accumulator.
 /// The u8 rounding is the one approximation beyond the cache's own: at most
 /// half a step of 1/255 of the tile's largest weight per weight (see the
 /// paged-attention tests for the bound it adds). head_dim a multiple of 32.
 template <class V>
-class q8_value_tile {
+class q8_value_tile : public q8_value_groups<V> {
+  using base = q8_value_groups<V>;
+  using base::blocks_, base::scales_, base::quad, base::TK, base::S, base::quads, base::per_block;
+
  public:
   using ivec = typename V::ivec;
   using fvec = typename V::fvec;
-  static constexpr size_t TK = V::lanes, S = attention_subtiles;
-  static constexpr size_t quads = TK / 4, per_block = 32 / TK;  // key quads per sub-tile, vectors per block and quad
-
-  /// prefetch_cursor::step() calls per sub-tile for one group of four rows
-  /// (load's share included).
-  static size_t prefetch_steps(size_t d) { return 2 * (d / qk8_0) * quads; }
-
-  q8_value_tile(size_t d, attention_buffers& buffers) : blocks_(d / qk8_0) {
-    unsigned char* base =
-        vector_aligned<ivec>(buffers.value_tile, S * blocks_ * (quads * per_block * sizeof(ivec) + sizeof(fvec)));
-    values_ = reinterpret_cast<ivec*>(base);
-    scales_ = reinterpret_cast<fvec*>(values_ + S * blocks_ * quads * per_block);
-  }
-
-  /// Interleaves sub-tile s's n value rows (row i at vp + i * stride); keys
-  /// past n repeat the last row (their weights are 0).
-  void load(const unsigned char* vp, size_t stride, size_t n, size_t s, prefetch_cursor& pf) const {
-    const unsigned char* rows[TK];
-    for (size_t i = 0; i < TK; ++i) rows[i] = vp + std::min(i, n - 1) * stride + offsetof(block_q8_0, qs);
-    for (size_t b = 0; b < blocks_; ++b) {
-      for (size_t kq = 0; kq < quads; ++kq) {
-        pf.step();
-        attention_vec<V>::interleave_values(rows + 4 * kq, b * sizeof(block_q8_0), quad(b, s * quads + kq));
-      }
-      scales_[b * S + s] = attention_vec<V>::gather_f16(vp + b * sizeof(block_q8_0), stride, n);
-    }
-  }
+  using base::base;
 
   /// out[j] = out[j] * shrink[j] + sum over the tile's n keys of p[j * p_row
   /// + i] * value i, for the rb real rows of a group of four (shrink null:
@@ -245,7 +193,8 @@ class q8_value_tile {
         for (size_t j = 0; j < 4; ++j) acc[j][0] = acc[j][1] = V::set1(0);
         for (size_t kq = 0; kq < subs * quads; ++kq) {
           pf.step();
-          const ivec v0 = quad(b, kq)[c], v1 = quad(b, kq)[c + 1];
+          const unsigned char* v = quad(b, kq) + c * sizeof(ivec);
+          const ivec v0 = V::load(v), v1 = V::load(v + sizeof(ivec));
           #pragma GCC unroll 4
           for (size_t j = 0; j < 4; ++j) {
             const ivec weights = V::broadcast4(u[j] + 4 * kq);
@@ -253,11 +202,10 @@ class q8_value_tile {
             acc[j][1] = V::dot_u8s8(acc[j][1], weights, v1);
           }
         }
-        // Back to column order: columns [c/2 * TK, ...) and 16 past them.
-        const size_t lo_col = b * qk8_0 + c / 2 * TK, hi_col = lo_col + 16;
+        // Columns [c TK, (c + 2) TK) of the block, in order.
+        const size_t lo_col = b * qk8_0 + c * TK, hi_col = lo_col + TK;
         for (size_t j = 0; j < rb; ++j) {
-          fvec lo, hi;
-          ops::columns_in_order(V::to_float(acc[j][0]), V::to_float(acc[j][1]), lo, hi);
+          const fvec lo = V::to_float(acc[j][0]), hi = V::to_float(acc[j][1]);
           fvec o_lo = V::loadf(out[j] + lo_col), o_hi = V::loadf(out[j] + hi_col);
           if (shrink) {
             o_lo = V::mul(o_lo, V::set1f(shrink[j]));
@@ -270,13 +218,6 @@ class q8_value_tile {
     }
   }
 
- private:
-  /// The per_block vectors of block b, key quad kq of the tile.
-  ivec* quad(size_t b, size_t kq) const { return values_ + (b * S * quads + kq) * per_block; }
-
-  size_t blocks_;
-  ivec* values_;
-  fvec* scales_;  ///< [block][sub-tile]
 };
 
 /// attention_fn for q8_0 keys with integer scores; values f32, f16 (read in
