@@ -17,9 +17,10 @@
 // vpdpbusd per block, no shuffle), each stored plus 128 (q ^ 0x80: the
 // unsigned operand vpdpbusd takes; the query's sum times 128 comes off
 // again); for values, one holds four keys' bytes of consecutive columns
-// (P . V adds four keys at a time into the columns, in order). A block of the cache pads each head's tokens to whole groups; lanes
-// no token was written to hold zeros (scale 0), which every kernel reads as a
-// finite value it then masks.
+// (P . V adds four keys at a time into the columns, in order). A block of
+// the cache pads each head's tokens to whole groups; lanes no token was
+// written to hold zeros (scale 0), which every kernel reads as a finite
+// value it then masks.
 //
 // Lane i of a group stands where a plain row would (group base + i * row
 // bytes), so a pointer computed as if rows were plain, and prefetching by
@@ -77,7 +78,8 @@ inline void kv_group_put(kv_side side, unsigned char* group, size_t lane, size_t
 inline void kv_group_get_block(kv_side side, const unsigned char* group, size_t lane, size_t blocks, size_t b,
                                block_q8_0& out) {
   std::memcpy(&out.d, group + kv_group_scale(b, lane), sizeof(f16_bits));
-  for (size_t e = 0; e < qk8_0; ++e) out.qs[e] = kv_group_quant_of(side, group[kv_group_quant(side, blocks, b, lane, e)]);
+  for (size_t e = 0; e < qk8_0; ++e)
+    out.qs[e] = kv_group_quant_of(side, group[kv_group_quant(side, blocks, b, lane, e)]);
 }
 
 /// Reads lane `lane` of `group` back as a plain q8_0 row.

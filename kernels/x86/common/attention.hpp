@@ -145,8 +145,8 @@ inline void dequantize_kv_rows(kv_side side, const unsigned char* first, size_t 
         block_q8_0 quad[4];
         kv_group_quad_blocks(side, g.group, g.lane / 4, blocks, b, quad);
         for (size_t k = 0; k < count; ++k)
-          dequantize_kv_row<V, F>(reinterpret_cast<const unsigned char*>(&quad[from + k]), out + (i + k) * d + b * qk8_0,
-                                  qk8_0);
+          dequantize_kv_row<V, F>(reinterpret_cast<const unsigned char*>(&quad[from + k]),
+                                  out + (i + k) * d + b * qk8_0, qk8_0);
       }
       i += count;
     }
@@ -295,6 +295,29 @@ unsigned char* vector_aligned(std::vector<unsigned char>& buffer, size_t bytes) 
   return base + (alignof(Vec) - reinterpret_cast<uintptr_t>(base) % alignof(Vec)) % alignof(Vec);
 }
 
+/// acc[j][h] += coef(j, h, e) * (byte e of every dword of v[h], sign-extended,
+/// as f32), for four rows j, two vectors h and the four bytes e: eight FMA
+/// chains over a grouped q8_0 vector's byte lanes (kv_layout.hpp), which hold
+/// one key's four values (keys, bias taken off) or one key's columns (values).
+template <class V, class Coef>
+inline void fma_byte_lanes(const typename V::ivec (&v)[2], typename V::fvec (&acc)[4][2], Coef coef) {
+  using ops = attention_vec<V>;
+  typename V::fvec x[2][4];
+  #pragma GCC unroll 2
+  for (size_t h = 0; h < 2; ++h) {
+    x[h][0] = V::to_float(ops::template byte_of<0>(v[h]));
+    x[h][1] = V::to_float(ops::template byte_of<1>(v[h]));
+    x[h][2] = V::to_float(ops::template byte_of<2>(v[h]));
+    x[h][3] = V::to_float(ops::template byte_of<3>(v[h]));
+  }
+  #pragma GCC unroll 4
+  for (size_t e = 0; e < 4; ++e)
+    #pragma GCC unroll 4
+    for (size_t j = 0; j < 4; ++j)
+      #pragma GCC unroll 2
+      for (size_t h = 0; h < 2; ++h) acc[j][h] = V::fmadd(V::set1f(coef(j, h, e)), x[h][e], acc[j][h]);
+}
+
 /// Where a sub-tile of q8_0 rows starting at token `slot` of its cache block
 /// lies: its group and lane, or, when the run does not start on one of the
 /// kernel's vectors (a call that starts inside a group), its n rows copied
@@ -353,8 +376,8 @@ class float_key_scores {
   bool converts() const { return kv_converted_per_tile(KF, rows_); }
 
   /// tile() for q8_0 keys in the cache's groups.
-  void tile_q8(const unsigned char* kp, size_t stride, size_t slot, size_t n, float* scores, prefetch_cursor& pf) const {
-    using ops = attention_vec<V>;
+  void tile_q8(const unsigned char* kp, size_t stride, size_t slot, size_t n, float* scores,
+               prefetch_cursor& pf) const {
     using ivec = typename V::ivec;
     using fvec = typename V::fvec;
     constexpr size_t vec_stride = kv_group_tokens * 4;  // bytes from one key vector to the next
@@ -378,19 +401,9 @@ class float_key_scores {
         const size_t col = b * qk8_0;
         for (size_t w = 0; w < 8; w += 2) {
           pf.step();
-          const ivec v0 = V::xor_(V::load(kt + w * vec_stride), bias);
-          const ivec v1 = V::xor_(V::load(kt + (w + 1) * vec_stride), bias);
-          const fvec k0[4] = {V::to_float(ops::template byte_of<0>(v0)), V::to_float(ops::template byte_of<1>(v0)),
-                              V::to_float(ops::template byte_of<2>(v0)), V::to_float(ops::template byte_of<3>(v0))};
-          const fvec k1[4] = {V::to_float(ops::template byte_of<0>(v1)), V::to_float(ops::template byte_of<1>(v1)),
-                              V::to_float(ops::template byte_of<2>(v1)), V::to_float(ops::template byte_of<3>(v1))};
-          #pragma GCC unroll 4
-          for (size_t e = 0; e < 4; ++e)
-            #pragma GCC unroll 4
-            for (size_t j = 0; j < 4; ++j) {
-              a[j][0] = V::fmadd(V::set1f(q[j][col + 4 * w + e]), k0[e], a[j][0]);
-              a[j][1] = V::fmadd(V::set1f(q[j][col + 4 * w + 4 + e]), k1[e], a[j][1]);
-            }
+          const ivec k[2] = {V::xor_(V::load(kt + w * vec_stride), bias),
+                             V::xor_(V::load(kt + (w + 1) * vec_stride), bias)};
+          fma_byte_lanes<V>(k, a, [&](size_t j, size_t h, size_t e) { return q[j][col + 4 * (w + h) + e]; });
         }
         const fvec dk = V::load_half(at.group + kv_group_scale(b, at.lane));
         #pragma GCC unroll 4
@@ -674,13 +687,13 @@ class q8_value_groups {
   /// all ones).
   void accumulate(float* const* out, size_t rb, const float* shrink, const float* p, size_t p_row, size_t n,
                   prefetch_cursor& pf) const {
-    using ops = attention_vec<V>;
     const size_t subs = (n + TK - 1) / TK;
     alignas(64) float w[4][S * TK];
     for (size_t b = 0; b < blocks_; ++b) {
       #pragma GCC unroll 4
       for (size_t j = 0; j < 4; ++j)
-        for (size_t s = 0; s < subs; ++s) V::store(w[j] + s * TK, V::mul(V::loadf(p + j * p_row + s * TK), scales_[b * S + s]));
+        for (size_t s = 0; s < subs; ++s)
+          V::store(w[j] + s * TK, V::mul(V::loadf(p + j * p_row + s * TK), scales_[b * S + s]));
       for (size_t c = 0; c < per_block; c += 2) {
         // Columns [c TK, (c + 2) TK) of the block: eight FMA chains.
         const size_t col = b * qk8_0 + c * TK;
@@ -697,19 +710,8 @@ class q8_value_groups {
         for (size_t kq = 0; kq < subs * quads; ++kq) {
           pf.step();
           const unsigned char* v = quad(b, kq) + c * sizeof(ivec);
-          const ivec v0 = V::load(v), v1 = V::load(v + sizeof(ivec));
-          const fvec a[4] = {V::to_float(ops::template byte_of<0>(v0)), V::to_float(ops::template byte_of<1>(v0)),
-                             V::to_float(ops::template byte_of<2>(v0)), V::to_float(ops::template byte_of<3>(v0))};
-          const fvec z[4] = {V::to_float(ops::template byte_of<0>(v1)), V::to_float(ops::template byte_of<1>(v1)),
-                             V::to_float(ops::template byte_of<2>(v1)), V::to_float(ops::template byte_of<3>(v1))};
-          #pragma GCC unroll 4
-          for (size_t e = 0; e < 4; ++e)
-            #pragma GCC unroll 4
-            for (size_t j = 0; j < 4; ++j) {
-              const fvec weight = V::set1f(w[j][4 * kq + e]);
-              x[j][0] = V::fmadd(weight, a[e], x[j][0]);
-              x[j][1] = V::fmadd(weight, z[e], x[j][1]);
-            }
+          const ivec vals[2] = {V::load(v), V::load(v + sizeof(ivec))};
+          fma_byte_lanes<V>(vals, x, [&](size_t j, size_t, size_t e) { return w[j][4 * kq + e]; });
         }
         for (size_t j = 0; j < rb; ++j) {
           V::store(out[j] + col, x[j][0]);
