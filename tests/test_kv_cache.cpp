@@ -283,8 +283,8 @@ TEST(PagedAttention, GroupedQ8RowsAtAnyBlockSizeAndStart) {
   // groups (kernels/kv_layout.hpp). Block sizes that are no multiple of 16
   // leave a short last group per block, and let a 256-token decode chunk
   // start inside a group (40 tokens a block: the chunk at 768 starts at lane
-  // 8; 7 a block: every chunk starts inside one), where the integer kernels
-  // copy the run out to lane 0 first.
+  // 8; 7 a block: every chunk starts inside one), where the kernels copy the
+  // run out to lane 0 first.
   const std::vector<std::pair<format, format>> formats = {
       {format::q8_0, format::q8_0}, {format::q8_0, format::f16}, {format::f16, format::q8_0}};
   for_each_tier([&](isa) {
@@ -292,6 +292,8 @@ TEST(PagedAttention, GroupedQ8RowsAtAnyBlockSizeAndStart) {
       SCOPED_TRACE(std::string(traits(kf).name) + "/" + std::string(traits(vf).name));
       for (size_t block_tokens : {7, 40})
         check_paged(kf, vf, 8, 2, 64, block_tokens, {{800, 1}, {45, 9}, {17, 1}}, format_bound(kf, vf), 500);
+      // Three 32-value blocks per head (head_dim 96).
+      check_paged(kf, vf, 4, 2, 96, 16, {{300, 1}, {37, 5}}, format_bound(kf, vf), 600);
     }
   });
 }
