@@ -54,11 +54,11 @@ void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, s
     const size_t rows = job.q_rows.size();
     if (job.positions == 1) {
       const size_t keys = *std::max_element(job.limits.begin(), job.limits.end());
-      const size_t chunks = std::max<size_t>(1, (keys + attention_split_tokens - 1) / attention_split_tokens);
+      const size_t split = attention_split_for(keys);
+      const size_t chunks = std::max<size_t>(1, (keys + split - 1) / split);
       splits.push_back({j, tasks.size(), chunks});
       for (size_t c = 0; c < chunks; ++c) {
-        tasks.push_back({j, 0, rows, c * attention_split_tokens, std::min(keys, (c + 1) * attention_split_tokens),
-                         state_floats});
+        tasks.push_back({j, 0, rows, c * split, std::min(keys, (c + 1) * split), state_floats});
         state_floats += rows * row_state;
       }
     } else {
