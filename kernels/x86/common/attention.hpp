@@ -5,18 +5,19 @@
 // Few rows (decode: at most 8), attention_tiles. Keys go a tile at a time
 // (V::lanes tokens, never across a cache block). A scores policy turns the
 // tile into one vector of scores per query row (lane i = key i):
-// float_key_scores here (f32 and f16 keys read in place, q8_0 keys
-// dequantized from their groups (kv_layout.hpp) once per tile; per key, dot products as vectors, folded four
-// keys at a time and transposed into lanes, never a horizontal sum per key)
-// or the integer one of attention_q8.hpp. Then, per group of four query
-// rows: the four rows' maxima and sums by one shuffle tree each, one vector
-// exp per row, the rescale factors only when a maximum moved, and acc = acc *
-// shrink + sum_i p_i v_i with sixteen accumulator vectors in registers.
-// Values are read in place when f32, or f16 for a single group of rows;
-// otherwise converted once per tile for all groups. With integer scores,
-// q8_0 values go through integer P . V instead (q8_value_tile in
-// attention_q8.hpp: weights rounded to u8 per tile, vpdpbusd over four keys
-// at a time, read from the cache's groups as they lie).
+// float_key_scores here (f32 and f16 keys read in place, per key dot
+// products as vectors, folded four keys at a time and transposed into lanes,
+// never a horizontal sum per key; q8_0 keys read from the cache's groups,
+// kv_layout.hpp, which already hold every key of a tile in lanes) or the
+// integer one of attention_q8.hpp. Then, per group of four query rows: the
+// four rows' maxima and sums by one shuffle tree each, one vector exp per
+// row, the rescale factors only when a maximum moved, and acc = acc * shrink
+// + sum_i p_i v_i with sixteen accumulator vectors in registers. Values are
+// read in place when f32, or f16 for a single group of rows; q8_0 values
+// straight from their groups (q8_value_groups, in f32; with integer scores,
+// q8_value_tile in attention_q8.hpp: weights rounded to u8 per tile,
+// vpdpbusd over four keys at a time); otherwise converted once per tile for
+// all groups.
 //
 // More rows (prefill, float scores), attention_row_lanes: the query rows go
 // V::lanes at a time in the lanes of one vector, so each key's score for a
