@@ -52,7 +52,7 @@ void store_row(format f, kernels::kv_side side, unsigned char* head, size_t slot
   }
   const size_t g = kernels::kv_group_tokens;
   unsigned char* group = head + slot / g * g * row_bytes;
-  if (slot % g == 0) std::memset(group, 0, g * row_bytes);
+  if (slot % g == 0) std::memset(group, 0, kernels::kv_group_bytes(d));
   kernels::kv_group_put(side, group, slot % g, d, row);
 }
 

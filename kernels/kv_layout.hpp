@@ -44,10 +44,24 @@ enum class kv_side { key, value };
 /// Bytes of one q8_0 row of head_dim d (and a group's, per token).
 inline constexpr size_t q8_row_bytes(size_t d) { return d / qk8_0 * sizeof(block_q8_0); }
 
+/// Bytes of one group of head_dim d (16 q8_0 rows).
+inline constexpr size_t kv_group_bytes(size_t d) { return kv_group_tokens * q8_row_bytes(d); }
+
+/// Byte offset, in a group of `blocks` blocks, of block b's quants (after
+/// every block's scales; kv_group_tokens * 32 bytes a block).
+inline constexpr size_t kv_group_block(size_t blocks, size_t b) {
+  return blocks * kv_group_tokens * sizeof(f16_bits) + b * kv_group_tokens * qk8_0;
+}
+
+/// Bytes from one vector of a block's keys to the next (four values of each
+/// lane), and from one key quad's values to the next (32 columns of four keys).
+inline constexpr size_t kv_key_vector_bytes = kv_group_tokens * 4, kv_value_quad_bytes = 4 * qk8_0;
+
 /// Byte offset, in a group, of value e (0..31) of block b for lane i.
 inline size_t kv_group_quant(kv_side side, size_t blocks, size_t b, size_t lane, size_t e) {
-  const size_t base = blocks * kv_group_tokens * sizeof(f16_bits) + b * kv_group_tokens * qk8_0;
-  return side == kv_side::key ? base + e / 4 * 64 + lane * 4 + e % 4 : base + lane / 4 * 128 + e * 4 + lane % 4;
+  const size_t base = kv_group_block(blocks, b);
+  return side == kv_side::key ? base + e / 4 * kv_key_vector_bytes + lane * 4 + e % 4
+                              : base + lane / 4 * kv_value_quad_bytes + e * 4 + lane % 4;
 }
 
 /// Byte offset, in a group, of block b's scale for lane i.
@@ -113,7 +127,7 @@ inline kv_group_at kv_group_step(const unsigned char* group, size_t lane, size_t
 inline void kv_group_regroup(kv_side side, const unsigned char* group, size_t lane, size_t n, size_t d,
                              unsigned char* out) {
   const size_t row_bytes = q8_row_bytes(d), blocks = d / qk8_0;
-  std::memset(out, 0, kv_group_tokens * row_bytes);
+  std::memset(out, 0, kv_group_bytes(d));
   for (size_t i = 0; i < n; ++i) {
     const kv_group_at from = kv_group_step(group, lane, i, row_bytes);
     for (size_t b = 0; b < blocks; ++b) {

@@ -102,20 +102,21 @@ inline void dequantize_kv_row(const unsigned char* row, float* out, size_t d) {
 /// after one byte shuffle per chunk), transposed four dwords at a time.
 inline void kv_group_quad_blocks(kv_side side, const unsigned char* group, size_t quad, size_t blocks, size_t b,
                                  block_q8_0 out[4]) {
-  const unsigned char* quants = group + blocks * kv_group_tokens * sizeof(f16_bits) + b * kv_group_tokens * qk8_0;
+  const unsigned char* quants = group + kv_group_block(blocks, b);
   __m128i c[8];
   if (side == kv_side::key) {
     // Chunk j: bytes [j * 64 + quad * 16, +16), stored plus 128.
     const __m128i bias = _mm_set1_epi8(static_cast<char>(0x80));
     for (size_t j = 0; j < 8; ++j)
-      c[j] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(quants + j * 64 + quad * 16)), bias);
+      c[j] = _mm_xor_si128(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(quants + j * kv_key_vector_bytes + quad * 16)), bias);
   } else {
     // Chunk j: columns 4j..4j+3 of the quad's four keys, key-minor; the
     // shuffle makes each key's four bytes one dword.
     const __m128i by_key = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     for (size_t j = 0; j < 8; ++j)
       c[j] = _mm_shuffle_epi8(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(quants + quad * (4 * qk8_0) + j * 16)), by_key);
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(quants + quad * kv_value_quad_bytes + j * 16)), by_key);
   }
   for (size_t h = 0; h < 2; ++h) {  // values 0..15 from chunks 0..3, 16..31 from 4..7
     const __m128i* x = c + 4 * h;
@@ -175,10 +176,11 @@ inline float kv_scalar(const unsigned char* row, size_t col) {
 }
 
 /// Whether K or V rows of format `f` are converted into f32 once per tile
-/// for `rows` query rows rather than read in place: always when quantized,
-/// f16 only when more than one group of four rows shares the conversion.
+/// for `rows` query rows rather than read in place: q4_0 always, f16 when
+/// more than one group of four rows shares the conversion. (q8_0 rows are
+/// read from their groups, kv_layout.hpp; f32 in place.)
 constexpr bool kv_converted_per_tile(format f, size_t rows) {
-  return f == format::q8_0 || f == format::q4_0 || (f == format::f16 && rows > 4);
+  return f == format::q4_0 || (f == format::f16 && rows > 4);
 }
 
 /// Per-thread buffers of the attention kernels, grown as needed and kept
@@ -352,7 +354,7 @@ class float_key_scores {
   float_key_scores(const float* const* q_rows, size_t rows, size_t d, attention_buffers& buffers)
       : q_(q_rows), rows_(rows), d_(d) {
     if constexpr (KF == format::q8_0) {
-      buffers.tile.resize(kv_group_tokens * q8_row_bytes(d));  // a sub-tile that starts inside a group, regrouped
+      buffers.tile.resize(kv_group_bytes(d));  // a sub-tile that starts inside a group, regrouped
       scratch_ = buffers.tile.data();
     } else if (converts()) {
       buffers.keys.resize(V::lanes * d);
@@ -381,10 +383,8 @@ class float_key_scores {
                prefetch_cursor& pf) const {
     using ivec = typename V::ivec;
     using fvec = typename V::fvec;
-    constexpr size_t vec_stride = kv_group_tokens * 4;  // bytes from one key vector to the next
     const size_t blocks = d_ / qk8_0;
     const kv_group_at at = q8_run<V>(kv_side::key, kp, stride, slot, n, d_, scratch_);
-    const unsigned char* quants = at.group + blocks * kv_group_tokens * sizeof(f16_bits) + at.lane * 4;
     const ivec bias = V::splat8(0x80);
     for (size_t r0 = 0; r0 < rows_; r0 += 4) {
       // Four rows (the last one repeated past the end: same values, same stores).
@@ -398,12 +398,12 @@ class float_key_scores {
         fvec a[4][2];
         #pragma GCC unroll 4
         for (size_t j = 0; j < 4; ++j) a[j][0] = a[j][1] = V::zero();
-        const unsigned char* kt = quants + b * kv_group_tokens * qk8_0;
+        const unsigned char* kt = at.group + kv_group_block(blocks, b) + at.lane * 4;
         const size_t col = b * qk8_0;
         for (size_t w = 0; w < 8; w += 2) {
           pf.step();
-          const ivec k[2] = {V::xor_(V::load(kt + w * vec_stride), bias),
-                             V::xor_(V::load(kt + (w + 1) * vec_stride), bias)};
+          const ivec k[2] = {V::xor_(V::load(kt + w * kv_key_vector_bytes), bias),
+                             V::xor_(V::load(kt + (w + 1) * kv_key_vector_bytes), bias)};
           fma_byte_lanes<V>(k, a, [&](size_t j, size_t h, size_t e) { return q[j][col + 4 * (w + h) + e]; });
         }
         const fvec dk = V::load_half(at.group + kv_group_scale(b, at.lane));
@@ -667,8 +667,7 @@ class q8_value_groups {
   static size_t prefetch_steps(size_t d) { return d / qk8_0 * quads * per_block / 2; }
 
   q8_value_groups(size_t d, attention_buffers& buffers) : blocks_(d / qk8_0) {
-    const size_t group_bytes = kv_group_tokens * q8_row_bytes(d);
-    unsigned char* base = vector_aligned<fvec>(buffers.value_tile, S * (blocks_ * sizeof(fvec) + group_bytes));
+    unsigned char* base = vector_aligned<fvec>(buffers.value_tile, S * (blocks_ * sizeof(fvec) + kv_group_bytes(d)));
     scales_ = reinterpret_cast<fvec*>(base);
     scratch_ = base + S * blocks_ * sizeof(fvec);
   }
@@ -677,9 +676,9 @@ class q8_value_groups {
   /// its plain row where vp points) and loads their block scales. Lanes past
   /// n hold finite values (other tokens, or zeros) whose weights are 0.
   void load(const unsigned char* vp, size_t stride, size_t slot, size_t n, size_t s) const {
-    const size_t group_bytes = kv_group_tokens * q8_row_bytes(blocks_ * qk8_0);
-    const kv_group_at at = q8_run<V>(kv_side::value, vp, stride, slot, n, blocks_ * qk8_0, scratch_ + s * group_bytes);
-    quants_[s] = at.group + blocks_ * kv_group_tokens * sizeof(f16_bits) + at.lane / 4 * (4 * qk8_0);
+    const size_t d = blocks_ * qk8_0;
+    const kv_group_at at = q8_run<V>(kv_side::value, vp, stride, slot, n, d, scratch_ + s * kv_group_bytes(d));
+    groups_[s] = at.group + at.lane / 4 * kv_value_quad_bytes;
     for (size_t b = 0; b < blocks_; ++b) scales_[b * S + s] = V::load_half(at.group + kv_group_scale(b, at.lane));
   }
 
@@ -725,13 +724,13 @@ class q8_value_groups {
  protected:
   /// The per_block vectors of block b, key quad kq of the tile.
   const unsigned char* quad(size_t b, size_t kq) const {
-    return quants_[kq / quads] + b * kv_group_tokens * qk8_0 + kq % quads * (4 * qk8_0);
+    return groups_[kq / quads] + kv_group_block(blocks_, b) + kq % quads * kv_value_quad_bytes;
   }
 
   size_t blocks_;
   fvec* scales_;  ///< [block][sub-tile]
   unsigned char* scratch_;  ///< a group per sub-tile, for runs that start inside one
-  mutable const unsigned char* quants_[S] = {};  ///< each sub-tile's first key quad's quants
+  mutable const unsigned char* groups_[S] = {};  ///< each sub-tile's group, moved on to its first key quad
 };
 
 /// The attention_fn body: tiles of keys, scores from `Scores`, online softmax
@@ -759,7 +758,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   // values are converted to f32 once per tile.
   constexpr bool grouped_values = VF == format::q8_0;
   constexpr bool integer_values = Scores::integer && grouped_values;
-  const bool v_convert = kv_converted_per_tile(VF, rows) && !grouped_values;
+  const bool v_convert = kv_converted_per_tile(VF, rows);
   const size_t d = kv.head_dim;
   const auto [last, horizon] = keys_seen(limits, rows, t0, t1);
   if (last == t0) return;

@@ -24,7 +24,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
 #include "attention.hpp"
 
@@ -53,7 +52,7 @@ class q8_key_scores {
   q8_key_scores(const float* const* q_rows, size_t rows, size_t d, attention_buffers& buffers)
       : rows_(rows), blocks_(d / qk8_0) {
     static_assert(V::vnni, "the integer scores need vpdpbusd");
-    buffers.tile.resize(kv_group_tokens * q8_row_bytes(d));  // a sub-tile that starts inside a group, regrouped
+    buffers.tile.resize(kv_group_bytes(d));  // a sub-tile that starts inside a group, regrouped
     scratch_ = buffers.tile.data();
     // The rounded query rows. A decode step calls once per chunk of keys with
     // the same rows: comparing them with the rows last rounded costs far less
@@ -75,9 +74,8 @@ class q8_key_scores {
 
   /// float_key_scores::tile's contract, for q8_0 keys in the cache's groups.
   void tile(const unsigned char* kp, size_t stride, size_t slot, size_t n, float* scores, prefetch_cursor& pf) const {
-    constexpr size_t TK = V::lanes, vec_stride = kv_group_tokens * 4;  // bytes from one key vector to the next
+    constexpr size_t TK = V::lanes;
     const kv_group_at at = q8_run<V>(kv_side::key, kp, stride, slot, n, blocks_ * qk8_0, scratch_);
-    const unsigned char* quants = at.group + blocks_ * kv_group_tokens * sizeof(f16_bits) + at.lane * 4;
     for (size_t r0 = 0; r0 < rows_; r0 += 4) {
       // Four rows (the last one repeated past the end: same values, same stores).
       const q8_query_block* q[4];
@@ -94,10 +92,10 @@ class q8_key_scores {
           a[j] = V::set1(q[j][b].bias);
           c[j] = V::set1(0);
         }
-        const unsigned char* kt = quants + b * kv_group_tokens * qk8_0;
+        const unsigned char* kt = at.group + kv_group_block(blocks_, b) + at.lane * 4;
         #pragma GCC unroll 4
         for (size_t w = 0; w < 8; w += 2) {
-          const ivec k0 = V::load(kt + w * vec_stride), k1 = V::load(kt + (w + 1) * vec_stride);
+          const ivec k0 = V::load(kt + w * kv_key_vector_bytes), k1 = V::load(kt + (w + 1) * kv_key_vector_bytes);
           #pragma GCC unroll 4
           for (size_t j = 0; j < 4; ++j) {
             a[j] = V::dot_u8s8_at(a[j], k0, q[j][b].qs + 4 * w);
