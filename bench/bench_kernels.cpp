@@ -13,7 +13,9 @@
 // kernel measured is the kernel named. Weights are cold by default (flushed
 // from the caches before every iteration; --lowbit_warm keeps them hot). Each
 // reports GOPS, GBps (weight bytes), probe_GBps (a plain read of the same
-// bytes in this process, just measured) and ratio_to_probe. GEMM benchmarks
+// bytes on the same threads: cold weights, a cold read timed between the
+// benchmark's own iterations; warm ones, a hot read measured apart) and
+// ratio_to_probe. GEMM benchmarks
 // also report peak_GOPS, the int8 multiply-add peak of the kernel's tier on
 // the same threads (bench/peak.hpp: vpdpbusd for the VNNI tiers, vpmaddubsw +
 // vpmaddwd below them), and ratio_to_peak = GOPS / peak_GOPS.
@@ -23,6 +25,7 @@
 #include <cmath>
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -74,29 +77,48 @@ std::vector<unsigned char> make_weights(format f, size_t n, size_t k) {
   return w;
 }
 
+/// What timed_loop measured: the kernel's seconds over all iterations and,
+/// where a probe read between iterations, its seconds and bytes.
+struct timing {
+  double seconds = 0, probe_seconds = 0;
+  size_t probe_bytes = 0;
+};
+
+/// A probe to time between a benchmark's iterations over the same bytes it
+/// reads: only where those bytes are cold (a hot probe would evict them).
+std::unique_ptr<read_probe> probe_between(size_t bytes) {
+  return warm_weights ? nullptr : std::make_unique<read_probe>(bytes);
+}
+
 /// Times one call of `run` per iteration with manual timing; `before` runs
-/// untimed first (the cache flush). Returns the total timed seconds.
+/// untimed first (the cache flush), and a cold pass of `probe`, if any,
+/// untimed after.
 template <typename Before, typename Run>
-double timed_loop(benchmark::State& state, Before before, Run run) {
-  double total = 0;
+timing timed_loop(benchmark::State& state, Before before, Run run, read_probe* probe = nullptr) {
+  timing t;
   for (auto _ : state) {
     before();
     const auto t0 = std::chrono::steady_clock::now();
     run();
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     state.SetIterationTime(dt);
-    total += dt;
+    t.seconds += dt;
+    if (probe) t.probe_seconds += probe->pass(true);
   }
-  return total;
+  if (probe) t.probe_bytes = probe->bytes();
+  return t;
 }
 
 /// Sets GOPS, GBps, probe_GBps and ratio_to_probe from the measured time.
-void report(benchmark::State& state, double seconds, double ops_per_call, double bytes_per_call, bool cold) {
+/// The probe is the one timed between the iterations where there was one,
+/// else read_probe_gbps (cold or hot) over the same bytes.
+void report(benchmark::State& state, const timing& t, double ops_per_call, double bytes_per_call, bool cold) {
   const double calls = static_cast<double>(state.iterations());
-  if (calls == 0 || seconds <= 0) return;
-  const double gbps = bytes_per_call * calls / seconds / 1e9;
-  const double probe = read_probe_gbps(static_cast<size_t>(bytes_per_call), cold);
-  state.counters["GOPS"] = ops_per_call * calls / seconds / 1e9;
+  if (calls == 0 || t.seconds <= 0) return;
+  const double gbps = bytes_per_call * calls / t.seconds / 1e9;
+  const double probe = t.probe_seconds > 0 ? static_cast<double>(t.probe_bytes) * calls / t.probe_seconds / 1e9
+                                           : read_probe_gbps(static_cast<size_t>(bytes_per_call), cold);
+  state.counters["GOPS"] = ops_per_call * calls / t.seconds / 1e9;
   state.counters["GBps"] = gbps;
   state.counters["probe_GBps"] = probe;
   state.counters["ratio_to_probe"] = gbps / probe;
@@ -126,7 +148,8 @@ void bench_linear(benchmark::State& state, const detail::linear_entry* kernel, s
   const PackedWeights packed = pack_weights(kernel->weights, w.data(), w.size(), n, k);
   const auto x = random_floats(m * k, 2);
   std::vector<float> y(m * n);
-  const double seconds = timed_loop(
+  const auto probe = probe_between(w.size());
+  const timing timed = timed_loop(
       state,
       [&] {
         if (!warm_weights)
@@ -135,8 +158,9 @@ void bench_linear(benchmark::State& state, const detail::linear_entry* kernel, s
       [&] {
         linear(packed, x.data(), m, y.data());
         benchmark::DoNotOptimize(y.data());
-      });
-  report(state, seconds, 2.0 * m * n * k, static_cast<double>(w.size()), !warm_weights);
+      },
+      probe.get());
+  report(state, timed, 2.0 * m * n * k, static_cast<double>(w.size()), !warm_weights);
   report_peak(state, int8_peak_for(kernel->tier));
   state.counters["pack_s"] = packed.pack_seconds();
   clear_isa_overrides();
@@ -166,7 +190,8 @@ void bench_gemm_s8(benchmark::State& state, const detail::gemm_s8_entry* kernel,
   p.n = n;
   p.k = k;
   p.c = c.data();
-  const double seconds = timed_loop(
+  const auto probe = probe_between(b.size());
+  const timing timed = timed_loop(
       state,
       [&] {
         if (!warm_weights) flush_cache(b.data(), b.size());
@@ -174,8 +199,9 @@ void bench_gemm_s8(benchmark::State& state, const detail::gemm_s8_entry* kernel,
       [&] {
         gemm_s8(p);
         benchmark::DoNotOptimize(c.data());
-      });
-  report(state, seconds, 2.0 * m * n * k, static_cast<double>(b.size()), !warm_weights);
+      },
+      probe.get());
+  report(state, timed, 2.0 * m * n * k, static_cast<double>(b.size()), !warm_weights);
   report_peak(state, int8_peak_for(kernel->tier));
   clear_isa_overrides();
 }
@@ -185,14 +211,14 @@ void bench_quantize(benchmark::State& state, const detail::quant_entry* kernel, 
   set_isa_max(kernel->tier);
   const auto x = random_floats(m * k, 3);
   std::vector<unsigned char> out(quantized_size(kernel->fmt, m, k));
-  const double seconds = timed_loop(
+  const timing timed = timed_loop(
       state, [] {},
       [&] {
         quantize_rows(kernel->fmt, x.data(), m, k, out.data(), out.size());
         benchmark::DoNotOptimize(out.data());
       });
   // Activations are hot: compare with a hot read of the same bytes.
-  report(state, seconds, static_cast<double>(m * k), static_cast<double>(m * k * sizeof(float)), false);
+  report(state, timed, static_cast<double>(m * k), static_cast<double>(m * k * sizeof(float)), false);
   clear_isa_overrides();
 }
 
@@ -202,7 +228,8 @@ void bench_dequantize(benchmark::State& state, const detail::dequant_entry* kern
   set_isa_max(kernel->tier);
   const auto w = make_weights(kernel->fmt, n, k);
   std::vector<unsigned char> y(n * k * (out == format::f32 ? 4 : 2));
-  const double seconds = timed_loop(
+  const auto probe = probe_between(w.size());
+  const timing timed = timed_loop(
       state,
       [&] {
         if (!warm_weights) flush_cache(w.data(), w.size());
@@ -210,8 +237,9 @@ void bench_dequantize(benchmark::State& state, const detail::dequant_entry* kern
       [&] {
         dequantize_rows(kernel->fmt, w.data(), w.size(), n, k, y.data(), out);
         benchmark::DoNotOptimize(y.data());
-      });
-  report(state, seconds, static_cast<double>(n * k), static_cast<double>(w.size()), !warm_weights);
+      },
+      probe.get());
+  report(state, timed, static_cast<double>(n * k), static_cast<double>(w.size()), !warm_weights);
   clear_isa_overrides();
 }
 
@@ -265,7 +293,8 @@ void bench_attn_decode(benchmark::State& state, const detail::attention_entry* k
   std::vector<float> out(attn_heads * attn_dim);
   paged_query pq{setup.seq, q.data(), 1, out.data(), 0, 0};
   const auto blocks = setup.cache.view(setup.seq, 0).blocks;
-  const double seconds = timed_loop(
+  const auto probe = probe_between(setup.kv_bytes(ctx));
+  const timing timed = timed_loop(
       state,
       [&] {
         if (!warm_weights)
@@ -274,9 +303,10 @@ void bench_attn_decode(benchmark::State& state, const detail::attention_entry* k
       [&] {
         attention(setup.cache, 0, attn_heads, &pq, 1);
         benchmark::DoNotOptimize(out.data());
-      });
+      },
+      probe.get());
   const double flops = 4.0 * attn_heads * attn_dim * static_cast<double>(ctx);
-  report(state, seconds, flops, static_cast<double>(setup.kv_bytes(ctx)), !warm_weights);
+  report(state, timed, flops, static_cast<double>(setup.kv_bytes(ctx)), !warm_weights);
   clear_isa_overrides();
 }
 
@@ -288,7 +318,7 @@ void bench_attn_prefill(benchmark::State& state, const detail::attention_entry* 
   const auto q = random_floats(len * attn_heads * attn_dim, 8);
   std::vector<float> out(q.size());
   paged_query pq{setup.seq, q.data(), len, out.data(), 0, 0};
-  const double seconds = timed_loop(
+  const timing timed = timed_loop(
       state, [] {},
       [&] {
         attention(setup.cache, 0, attn_heads, &pq, 1);
@@ -296,7 +326,7 @@ void bench_attn_prefill(benchmark::State& state, const detail::attention_entry* 
       });
   // QK^T and PV over the causal triangle, 2 flops per multiply-add.
   const double flops = 4.0 * attn_heads * attn_dim * (static_cast<double>(len) * (len + 1) / 2);
-  report(state, seconds, flops, static_cast<double>(setup.kv_bytes(len)), false);
+  report(state, timed, flops, static_cast<double>(setup.kv_bytes(len)), false);
   report_peak(state, fma_peak_for(kernel->tier));
   clear_isa_overrides();
 }
@@ -326,7 +356,7 @@ void bench_attn_baseline(benchmark::State& state, size_t len, size_t threads) {
   const auto q = random_floats(len * q_row, 8), k = random_floats(len * kv_row, 5), v = random_floats(len * kv_row, 6);
   std::vector<float> out(len * q_row);
   const float scale = 1.0f / std::sqrt(static_cast<float>(attn_dim));
-  const double seconds = timed_loop(
+  const timing timed = timed_loop(
       state, [] {},
       [&] {
         parallel_for(attn_heads, 1, [&](size_t h0, size_t h1) {
@@ -350,7 +380,7 @@ void bench_attn_baseline(benchmark::State& state, size_t len, size_t threads) {
         benchmark::DoNotOptimize(out.data());
       });
   const double flops = 4.0 * attn_heads * attn_dim * (static_cast<double>(len) * (len + 1) / 2);
-  report(state, seconds, flops, static_cast<double>(len * kv_row * 8), false);
+  report(state, timed, flops, static_cast<double>(len * kv_row * 8), false);
   report_peak(state, peak_kind::f32_fma256);
 }
 #else

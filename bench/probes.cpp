@@ -104,34 +104,38 @@ void flush_cache(const void*, size_t) {
 }
 #endif
 
+read_probe::read_probe(size_t bytes) : buffer_(std::max<size_t>(bytes / 8, 64), 3) {}
+
+double read_probe::pass(bool cold) {
+  static const read_fn read = best_read();
+  const size_t words = buffer_.size(), threads = num_threads();
+  if (cold) flush_cache(buffer_.data(), words * 8);
+  const auto t0 = std::chrono::steady_clock::now();
+  // Chunks of at least 16 KiB: a tiny buffer is read by one thread, as a
+  // kernel's tiny call would be, rather than paying for waking the pool.
+  const size_t chunk = std::max<size_t>((words + threads * 4 - 1) / (threads * 4), 2048);
+  std::vector<uint64_t> partial(threads * 4 + 1, 0);
+  parallel_for((words + chunk - 1) / chunk, 1, [&](size_t begin, size_t end) {
+    for (size_t c = begin; c < end; ++c)
+      partial[c % partial.size()] += read(buffer_.data() + c * chunk, std::min(chunk, words - c * chunk));
+  });
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  uint64_t total = 0;
+  for (auto v : partial) total += v;
+  sink = total;
+  return s;
+}
+
 double read_probe_gbps(size_t bytes, bool cold) {
   static std::mutex m;
   static std::map<std::tuple<size_t, size_t, bool>, double> cache;
   const size_t threads = num_threads();
   std::lock_guard lock(m);
   if (auto it = cache.find({bytes, threads, cold}); it != cache.end()) return it->second;
-  const size_t words = std::max<size_t>(bytes / 8, 64);
-  std::vector<uint64_t> buffer(words, 3);
+  read_probe probe(bytes);
+  if (!cold) probe.pass(false);  // hot: read once untimed first
   std::vector<double> samples;
-  const read_fn read = best_read();
-  for (int rep = 0; rep < 7; ++rep) {
-    if (cold) flush_cache(buffer.data(), words * 8);
-    const auto t0 = std::chrono::steady_clock::now();
-    // Chunks of at least 16 KiB: a tiny buffer is read by one thread, as a
-    // kernel's tiny call would be, rather than paying for waking the pool.
-    const size_t chunk = std::max<size_t>((words + threads * 4 - 1) / (threads * 4), 2048);
-    std::vector<uint64_t> partial(threads * 4 + 1, 0);
-    parallel_for((words + chunk - 1) / chunk, 1, [&](size_t begin, size_t end) {
-      for (size_t c = begin; c < end; ++c) {
-        partial[c % partial.size()] += read(buffer.data() + c * chunk, std::min(chunk, words - c * chunk));
-      }
-    });
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    uint64_t total = 0;
-    for (auto v : partial) total += v;
-    sink = total;
-    samples.push_back(static_cast<double>(words * 8) / s / 1e9);
-  }
+  for (int rep = 0; rep < 7; ++rep) samples.push_back(static_cast<double>(probe.bytes()) / probe.pass(cold) / 1e9);
   std::sort(samples.begin(), samples.end());
   const double median = samples[samples.size() / 2];
   cache[{bytes, threads, cold}] = median;
