@@ -8,6 +8,7 @@
 // other jobs (prefill) are split by blocks of query positions, each against
 // all of its keys. Neither split depends on the thread count.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -39,8 +40,10 @@ struct attention_job {
 /// writing its softmax state into `state` (m, l, acc per row).
 struct attention_task {
   size_t job, row_begin, row_end, t0, t1;
-  size_t state;  ///< offset into the state buffer (in floats); merged later when the job is split by keys
+  size_t state;  ///< offset into the state buffer (in floats)
+  size_t split;  ///< the decode split the task is a chunk of (merged when its last chunk is done), or no_split
 };
+constexpr size_t no_split = static_cast<size_t>(-1);
 
 void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, size_t head_dim, size_t group,
               float scale) {
@@ -56,24 +59,50 @@ void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, s
       const size_t keys = *std::max_element(job.limits.begin(), job.limits.end());
       const size_t split = attention_split_for(keys);
       const size_t chunks = std::max<size_t>(1, (keys + split - 1) / split);
-      splits.push_back({j, tasks.size(), chunks});
       for (size_t c = 0; c < chunks; ++c) {
-        tasks.push_back({j, 0, rows, c * split, std::min(keys, (c + 1) * split), state_floats});
+        tasks.push_back({j, 0, rows, c * split, std::min(keys, (c + 1) * split), state_floats, splits.size()});
         state_floats += rows * row_state;
       }
+      splits.push_back({j, tasks.size() - chunks, chunks});
     } else {
       const size_t block_rows = attention_query_block * group;
       for (size_t r0 = 0; r0 < rows; r0 += block_rows) {
         const size_t r1 = std::min(rows, r0 + block_rows);
         const size_t keys = *std::max_element(job.limits.begin() + static_cast<std::ptrdiff_t>(r0),
                                               job.limits.begin() + static_cast<std::ptrdiff_t>(r1));
-        tasks.push_back({j, r0, r1, 0, keys, state_floats});
+        tasks.push_back({j, r0, r1, 0, keys, state_floats, no_split});
         state_floats += (r1 - r0) * row_state;
       }
     }
   }
   // Every task initialises its own state (m = -inf, l = acc = 0) before its kernel runs.
   const std::unique_ptr<float[]> state(new float[state_floats]);
+  // A decode split is merged by whichever thread finishes its last chunk,
+  // always in chunk order, so the result does not depend on which one.
+  const std::unique_ptr<std::atomic<size_t>[]> chunks_left(new std::atomic<size_t>[splits.size()]);
+  for (size_t s = 0; s < splits.size(); ++s) chunks_left[s].store(splits[s].chunks, std::memory_order_relaxed);
+  const auto merge = [&](const split& sp) {
+    const attention_job& job = jobs[sp.job];
+    const size_t rows = job.q_rows.size();
+    for (size_t r = 0; r < rows; ++r) {
+      float m = -std::numeric_limits<float>::infinity(), l = 0.0f;
+      float* out = job.out_rows[r];
+      std::fill(out, out + head_dim, 0.0f);
+      for (size_t c = 0; c < sp.chunks; ++c) {
+        const float* st = state.get() + tasks[sp.first_task + c].state;
+        const float cm = st[r], cl = st[rows + r];
+        const float* ca = st + 2 * rows + r * head_dim;
+        if (cl == 0.0f) continue;  // the chunk saw no key for this row
+        const float mm = std::max(m, cm);
+        const float a = std::exp(m - mm), b = std::exp(cm - mm);
+        l = l * a + cl * b;
+        for (size_t d = 0; d < head_dim; ++d) out[d] = out[d] * a + ca[d] * b;
+        m = mm;
+      }
+      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+      for (size_t d = 0; d < head_dim; ++d) out[d] *= inv;
+    }
+  };
   // Decode alone: each thread takes one contiguous run of chunks, so the
   // keys a chunk prefetches past its end are the ones the same thread (and
   // its cache) reads next. With prefill tasks (uneven sizes) in the call,
@@ -92,38 +121,14 @@ void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, s
       std::fill(l, l + rows + rows * head_dim, 0.0f);
       kernel.fn(job.kv, job.kv_head, job.q_rows.data() + t.row_begin, rows, job.limits.data() + t.row_begin, t.t0,
                 t.t1, scale, m, l, acc);
-      if (job.positions != 1) {  // not split: finish here
-        for (size_t r = 0; r < rows; ++r) {
-          float* out = job.out_rows[t.row_begin + r];
-          const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-          for (size_t d = 0; d < head_dim; ++d) out[d] = acc[r * head_dim + d] * inv;
-        }
+      if (t.split != no_split) {
+        if (chunks_left[t.split].fetch_sub(1, std::memory_order_acq_rel) == 1) merge(splits[t.split]);
+        continue;
       }
-    }
-  });
-  // Decode jobs: merge the chunks' softmax states in chunk order.
-  parallel_for(splits.size(), 1, [&](size_t begin, size_t end) {
-    std::vector<float> acc(head_dim);
-    for (size_t s = begin; s < end; ++s) {
-      const attention_job& job = jobs[splits[s].job];
-      const size_t rows = job.q_rows.size();
-      for (size_t r = 0; r < rows; ++r) {
-        float m = -std::numeric_limits<float>::infinity(), l = 0.0f;
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        for (size_t c = 0; c < splits[s].chunks; ++c) {
-          const float* st = state.get() + tasks[splits[s].first_task + c].state;
-          const float cm = st[r], cl = st[rows + r];
-          const float* ca = st + 2 * rows + r * head_dim;
-          if (cl == 0.0f) continue;  // the chunk saw no key for this row
-          const float mm = std::max(m, cm);
-          const float a = std::exp(m - mm), b = std::exp(cm - mm);
-          l = l * a + cl * b;
-          for (size_t d = 0; d < head_dim; ++d) acc[d] = acc[d] * a + ca[d] * b;
-          m = mm;
-        }
-        float* out = job.out_rows[r];
-        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-        for (size_t d = 0; d < head_dim; ++d) out[d] = acc[d] * inv;
+      for (size_t r = 0; r < rows; ++r) {  // not split: finish here
+        float* out = job.out_rows[t.row_begin + r];
+        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        for (size_t d = 0; d < head_dim; ++d) out[d] = acc[r * head_dim + d] * inv;
       }
     }
   });
