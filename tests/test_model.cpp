@@ -64,9 +64,12 @@ std::shared_ptr<const Model> default_model() {
   return model;
 }
 
-#define REQUIRE_DEFAULT_MODEL(model)                                                                       \
+#define REQUIRE_TIER()                                                                                     \
   if (const std::string tier = missing_tier(); !tier.empty())                                              \
-    GTEST_SKIP() << "this CPU (or build) lacks the ISA tier LOWBIT_ISA_MAX=" << tier;                      \
+    GTEST_SKIP() << "this CPU (or build) lacks the ISA tier LOWBIT_ISA_MAX=" << tier;
+
+#define REQUIRE_DEFAULT_MODEL(model)                                                                       \
+  REQUIRE_TIER()                                                                                           \
   auto model = default_model();                                                                            \
   if (!model) {                                                                                            \
     if (model_required()) FAIL() << "LOWBIT_REQUIRE_MODEL=1 but the model is missing: " << default_model_path(); \
@@ -371,6 +374,7 @@ std::string load_error(const std::string& path) {
 }
 
 TEST(SyntheticModel, BothArchitecturesRunAndDecodeMatchesPrefill) {
+  REQUIRE_TIER()
   temp_dir dir;
   for (const std::string arch : {"llama", "qwen2"}) {
     lowbit::model::synthetic_config c;
@@ -415,6 +419,7 @@ TEST(SyntheticModel, BothArchitecturesRunAndDecodeMatchesPrefill) {
 }
 
 TEST(SyntheticModel, LoadErrorsNameTheTensor) {
+  REQUIRE_TIER()
   temp_dir dir;
   lowbit::model::synthetic_config c;
   c.n_vocab = 64;
