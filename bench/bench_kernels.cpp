@@ -18,7 +18,9 @@
 // ratio_to_probe. GEMM benchmarks
 // also report peak_GOPS, the int8 multiply-add peak of the kernel's tier on
 // the same threads (bench/peak.hpp: vpdpbusd for the VNNI tiers, vpmaddubsw +
-// vpmaddwd below them), and ratio_to_peak = GOPS / peak_GOPS.
+// vpmaddwd below them), and ratio_to_peak = GOPS / peak_GOPS; attention
+// prefill does the same against the peak of the units its kernel runs on
+// (attn_peak_gops).
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -124,14 +126,16 @@ void report(benchmark::State& state, const timing& t, double ops_per_call, doubl
   state.counters["ratio_to_probe"] = gbps / probe;
 }
 
-/// Sets peak_GOPS and ratio_to_peak against probe `kind` on the same threads.
-void report_peak(benchmark::State& state, peak_kind kind) {
-  if (!state.counters.count("GOPS")) return;
-  const double peak = peak_gops(kind);
-  if (peak <= 0) return;
+/// Sets peak_GOPS and ratio_to_peak against a peak of `peak` GOPS (skipped
+/// when the CPU has none).
+void report_peak_gops(benchmark::State& state, double peak) {
+  if (!state.counters.count("GOPS") || peak <= 0) return;
   state.counters["peak_GOPS"] = peak;
   state.counters["ratio_to_peak"] = state.counters["GOPS"] / peak;
 }
+
+/// Sets peak_GOPS and ratio_to_peak against probe `kind` on the same threads.
+void report_peak(benchmark::State& state, peak_kind kind) { report_peak_gops(state, peak_gops(kind)); }
 
 void bench_linear(benchmark::State& state, const detail::linear_entry* kernel, size_t m, size_t n, size_t k,
                   size_t threads) {
@@ -310,6 +314,20 @@ void bench_attn_decode(benchmark::State& state, const detail::attention_entry* k
   clear_isa_overrides();
 }
 
+/// The multiply-add peak that bounds an attention kernel on the same threads.
+/// QKᵀ and P . V are half the work each: in f32 FMAs of the tier's vector
+/// width, except on the VNNI tiers, whose kernels run QKᵀ in int8 (vpdpbusd)
+/// and P . V too when V is q8_0. A kernel with both halves on one unit is
+/// bound by that unit's peak; one with a half on each, by the time of both
+/// halves at their peaks.
+double attn_peak_gops(const detail::attention_entry& kernel) {
+  const double fma = peak_gops(fma_peak_for(kernel.tier));
+  if (kernel.tier != isa::avx2_vnni && kernel.tier != isa::avx512_vnni) return fma;
+  const double int8 = peak_gops(int8_peak_for(kernel.tier));
+  if (kernel.v_format == format::q8_0 || fma <= 0 || int8 <= 0) return int8;
+  return 2.0 / (1.0 / int8 + 1.0 / fma);
+}
+
 void bench_attn_prefill(benchmark::State& state, const detail::attention_entry* kernel, size_t len, size_t threads) {
   set_num_threads(threads);
   set_isa_max(kernel->tier);
@@ -327,7 +345,7 @@ void bench_attn_prefill(benchmark::State& state, const detail::attention_entry* 
   // QK^T and PV over the causal triangle, 2 flops per multiply-add.
   const double flops = 4.0 * attn_heads * attn_dim * (static_cast<double>(len) * (len + 1) / 2);
   report(state, timed, flops, static_cast<double>(setup.kv_bytes(len)), false);
-  report_peak(state, fma_peak_for(kernel->tier));
+  report_peak_gops(state, attn_peak_gops(*kernel));
   clear_isa_overrides();
 }
 

@@ -165,6 +165,10 @@ def attach_bounds(records: list[dict]) -> None:
             if r["op"] == "attn_prefill_baseline":
                 probe = "f32_fma256"
             peak_what = PEAK_NAMES.get(probe, "peak")
+            if r["op"] == "attn_prefill" and r["isa"] in ("avx2_vnni", "avx512_vnni"):
+                # Integer QKᵀ on the VNNI tiers; integer P . V too with q8_0 V (bench_kernels.cpp attn_peak_gops).
+                int8 = PEAK_NAMES.get(INT8_PEAK[r["isa"]], "int8 peak")
+                peak_what = int8 if str(r.get("format", "")).endswith("q8_0") else f"{int8} (QKᵀ) + {peak_what} (P·V)"
         elif r["kind"] == "peer":
             best = best_int8(r["threads"])
             if best:
