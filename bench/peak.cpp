@@ -207,8 +207,11 @@ double peak_gops(peak_kind kind) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     samples.push_back(ops_per_iteration(kind) * static_cast<double>(n) * static_cast<double>(threads) / s / 1e9);
   }
-  std::sort(samples.begin(), samples.end());
-  return cache[{kind, threads}] = samples[samples.size() / 2];
+  // The best pass, not the median: a peak is what the units can do, and on
+  // a shared machine interference only ever slows a pass (a vCPU held off
+  // for a pass made a median 2-thread peak read as the 1-thread one, and
+  // kernels measured later 1.3-1.7x "above peak").
+  return cache[{kind, threads}] = *std::max_element(samples.begin(), samples.end());
 }
 
 }  // namespace lowbit::bench

@@ -35,8 +35,9 @@ peak_kind int8_peak_for(isa tier);
 /// (The scalar tier falls back to the portable int8 loop.)
 peak_kind fma_peak_for(isa tier);
 
-/// Median GOPS (multiply and add each counted) of probe `kind` on all lowbit
-/// pool threads at once; 0 when this CPU cannot run it. Cached per thread count.
+/// Best GOPS of five passes (multiply and add each counted) of probe `kind`
+/// on all lowbit pool threads at once; 0 when this CPU cannot run it. Cached
+/// per thread count.
 double peak_gops(peak_kind kind);
 
 /// Steps of `loop(steps)` that make one pass take about 20 ms on one thread,
