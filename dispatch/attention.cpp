@@ -49,18 +49,19 @@ void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, s
               float scale) {
   const size_t row_state = head_dim + 2;
   std::vector<attention_task> tasks;
-  struct split { size_t job, first_task, chunks; };
-  std::vector<split> splits;
+  struct key_split { size_t job, first_task, chunks; };  ///< a decode job's chunks: tasks [first_task, + chunks)
+  std::vector<key_split> splits;
   size_t state_floats = 0;
   for (size_t j = 0; j < jobs.size(); ++j) {
     const attention_job& job = jobs[j];
     const size_t rows = job.q_rows.size();
     if (job.positions == 1) {
       const size_t keys = *std::max_element(job.limits.begin(), job.limits.end());
-      const size_t split = attention_split_for(keys);
-      const size_t chunks = std::max<size_t>(1, (keys + split - 1) / split);
+      const size_t chunk_keys = attention_split_for(keys);
+      const size_t chunks = std::max<size_t>(1, (keys + chunk_keys - 1) / chunk_keys);
       for (size_t c = 0; c < chunks; ++c) {
-        tasks.push_back({j, 0, rows, c * split, std::min(keys, (c + 1) * split), state_floats, splits.size()});
+        tasks.push_back({j, 0, rows, c * chunk_keys, std::min(keys, (c + 1) * chunk_keys), state_floats,
+                         splits.size()});
         state_floats += rows * row_state;
       }
       splits.push_back({j, tasks.size() - chunks, chunks});
@@ -81,7 +82,7 @@ void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, s
   // always in chunk order, so the result does not depend on which one.
   const std::unique_ptr<std::atomic<size_t>[]> chunks_left(new std::atomic<size_t>[splits.size()]);
   for (size_t s = 0; s < splits.size(); ++s) chunks_left[s].store(splits[s].chunks, std::memory_order_relaxed);
-  const auto merge = [&](const split& sp) {
+  const auto merge = [&](const key_split& sp) {
     const attention_job& job = jobs[sp.job];
     const size_t rows = job.q_rows.size();
     for (size_t r = 0; r < rows; ++r) {
