@@ -40,7 +40,7 @@ struct attention_job {
 /// writing its softmax state into `state` (m, l, acc per row).
 struct attention_task {
   size_t job, row_begin, row_end, t0, t1;
-  size_t state;  ///< offset into the state buffer (in floats)
+  size_t state;  ///< a decode chunk's offset into the state buffer (in floats); prefill tasks use their thread's own
   size_t split;  ///< the decode split the task is a chunk of (merged when its last chunk is done), or no_split
 };
 constexpr size_t no_split = static_cast<size_t>(-1);
@@ -71,12 +71,14 @@ void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, s
         const size_t r1 = std::min(rows, r0 + block_rows);
         const size_t keys = *std::max_element(job.limits.begin() + static_cast<std::ptrdiff_t>(r0),
                                               job.limits.begin() + static_cast<std::ptrdiff_t>(r1));
-        tasks.push_back({j, r0, r1, 0, keys, state_floats, no_split});
-        state_floats += (r1 - r0) * row_state;
+        tasks.push_back({j, r0, r1, 0, keys, 0, no_split});
       }
     }
   }
-  // Every task initialises its own state (m = -inf, l = acc = 0) before its kernel runs.
+  // Every task initialises its own state (m = -inf, l = acc = 0) before its
+  // kernel runs: a decode chunk's in `state`, kept for the merge; a prefill
+  // task's in its thread's own buffer, reused task after task (a fresh
+  // buffer for a long prefill is tens of MiB of page faults).
   const std::unique_ptr<float[]> state(new float[state_floats]);
   // A decode split is merged by whichever thread finishes its last chunk,
   // always in chunk order, so the result does not depend on which one.
@@ -115,7 +117,9 @@ void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, s
       const attention_task& t = tasks[i];
       const attention_job& job = jobs[t.job];
       const size_t rows = t.row_end - t.row_begin;
-      float* m = state.get() + t.state;
+      thread_local std::vector<float> own;
+      if (t.split == no_split && own.size() < rows * row_state) own.resize(rows * row_state);
+      float* m = t.split == no_split ? own.data() : state.get() + t.state;
       float* l = m + rows;
       float* acc = l + rows;
       std::fill(m, m + rows, -std::numeric_limits<float>::infinity());

@@ -284,14 +284,16 @@ TEST(PagedAttention, GroupedQ8RowsAtAnyBlockSizeAndStart) {
   // leave a short last group per block, and let a 256-token decode chunk
   // start inside a group (40 tokens a block: the chunk at 768 starts at lane
   // 8; 7 a block: every chunk starts inside one), where the kernels copy the
-  // run out to lane 0 first.
+  // run out to lane 0 first. 100 a block: a prefill's tiles of 64 keys (more
+  // than 8 rows per KV head, integer scores) whole, then cut short at 100.
   const std::vector<std::pair<format, format>> formats = {
       {format::q8_0, format::q8_0}, {format::q8_0, format::f16}, {format::f16, format::q8_0}};
   for_each_tier([&](isa) {
     for (auto [kf, vf] : formats) {
       SCOPED_TRACE(std::string(traits(kf).name) + "/" + std::string(traits(vf).name));
-      for (size_t block_tokens : {7, 40})
-        check_paged(kf, vf, 8, 2, 64, block_tokens, {{800, 1}, {45, 9}, {17, 1}}, format_bound(kf, vf), 500);
+      for (size_t block_tokens : {7, 40, 100})
+        check_paged(kf, vf, 8, 2, 64, block_tokens, {{800, 1}, {45, 9}, {130, 20}, {17, 1}}, format_bound(kf, vf),
+                    500);
       // Three 32-value blocks per head (head_dim 96).
       check_paged(kf, vf, 4, 2, 96, 16, {{300, 1}, {37, 5}}, format_bound(kf, vf), 600);
     }
@@ -346,8 +348,8 @@ TEST(PagedAttention, IntegerValuesAreExactWhenTheWeightsAreEqual) {
   size_t checked = 0;
   for_each_tier([&](isa) {
     if (!rounds_weights(format::q8_0, format::q8_0)) return;
-    for (size_t nq : {1, 5}) {
-      KvCache cache(config(format::q8_0, format::q8_0, kv_heads, dim, 16, 8));
+    for (auto [nq, block_tokens] : {std::pair<size_t, size_t>{1, 16}, {5, 16}, {5, 100}}) {
+      KvCache cache(config(format::q8_0, format::q8_0, kv_heads, dim, block_tokens, 8));
       const seq_id id = cache.create_sequence();
       cache.append(id, 0, k.data(), v.data(), n);
       const auto q = make_data(nq * q_row, data_kind::gaussian, 33);
@@ -359,7 +361,8 @@ TEST(PagedAttention, IntegerValuesAreExactWhenTheWeightsAreEqual) {
       const auto held_q = round_trip(format::q8_0, q.data(), q.size());
       ref::attention(s, held_q.data(), held_k.data(), held_v.data(), want.data(), 0, heads);
       for (size_t e = 0; e < got.size(); ++e)
-        ASSERT_NEAR(got[e], want[e], 2e-5 * (1 + std::fabs(want[e]))) << "n_q " << nq << ", element " << e;
+        ASSERT_NEAR(got[e], want[e], 2e-5 * (1 + std::fabs(want[e])))
+            << "n_q " << nq << ", block " << block_tokens << ", element " << e;
       ++checked;
     }
   });

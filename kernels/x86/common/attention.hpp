@@ -643,10 +643,14 @@ inline void pv_float(float* const* out, const float* rescaled, const float* shri
     }
 }
 
-/// Sub-tiles of V::lanes keys per tile of attention_tiles.
-inline constexpr size_t attention_subtiles = 2;
+/// Sub-tiles of V::lanes keys per tile of attention_tiles: for a decode step
+/// (at most 8 rows), and for more rows (prefill with integer scores), whose
+/// keys and values come from L2 and are read by every group of rows. There
+/// 4 sub-tiles took 15-25% less time than 2, and 8 more than 4 (Zen 4, q8_0
+/// K and V, 512 and 2048 tokens).
+inline constexpr size_t attention_subtiles = 2, attention_prefill_subtiles = 4;
 
-template <class V>
+template <class V, size_t S>
 class q8_value_tile;  // attention_q8.hpp: integer P . V for q8_0 values
 
 /// Stands in for q8_value_groups where values are not q8_0.
@@ -662,12 +666,12 @@ struct float_values {
 /// the key's block scale), and per vector of four keys' columns, each key's
 /// byte lane widened to f32 (byte_of) against its broadcast weight. The VNNI
 /// tiers' q8_value_tile (attention_q8.hpp) does P . V in integers instead.
-template <class V>
+template <class V, size_t S>
 class q8_value_groups {
  public:
   using ivec = typename V::ivec;
   using fvec = typename V::fvec;
-  static constexpr size_t TK = V::lanes, S = attention_subtiles;
+  static constexpr size_t TK = V::lanes;
   static constexpr size_t quads = TK / 4, per_block = 32 / TK;  // key quads per sub-tile, vectors per block and quad
 
   /// prefetch_cursor::step() calls per sub-tile for one group of four rows.
@@ -743,18 +747,18 @@ class q8_value_groups {
 /// The attention_fn body: tiles of keys, scores from `Scores`, online softmax
 /// and P . V per group of four query rows. `Scores(q_rows, rows, d, buffers)`
 /// prepares the query rows once per call; its tile() is float_key_scores::tile's
-/// contract, for one sub-tile of V::lanes keys. A tile is attention_subtiles
-/// sub-tiles: the softmax bookkeeping, the accumulator loads and stores of P .
-/// V and the integer P . V's rounding and epilogue run once per tile, so more
-/// keys share them (two sub-tiles: 6-8% less time per key than one with warm
-/// caches; four are faster still but no faster from DRAM, and round integer
-/// P . V's weights over twice the keys).
-template <class V, class Scores, format VF>
+/// contract, for one sub-tile of V::lanes keys. A tile is S sub-tiles: the
+/// softmax bookkeeping, the accumulator loads and stores of P . V and the
+/// integer P . V's rounding and epilogue run once per tile, so more keys
+/// share them. For decode (attention_subtiles) two sub-tiles took 6-8% less
+/// time per key than one with warm caches; four are faster still but no
+/// faster from DRAM, and round integer P . V's weights over twice the keys.
+template <class V, class Scores, format VF, size_t S = attention_subtiles>
 void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                      const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
   using ops = attention_vec<V>;
   using fvec = typename V::fvec;
-  constexpr size_t TK = V::lanes, S = attention_subtiles, TT = S * TK;
+  constexpr size_t TK = V::lanes, TT = S * TK;
   // The K and V rows of a tile ahead (attention_prefetch_lead) are prefetched
   // into L2, a few lines per score / P . V step (prefetch_cursor), on past t1
   // into the keys the next chunk will read. Where measured (f16 and q8_0
@@ -772,8 +776,8 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   if (last == t0) return;
   attention_buffers& buffers = attention_scratch();
   const Scores scores(q_rows, rows, d, buffers);
-  using Values = std::conditional_t<integer_values, q8_value_tile<V>,
-                                    std::conditional_t<grouped_values, q8_value_groups<V>, float_values>>;
+  using Values = std::conditional_t<integer_values, q8_value_tile<V, S>,
+                                    std::conditional_t<grouped_values, q8_value_groups<V, S>, float_values>>;
   const Values values(d, buffers);
   buffers.scores.resize(S * rows * TK);  // sub-tile s: rows x TK from s * rows * TK
   float* tile_scores = buffers.scores.data();

@@ -67,6 +67,9 @@ class q8_key_scores {
     buffers.query_source.resize(rows * d);
     query_ = reinterpret_cast<q8_query_block*>(buffers.query.data());
     for (size_t r = 0; r < rows; ++r) {
+      if (r + 4 < rows)  // a prefill's rows come from DRAM: ask for them four rows ahead
+        for (size_t i = 0; i < d; i += 64 / sizeof(float))
+          _mm_prefetch(reinterpret_cast<const char*>(q_rows[r + 4] + i), _MM_HINT_T0);
       for (size_t b = 0; b < blocks_; ++b) round_block(q_rows[r] + b * qk8_0, query_[r * blocks_ + b]);
       std::memcpy(buffers.query_source.data() + r * d, q_rows[r], d * sizeof(float));
     }
@@ -148,10 +151,10 @@ class q8_key_scores {
 /// The u8 rounding is the one approximation beyond the cache's own: at most
 /// half a step of 1/255 of the tile's largest weight per weight (see the
 /// paged-attention tests for the bound it adds). head_dim a multiple of 32.
-template <class V>
-class q8_value_tile : public q8_value_groups<V> {
-  using base = q8_value_groups<V>;
-  using base::blocks_, base::scales_, base::quad, base::TK, base::S, base::quads, base::per_block;
+template <class V, size_t S>
+class q8_value_tile : public q8_value_groups<V, S> {
+  using base = q8_value_groups<V, S>;
+  using base::blocks_, base::scales_, base::quad, base::TK, base::quads, base::per_block;
 
  public:
   using ivec = typename V::ivec;
@@ -224,7 +227,11 @@ class q8_value_tile : public q8_value_groups<V> {
 template <class V, format VF>
 void attention_online_q8(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                          const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
-  attention_tiles<V, q8_key_scores<V>, VF>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
+  if (rows > 8)
+    attention_tiles<V, q8_key_scores<V>, VF, attention_prefill_subtiles>(kv, kv_head, q_rows, rows, limits, t0, t1,
+                                                                         scale, m, l, acc);
+  else
+    attention_tiles<V, q8_key_scores<V>, VF>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
 }
 
 LOWBIT_CODEGEN_END
