@@ -2,9 +2,11 @@
 // against the vec256 / vec512 policies. Two paths, chosen by the rows a call
 // has per KV head (query positions times the heads sharing it):
 //
-// Few rows (decode: at most 8), attention_tiles. Keys go a tile at a time
-// (V::lanes tokens, never across a cache block). A scores policy turns the
-// tile into one vector of scores per query row (lane i = key i):
+// Few rows (decode: at most 8), and any rows with integer scores (q8_0 keys
+// on the VNNI tiers), attention_tiles. Keys go a tile at a time (sub-tiles
+// of V::lanes tokens, never across a cache block; two per tile for decode,
+// four for more rows). A scores policy turns each sub-tile into one vector
+// of scores per query row (lane i = key i):
 // float_key_scores here (f32 and f16 keys read in place, per key dot
 // products as vectors, folded four keys at a time and transposed into lanes,
 // never a horizontal sum per key; q8_0 keys read from the cache's groups,
