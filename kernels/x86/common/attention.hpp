@@ -255,12 +255,14 @@ inline key_range keys_seen(const size_t* limits, size_t rows, size_t t0, size_t 
 struct prefetch_cursor {
   const char *k = nullptr, *k_end = nullptr, *v = nullptr, *v_end = nullptr;
   size_t per_step = 0;  ///< lines of each stream per step()
+  size_t busy = 0;      ///< step() calls left that have lines to prefetch
 
   /// Aims at tokens [u, u + n) (clipped to u's block and to `last`), to be
   /// spread over `steps` calls of step().
   [[gnu::always_inline]] void aim(const attn_kv& kv, size_t kv_head, size_t u, size_t n, size_t last, size_t steps) {
     if (u >= last) {
       k = k_end = v = v_end = nullptr;
+      busy = 0;
       return;
     }
     const kv_position at = locate(kv, kv_head, u);
@@ -271,8 +273,15 @@ struct prefetch_cursor {
     v_end = v + c * kv.v_row_bytes;
     const size_t lines = (c * std::max(kv.k_row_bytes, kv.v_row_bytes) + 63) / 64;
     per_step = (lines + steps - 1) / steps;
+    busy = per_step ? (lines + per_step - 1) / per_step : 0;
   }
+  /// Once the tile's lines are all asked for (a prefill's later groups of
+  /// rows call step() many times more than there are lines), one branch: the
+  /// loop below, run empty per call, took a fifth of the time of integer P .
+  /// V's inner loop on Zen 4.
   [[gnu::always_inline]] void step() {
+    if (busy == 0) return;
+    --busy;
     for (size_t i = 0; i < per_step; ++i) {
       if (k < k_end) {
         _mm_prefetch(k, _MM_HINT_T1);
