@@ -654,11 +654,16 @@ inline void pv_float(float* const* out, const float* rescaled, const float* shri
     }
 }
 
-/// Sub-tiles of V::lanes keys per tile of attention_tiles: for a decode step
-/// (at most 8 rows), and for more rows (prefill with integer scores), whose
-/// keys and values come from L2 and are read by every group of rows. There
-/// 4 sub-tiles took 15-25% less time than 2, and 8 more than 4 (Zen 4, q8_0
-/// K and V, 512 and 2048 tokens).
+/// The most rows per KV head a call takes the decode way: attention_tiles
+/// with decode's tiles. More rows (prefill) go to attention_row_lanes with
+/// float scores, or to attention_tiles with prefill's tiles with integer ones.
+inline constexpr size_t attention_decode_rows = 8;
+
+/// Sub-tiles of V::lanes keys per tile of attention_tiles: for a decode step,
+/// and for more rows (prefill with integer scores), whose keys and values
+/// come from L2 and are read by every group of rows. There 4 sub-tiles took
+/// 15-25% less time than 2, and 8 more than 4 (Zen 4, q8_0 K and V, 512 and
+/// 2048 tokens).
 inline constexpr size_t attention_subtiles = 2, attention_prefill_subtiles = 4;
 
 template <class V, size_t S>
@@ -1062,7 +1067,8 @@ void attention_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* 
 template <class V, format KF, format VF>
 void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                       const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
-  if (rows > 8) return attention_row_lanes<V, KF, VF>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
+  if (rows > attention_decode_rows)
+    return attention_row_lanes<V, KF, VF>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
   attention_tiles<V, float_key_scores<V, KF>, VF>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
 }
 

@@ -227,7 +227,7 @@ class q8_value_tile : public q8_value_groups<V, S> {
 template <class V, format VF>
 void attention_online_q8(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                          const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
-  if (rows > 8)
+  if (rows > attention_decode_rows)
     attention_tiles<V, q8_key_scores<V>, VF, attention_prefill_subtiles>(kv, kv_head, q_rows, rows, limits, t0, t1,
                                                                          scale, m, l, acc);
   else
