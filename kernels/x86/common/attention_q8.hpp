@@ -56,22 +56,25 @@ class q8_key_scores {
     scratch_ = buffers.tile.data();
     // The rounded query rows. A decode step calls once per chunk of keys with
     // the same rows: comparing them with the rows last rounded costs far less
-    // than rounding again.
+    // than rounding again. A prefill's rows are each rounded once: they are
+    // neither compared nor kept.
     const size_t blocks = rows * blocks_;
-    bool same = buffers.query.size() == blocks * sizeof(q8_query_block) && buffers.query_source.size() == rows * d;
+    const bool decode = rows <= attention_decode_rows;
+    bool same = decode && buffers.query.size() == blocks * sizeof(q8_query_block) &&
+                buffers.query_source.size() == rows * d;
     for (size_t r = 0; same && r < rows; ++r)
       same = std::memcmp(q_rows[r], buffers.query_source.data() + r * d, d * sizeof(float)) == 0;
     query_ = reinterpret_cast<q8_query_block*>(buffers.query.data());
     if (same) return;
     buffers.query.resize(blocks * sizeof(q8_query_block));
-    buffers.query_source.resize(rows * d);
+    buffers.query_source.resize(decode ? rows * d : 0);
     query_ = reinterpret_cast<q8_query_block*>(buffers.query.data());
     for (size_t r = 0; r < rows; ++r) {
       if (r + 4 < rows)  // a prefill's rows come from DRAM: ask for them four rows ahead
         for (size_t i = 0; i < d; i += 64 / sizeof(float))
           _mm_prefetch(reinterpret_cast<const char*>(q_rows[r + 4] + i), _MM_HINT_T0);
       for (size_t b = 0; b < blocks_; ++b) round_block(q_rows[r] + b * qk8_0, query_[r * blocks_ + b]);
-      std::memcpy(buffers.query_source.data() + r * d, q_rows[r], d * sizeof(float));
+      if (decode) std::memcpy(buffers.query_source.data() + r * d, q_rows[r], d * sizeof(float));
     }
   }
 
