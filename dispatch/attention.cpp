@@ -117,9 +117,12 @@ void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, s
       const attention_task& t = tasks[i];
       const attention_job& job = jobs[t.job];
       const size_t rows = t.row_end - t.row_begin;
-      thread_local std::vector<float> own;
-      if (t.split == no_split && own.size() < rows * row_state) own.resize(rows * row_state);
-      float* m = t.split == no_split ? own.data() : state.get() + t.state;
+      thread_local std::vector<float> own;  // a prefill task's state
+      float* m = state.get() + t.state;
+      if (t.split == no_split) {
+        if (own.size() < rows * row_state) own.resize(rows * row_state);
+        m = own.data();
+      }
       float* l = m + rows;
       float* acc = l + rows;
       std::fill(m, m + rows, -std::numeric_limits<float>::infinity());
