@@ -168,6 +168,44 @@ TEST(Quant, ActivationQuantizersRoundExactTiesLikeTheOracleOnEveryTier) {
   EXPECT_EQ(bk.qs[2], -98);
 }
 
+TEST(Quant, HalfAwayRoundingMatchesTheOracleAroundEveryHalfAndInteger) {
+  // Scale 1 again (each block's first value is +-127), and as inputs every
+  // float within 256 ulps of each n + 0.5 and each n up to 127, both signs,
+  // and every 64th float in [0.25, 1): the vector quantizers round half away
+  // from zero by one add and a truncation, which must agree with roundf on
+  // every one of them.
+  std::vector<float> values;
+  for (int n = 0; n <= 127; ++n)
+    for (float centre : {static_cast<float>(n), n + 0.5f}) {
+      float below = centre, above = centre;
+      for (int step = 0; step < 256; ++step) {
+        below = std::nextafter(below, 0.0f);
+        above = std::nextafter(above, 200.0f);
+        values.insert(values.end(), {below, above});
+      }
+      values.push_back(centre);
+    }
+  for (float v = 0.25f; v < 1.0f;) {
+    values.push_back(v);
+    for (int step = 0; step < 64; ++step) v = std::nextafter(v, 2.0f);
+  }
+  std::vector<float> x;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (x.size() % 64 == 0) x.push_back(127.0f);
+    if (x.size() % 64 == 32) x.push_back(-127.0f);
+    x.push_back(i % 2 ? values[i] : -values[i]);
+  }
+  while (x.size() % 256 != 0) x.push_back(0.5f);
+  for_each_tier([&](isa) {
+    for (format f : {format::q8_0, format::q8_1}) {
+      const auto want = ref_quantize(f, x, 1, x.size());
+      std::vector<unsigned char> got(want.size());
+      quantize_rows(f, x.data(), 1, x.size(), got.data(), got.size());
+      ASSERT_EQ(got, want) << selected_kernel("quantize." + std::string(traits(f).name));
+    }
+  });
+}
+
 TEST(Quant, BadArgumentsAreClearErrorsAndWriteNothing) {
   const auto x = make_data(256, data_kind::gaussian, 1);
   std::vector<unsigned char> dst(1024, 0xab);

@@ -23,6 +23,15 @@
 namespace lowbit::kernels::x86 {
 LOWBIT_CODEGEN_BEGIN
 
+/// Half away from zero as one add and a truncation: trunc(p + copysign(0.5 -
+/// 2^-25, p)) equals roundf(p) for every |p| < 2^22 (quants are at most
+/// 127). Below a half, p + 0.5 - 2^-25 stays under the next integer even
+/// after the add's rounding (the gap to it is at least one ulp of p plus
+/// 2^-25, more than half the spacing there); at a half or above it reaches
+/// it (from a half, the sum lies 2^-25 below the integer, less than half the
+/// spacing there, 2^-23 at least, or rounds up to it on a tie at 1 - 2^-25).
+inline constexpr float half_down = 0x1.fffffep-2f;  // 0.5 - 2^-25, the float just below one half
+
 /// 8 floats at a time (AVX2).
 struct q8_lanes256 {
   static constexpr size_t width = 8;
@@ -44,11 +53,8 @@ struct q8_lanes256 {
       if constexpr (Even) {
         v[j] = _mm256_min_epi32(_mm256_cvtps_epi32(p), _mm256_set1_epi32(127));
       } else {
-        const __m256 t = _mm256_round_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-        const __m256 frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(p, t));
-        const __m256 step = _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ),
-                                          _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(p, _mm256_set1_ps(-0.0f))));
-        v[j] = _mm256_cvttps_epi32(_mm256_add_ps(t, step));
+        const __m256 nudge = _mm256_or_ps(_mm256_set1_ps(half_down), _mm256_and_ps(p, _mm256_set1_ps(-0.0f)));
+        v[j] = _mm256_cvttps_epi32(_mm256_add_ps(p, nudge));
       }
     }
     const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
@@ -90,12 +96,10 @@ struct q8_lanes512 {
         v = _mm512_min_epi32(_mm512_cvt_roundps_epi32(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
                              _mm512_set1_epi32(127));
       } else {
-        const __m512 t = _mm512_roundscale_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-        const __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(p, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
-        const __m512 sign_one = _mm512_castsi512_ps(_mm512_or_si512(
-            _mm512_castps_si512(_mm512_set1_ps(1.0f)),
-            _mm512_and_si512(_mm512_castps_si512(p), _mm512_set1_epi32(static_cast<int>(0x80000000u)))));
-        v = _mm512_cvttps_epi32(_mm512_mask_add_ps(t, up, t, sign_one));
+        const __m512i nudge = _mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(half_down)),
+                                              _mm512_and_si512(_mm512_castps_si512(p),
+                                                               _mm512_set1_epi32(static_cast<int>(0x80000000u))));
+        v = _mm512_cvttps_epi32(_mm512_add_ps(p, _mm512_castsi512_ps(nudge)));
       }
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * j), _mm512_cvtsepi32_epi8(v));
     }
