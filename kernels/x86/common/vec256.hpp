@@ -130,6 +130,10 @@ struct vec256 {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
   }
   static fvec round_nearest(fvec v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  /// x * 2^n for integral n, by adding n to x's exponent bits (the result must be a normal number).
+  static fvec times_pow2i(fvec x, fvec n) {
+    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(x), _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23)));
+  }
   /// Sum of the 128-bit quarters: four partial sums.
   static __m128 fold128(fvec v) { return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); }
   static void store(float* p, fvec v) { _mm256_storeu_ps(p, v); }
