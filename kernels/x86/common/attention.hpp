@@ -389,14 +389,18 @@ class float_key_scores {
 
   /// scores[r * V::lanes + i] = q_r . key i for keys i < n (key i's plain
   /// row would be at kp + i * stride; the first is token `slot` of its cache
-  /// block); lanes from n on hold finite values of no meaning.
-  void tile(const unsigned char* kp, size_t stride, size_t slot, size_t n, float* scores, prefetch_cursor& pf) const {
+  /// block) and rows r from `first` (rounded down to a group of four) on;
+  /// lanes from n on hold finite values of no meaning, rows before `first`
+  /// whatever they held.
+  void tile(const unsigned char* kp, size_t stride, size_t slot, size_t n, size_t first, float* scores,
+            prefetch_cursor& pf) const {
+    const size_t r_begin = first / 4 * 4;
     if constexpr (KF == format::q8_0) {
-      return tile_q8(kp, stride, slot, n, scores, pf);
+      return tile_q8(kp, stride, slot, n, r_begin, scores, pf);
     } else {
-      if (!converts()) return tile_from<KF>(kp, stride, n, scores, pf);
+      if (!converts()) return tile_from<KF>(kp, stride, n, r_begin, scores, pf);
       if constexpr (KF != format::f32) dequantize_kv_rows<V, KF>(kv_side::key, kp, slot, stride, n, keys_, d_);
-      tile_from<format::f32>(reinterpret_cast<const unsigned char*>(keys_), d_ * sizeof(float), n, scores, pf);
+      tile_from<format::f32>(reinterpret_cast<const unsigned char*>(keys_), d_ * sizeof(float), n, r_begin, scores, pf);
     }
   }
 
@@ -404,14 +408,14 @@ class float_key_scores {
   bool converts() const { return kv_converted_per_tile(KF, rows_); }
 
   /// tile() for q8_0 keys in the cache's groups.
-  void tile_q8(const unsigned char* kp, size_t stride, size_t slot, size_t n, float* scores,
+  void tile_q8(const unsigned char* kp, size_t stride, size_t slot, size_t n, size_t r_begin, float* scores,
                prefetch_cursor& pf) const {
     using ivec = typename V::ivec;
     using fvec = typename V::fvec;
     const size_t blocks = d_ / qk8_0;
     const kv_group_at at = q8_run<V>(kv_side::key, kp, stride, slot, n, d_, scratch_);
     const ivec bias = V::splat8(0x80);
-    for (size_t r0 = 0; r0 < rows_; r0 += 4) {
+    for (size_t r0 = r_begin; r0 < rows_; r0 += 4) {
       // Four rows (the last one repeated past the end: same values, same stores).
       const float* q[4];
       for (size_t j = 0; j < 4; ++j) q[j] = q_[std::min(r0 + j, rows_ - 1)];
@@ -441,13 +445,14 @@ class float_key_scores {
 
   /// tile() from key rows in format KS2 (f32 or f16), read in place.
   template <format KS2>
-  void tile_from(const unsigned char* kp, size_t stride, size_t n, float* scores, prefetch_cursor& pf) const {
+  void tile_from(const unsigned char* kp, size_t stride, size_t n, size_t r_begin, float* scores,
+                 prefetch_cursor& pf) const {
     using ops = attention_vec<V>;
     using fvec = typename V::fvec;
     constexpr size_t lanes = V::lanes, quads = lanes / 4;
     const size_t d = d_;
     const size_t vec_end = d / lanes * lanes;
-    for (size_t r0 = 0; r0 < rows_; r0 += 4) {
+    for (size_t r0 = r_begin; r0 < rows_; r0 += 4) {
       // Four rows (the last one repeated past the end: same values, same stores).
       const size_t rb = std::min<size_t>(4, rows_ - r0);
       const float* q[4];
@@ -741,7 +746,7 @@ class q8_value_groups {
             x[j][1] = V::mul(x[j][1], V::set1f(shrink[j]));
           }
         }
-        for (size_t kq = 0; kq < subs * quads; ++kq) {
+        for (size_t kq = 0; kq < (n + 3) / 4; ++kq) {
           pf.step();
           const unsigned char* v = quad(b, kq) + c * sizeof(ivec);
           const ivec vals[2] = {V::load(v), V::load(v + sizeof(ivec))};
@@ -834,7 +839,11 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
     const size_t slot = t % kv.block_tokens;
     pf.aim(kv, kv_head, t + pf_ahead, TT, horizon, pf_steps);
     for (size_t s = 0; s < subs; ++s) {
-      scores.tile(kp + s * TK * kv.k_row_bytes, kv.k_row_bytes, slot + s * TK, sub_keys[s],
+      // Rows before the first that sees the sub-tile see none of it (causal
+      // prefill's rows see more keys the later they come): not scored.
+      size_t first = 0;
+      while (first < rows && limits[first] <= t + s * TK) ++first;
+      scores.tile(kp + s * TK * kv.k_row_bytes, kv.k_row_bytes, slot + s * TK, sub_keys[s], first,
                   tile_scores + s * rows * TK, pf);
       if constexpr (grouped_values)
         values.load(vp + s * TK * kv.v_row_bytes, kv.v_row_bytes, slot + s * TK, sub_keys[s], s);
@@ -850,13 +859,13 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
     for (size_t r0 = 0; r0 < rows; r0 += 4) {
       const size_t rb = std::min<size_t>(4, rows - r0);
       size_t visible[4];
-      bool any = false;
+      size_t group_keys = 0;  // the most keys of the tile any of the four rows sees: P . V goes no further
       for (size_t j = 0; j < 4; ++j) {
         const size_t r = r0 + std::min(j, rb - 1);
         visible[j] = j < rb && limits[r] > t ? std::min(n, limits[r] - t) : 0;
-        any = any || visible[j] > 0;
+        group_keys = std::max(group_keys, visible[j]);
       }
-      if (!any) continue;
+      if (group_keys == 0) continue;
       // The four rows' scaled scores (-inf past what each row sees), their
       // tile maxima and new running maxima in one vector each, then p =
       // exp(score - max) on the visible lanes (0 elsewhere, and for rows that
@@ -910,16 +919,18 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       float* out[4];
       for (size_t j = 0; j < 4; ++j) out[j] = acc + (r0 + std::min(j, rb - 1)) * d;
       if constexpr (grouped_values) {
-        values.accumulate(out, rb, rescaled, &p[0][0], TT, n, pf);
+        values.accumulate(out, rb, rescaled, &p[0][0], TT, group_keys, pf);
         continue;
       }
       if constexpr (VF == format::f16) {
         if (!v_convert) {
-          pv_float<V, format::f16>(out, rescaled, shrink, weight_view{&p[0][0], TT, 1}, n, vp, v_stride, d, rb, pf);
+          pv_float<V, format::f16>(out, rescaled, shrink, weight_view{&p[0][0], TT, 1}, group_keys, vp, v_stride, d, rb,
+                                   pf);
           continue;
         }
       }
-      pv_float<V, format::f32>(out, rescaled, shrink, weight_view{&p[0][0], TT, 1}, n, vp, v_stride, d, rb, pf);
+      pv_float<V, format::f32>(out, rescaled, shrink, weight_view{&p[0][0], TT, 1}, group_keys, vp, v_stride, d, rb,
+                               pf);
     }
     pf.rest();
     t += n;

@@ -79,10 +79,11 @@ class q8_key_scores {
   }
 
   /// float_key_scores::tile's contract, for q8_0 keys in the cache's groups.
-  void tile(const unsigned char* kp, size_t stride, size_t slot, size_t n, float* scores, prefetch_cursor& pf) const {
+  void tile(const unsigned char* kp, size_t stride, size_t slot, size_t n, size_t first, float* scores,
+            prefetch_cursor& pf) const {
     constexpr size_t TK = V::lanes;
     const kv_group_at at = q8_run<V>(kv_side::key, kp, stride, slot, n, blocks_ * qk8_0, scratch_);
-    for (size_t r0 = 0; r0 < rows_; r0 += 4) {
+    for (size_t r0 = first / 4 * 4; r0 < rows_; r0 += 4) {
       // Four rows (the last one repeated past the end: same values, same stores).
       const q8_query_block* q[4];
       for (size_t j = 0; j < 4; ++j) q[j] = query_ + std::min(r0 + j, rows_ - 1) * blocks_;
@@ -221,7 +222,7 @@ class q8_value_tile : public q8_value_groups<V, S> {
         ivec acc[4][2];
         #pragma GCC unroll 4
         for (size_t j = 0; j < 4; ++j) acc[j][0] = acc[j][1] = V::set1(0);
-        for (size_t kq = 0; kq < subs * quads; ++kq) {
+        for (size_t kq = 0; kq < (n + 3) / 4; ++kq) {  // quads past n have zero weights
           pf.step();
           const unsigned char* v = quad(b, kq) + c * sizeof(ivec);
           const ivec v0 = V::load(v), v1 = V::load(v + sizeof(ivec));
