@@ -868,7 +868,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       if (group_keys == 0) continue;
       // The four rows' scaled scores (-inf past what each row sees), their
       // tile maxima and new running maxima in one vector each, then p =
-      // exp(score - max) on the visible lanes (0 elsewhere, and for rows that
+      // 2^(score - max) (log2 units) on the visible lanes (0 elsewhere, and for rows that
       // see none of the tile or are padding: they stay as they are).
       constexpr float minus_inf = -std::numeric_limits<float>::infinity();
       fvec sc[4][S], top[4];
@@ -894,7 +894,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       for (size_t j = 0; j < 4; ++j) {
         row_sum[j] = V::zero();
         for (size_t s = 0; s < S; ++s) {
-          // exp(-inf - max) is 0 on the lanes fill_past set.
+          // 2^(-inf - max) is 0 on the lanes fill_past set.
           const fvec e = exp2_nonpositive<V>(V::sub(sc[j][s], V::set1f(new_m[j])));
           const fvec w = V::keep_first(e, seen[j][s]);
           V::store(p[j] + s * TK, w);
@@ -902,7 +902,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
         }
       }
       const __m128 total = ops::sum_each(row_sum[0], row_sum[1], row_sum[2], row_sum[3]);
-      // shrink = exp(old max - new max): 1 for every row whose maximum stayed
+      // shrink = 2^(old max - new max): 1 for every row whose maximum stayed
       // (the common case once a few tiles are in), ~1e-38 on a row's first
       // tile (times zeros), 1 for rows that see nothing.
       const bool rescale = _mm_movemask_ps(_mm_cmplt_ps(prev, next)) != 0;
