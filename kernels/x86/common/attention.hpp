@@ -51,11 +51,39 @@
 namespace lowbit::kernels::x86 {
 LOWBIT_CODEGEN_BEGIN
 
-/// The kernels keep scores in log2 units (times log2 e, folded into the
-/// score scale) from a call's start to its end, so a softmax weight is 2^y
-/// rather than e^x: no multiply by log2 e per weight, and no two-constant
-/// split of n ln 2. The running maxima m are converted on the way in and out
-/// (the attention_fn contract keeps them in natural units).
+/// exp(x) lane by lane for x <= 0 (softmax arguments): x = n ln2 + r with
+/// |r| <= ln2 / 2 (two-constant split), a degree-6 polynomial for e^r (the
+/// classic Cephes coefficients) and 2^n from the exponent bits. Relative error
+/// about 2e-7; exp(0) is exactly 1; arguments below -87 (-inf included) give
+/// about 1e-38 instead of less.
+template <class V>
+inline typename V::fvec exp_nonpositive(typename V::fvec x) {
+  const auto xc = V::maxf(x, V::set1f(-87.0f));
+  const auto n = V::round_nearest(V::mul(xc, V::set1f(1.44269504088896341f)));
+  auto r = V::fmadd(n, V::set1f(-0.693359375f), xc);
+  r = V::fmadd(n, V::set1f(2.12194440e-4f), r);
+  auto p = V::set1f(1.9875691500e-4f);
+  p = V::fmadd(p, r, V::set1f(1.3981999507e-3f));
+  p = V::fmadd(p, r, V::set1f(8.3334519073e-3f));
+  p = V::fmadd(p, r, V::set1f(4.1665795894e-2f));
+  p = V::fmadd(p, r, V::set1f(1.6666665459e-1f));
+  p = V::fmadd(p, r, V::set1f(5.0000001201e-1f));
+  const auto e = V::addf(V::fmadd(p, V::mul(r, r), r), V::set1f(1.0f));
+  return V::mul(e, V::pow2i(n));
+}
+
+/// The integer-score kernels (q8_0 keys on the VNNI tiers) keep scores in
+/// log2 units (times log2 e, folded into the score scale) from a call's
+/// start to its end, so a softmax weight is 2^y rather than e^x: no multiply
+/// by log2 e per weight and no two-constant split, seven multiply-adds per
+/// vector instead of eleven, on the pipes vpdpbusd uses on Zen 4 (2-6% of a
+/// q8_0 prefill there). The running maxima m are converted on the way in and
+/// out (the attention_fn contract keeps natural units). The float kernels
+/// keep exp_nonpositive: the same accuracy, and their results stay the ones
+/// the decoder's end-to-end tests against llama.cpp were set on (the f16
+/// cache's prefill and decode logits agree within the golden margin; with
+/// 2^y they differ by 1.57 at one position, a different rounding amplified
+/// by the model's outlier channel, not a less accurate one).
 inline constexpr float log2_e = 1.44269504088896341f, ln_2 = 0.693147180559945309f;
 
 /// 2^y lane by lane for y <= 0 (softmax arguments in log2 units): y = n + f,
@@ -804,8 +832,12 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   if (last == t0) return;
   attention_buffers& buffers = attention_scratch();
   const Scores scores(q_rows, rows, d, buffers);
-  const float scale2 = scale * log2_e;  // scores in log2 units
-  for (size_t r = 0; r < rows; ++r) m[r] *= log2_e;
+  // Integer scores: softmax in log2 units (see log2_e).
+  constexpr bool log2_units = Scores::integer;
+  const auto softmax_exp = [](fvec x) { return log2_units ? exp2_nonpositive<V>(x) : exp_nonpositive<V>(x); };
+  const float score_scale = log2_units ? scale * log2_e : scale;
+  if constexpr (log2_units)
+    for (size_t r = 0; r < rows; ++r) m[r] *= log2_e;
   using Values = std::conditional_t<integer_values, q8_value_tile<V, S>,
                                     std::conditional_t<grouped_values, q8_value_groups<V, S>, float_values>>;
   const Values values(d, buffers);
@@ -868,8 +900,9 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       if (group_keys == 0) continue;
       // The four rows' scaled scores (-inf past what each row sees), their
       // tile maxima and new running maxima in one vector each, then p =
-      // 2^(score - max) (log2 units) on the visible lanes (0 elsewhere, and for rows that
-      // see none of the tile or are padding: they stay as they are).
+      // exp(score - max) (2^ in log2 units) on the visible lanes (0
+      // elsewhere, and for rows that see none of the tile or are padding:
+      // they stay as they are).
       constexpr float minus_inf = -std::numeric_limits<float>::infinity();
       fvec sc[4][S], top[4];
       size_t seen[4][S];  // lanes of sub-tile s row j sees; none in a sub-tile past n (its scores are stale)
@@ -878,7 +911,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
         const size_t r = r0 + std::min(j, rb - 1);
         for (size_t s = 0; s < S; ++s) {
           seen[j][s] = visible[j] > s * TK ? std::min(TK, visible[j] - s * TK) : 0;
-          sc[j][s] = ops::fill_past(V::mul(V::loadf(tile_scores + (s * rows + r) * TK), V::set1f(scale2)),
+          sc[j][s] = ops::fill_past(V::mul(V::loadf(tile_scores + (s * rows + r) * TK), V::set1f(score_scale)),
                                     seen[j][s], minus_inf);
         }
         top[j] = sc[j][0];
@@ -894,19 +927,19 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       for (size_t j = 0; j < 4; ++j) {
         row_sum[j] = V::zero();
         for (size_t s = 0; s < S; ++s) {
-          // 2^(-inf - max) is 0 on the lanes fill_past set.
-          const fvec e = exp2_nonpositive<V>(V::sub(sc[j][s], V::set1f(new_m[j])));
+          // exp(-inf - max) is 0 on the lanes fill_past set.
+          const fvec e = softmax_exp(V::sub(sc[j][s], V::set1f(new_m[j])));
           const fvec w = V::keep_first(e, seen[j][s]);
           V::store(p[j] + s * TK, w);
           row_sum[j] = V::addf(row_sum[j], w);
         }
       }
       const __m128 total = ops::sum_each(row_sum[0], row_sum[1], row_sum[2], row_sum[3]);
-      // shrink = 2^(old max - new max): 1 for every row whose maximum stayed
+      // shrink = exp(old max - new max): 1 for every row whose maximum stayed
       // (the common case once a few tiles are in), ~1e-38 on a row's first
       // tile (times zeros), 1 for rows that see nothing.
       const bool rescale = _mm_movemask_ps(_mm_cmplt_ps(prev, next)) != 0;
-      if (rescale) V::store(shrink, exp2_nonpositive<V>(ops::from4(_mm_sub_ps(prev, next))));
+      if (rescale) V::store(shrink, softmax_exp(ops::from4(_mm_sub_ps(prev, next))));
       else V::store(shrink, V::set1f(1.0f));
       const float* rescaled = rescale ? shrink : nullptr;
       alignas(16) float sums[4];
@@ -935,7 +968,8 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
     pf.rest();
     t += n;
   }
-  for (size_t r = 0; r < rows; ++r) m[r] *= ln_2;
+  if constexpr (log2_units)
+    for (size_t r = 0; r < rows; ++r) m[r] *= ln_2;
 }
 
 /// Prefill with float scores: the query rows go V::lanes at a time in the
@@ -975,10 +1009,10 @@ void attention_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* 
     for (size_t r = 0; r < R; ++r) src[r] = q_rows[std::min(blk * R + r, rows - 1)];
     float* q = qt + blk * d * R;
     transpose_rows<V>(src, d, q);
-    for (size_t c = 0; c < d; ++c) V::store(q + c * R, V::mul(V::loadf(q + c * R), V::set1f(scale * log2_e)));
+    for (size_t c = 0; c < d; ++c) V::store(q + c * R, V::mul(V::loadf(q + c * R), V::set1f(scale)));
   }
   for (size_t r = 0; r < blocks * R; ++r) {
-    mp[r] = r < rows ? m[r] * log2_e : minus_inf;  // log2 units
+    mp[r] = r < rows ? m[r] : minus_inf;
     lp[r] = r < rows ? l[r] : 0.0f;
   }
   float* kbuf = nullptr;
@@ -1054,12 +1088,12 @@ void attention_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* 
       fvec sum = V::zero();
       #pragma GCC unroll 16
       for (size_t i = 0; i < TK; ++i) {
-        const fvec p = ops::select_gt(visible, V::set1f(static_cast<float>(i)), exp2_nonpositive<V>(V::sub(s[i], base)),
+        const fvec p = ops::select_gt(visible, V::set1f(static_cast<float>(i)), exp_nonpositive<V>(V::sub(s[i], base)),
                                     V::zero());
         sum = V::addf(sum, p);
         V::store(pt + i * R, p);
       }
-      const fvec factor = exp2_nonpositive<V>(V::sub(old_m, base));
+      const fvec factor = exp_nonpositive<V>(V::sub(old_m, base));
       V::store(shrink, factor);
       V::store(lp + blk * R, V::fmadd(V::loadf(lp + blk * R), factor, sum));
       V::store(mp + blk * R, new_m);
@@ -1077,7 +1111,7 @@ void attention_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* 
     t += n;
   }
   for (size_t r = 0; r < rows; ++r) {
-    m[r] = mp[r] * ln_2;
+    m[r] = mp[r];
     l[r] = lp[r];
   }
 }
