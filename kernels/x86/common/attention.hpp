@@ -51,6 +51,16 @@
 namespace lowbit::kernels::x86 {
 LOWBIT_CODEGEN_BEGIN
 
+/// c[0] x^(N-1) + ... + c[N-1] lane by lane, by Horner's rule (one FMA per
+/// coefficient after the first).
+template <class V, size_t N>
+inline typename V::fvec horner(typename V::fvec x, const float (&c)[N]) {
+  auto p = V::set1f(c[0]);
+  #pragma GCC unroll 8
+  for (size_t i = 1; i < N; ++i) p = V::fmadd(p, x, V::set1f(c[i]));
+  return p;
+}
+
 /// exp(x) lane by lane for x <= 0 (softmax arguments): x = n ln2 + r with
 /// |r| <= ln2 / 2 (two-constant split), a degree-6 polynomial for e^r (the
 /// classic Cephes coefficients) and 2^n from the exponent bits. Relative error
@@ -62,12 +72,9 @@ inline typename V::fvec exp_nonpositive(typename V::fvec x) {
   const auto n = V::round_nearest(V::mul(xc, V::set1f(1.44269504088896341f)));
   auto r = V::fmadd(n, V::set1f(-0.693359375f), xc);
   r = V::fmadd(n, V::set1f(2.12194440e-4f), r);
-  auto p = V::set1f(1.9875691500e-4f);
-  p = V::fmadd(p, r, V::set1f(1.3981999507e-3f));
-  p = V::fmadd(p, r, V::set1f(8.3334519073e-3f));
-  p = V::fmadd(p, r, V::set1f(4.1665795894e-2f));
-  p = V::fmadd(p, r, V::set1f(1.6666665459e-1f));
-  p = V::fmadd(p, r, V::set1f(5.0000001201e-1f));
+  static constexpr float c[] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                                4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+  const auto p = horner<V>(r, c);
   const auto e = V::addf(V::fmadd(p, V::mul(r, r), r), V::set1f(1.0f));
   return V::mul(e, V::pow2i(n));
 }
@@ -98,13 +105,9 @@ inline typename V::fvec exp2_nonpositive(typename V::fvec y) {
   const auto yc = V::maxf(y, V::set1f(-125.0f));
   const auto n = V::round_nearest(yc);
   const auto f = V::sub(yc, n);
-  auto p = V::set1f(1.535336188319500e-4f);
-  p = V::fmadd(p, f, V::set1f(1.339887440266574e-3f));
-  p = V::fmadd(p, f, V::set1f(9.618437357674640e-3f));
-  p = V::fmadd(p, f, V::set1f(5.550332471162809e-2f));
-  p = V::fmadd(p, f, V::set1f(2.402264791363012e-1f));
-  p = V::fmadd(p, f, V::set1f(6.931472028550421e-1f));
-  return V::times_pow2i(V::fmadd(p, f, V::set1f(1.0f)), n);
+  static constexpr float c[] = {1.535336188319500e-4f, 1.339887440266574e-3f, 9.618437357674640e-3f,
+                                5.550332471162809e-2f, 2.402264791363012e-1f, 6.931472028550421e-1f, 1.0f};
+  return V::times_pow2i(horner<V>(f, c), n);
 }
 
 template <format F>
