@@ -420,12 +420,11 @@ class float_key_scores {
 
   /// scores[r * V::lanes + i] = q_r . key i for keys i < n (key i's plain
   /// row would be at kp + i * stride; the first is token `slot` of its cache
-  /// block) and rows r from `first` (rounded down to a group of four) on;
-  /// lanes from n on hold finite values of no meaning, rows before `first`
-  /// whatever they held.
-  void tile(const unsigned char* kp, size_t stride, size_t slot, size_t n, size_t first, float* scores,
+  /// block) and rows r from `r_begin` (a multiple of four) on; lanes from n
+  /// on hold finite values of no meaning, rows before `r_begin` whatever they
+  /// held.
+  void tile(const unsigned char* kp, size_t stride, size_t slot, size_t n, size_t r_begin, float* scores,
             prefetch_cursor& pf) const {
-    const size_t r_begin = first / 4 * 4;
     if constexpr (KF == format::q8_0) {
       return tile_q8(kp, stride, slot, n, r_begin, scores, pf);
     } else {
@@ -873,12 +872,14 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
     const unsigned char* vp = at.v;
     const size_t slot = t % kv.block_tokens;
     pf.aim(kv, kv_head, t + pf_ahead, TT, horizon, pf_steps);
+    // Rows before the first that sees a sub-tile see none of it (causal
+    // prefill's rows see more keys the later they come): not scored. A row
+    // blind to a sub-tile is blind to the later ones too, so the search goes on
+    // from where the last sub-tile's stopped.
+    size_t first = 0;
     for (size_t s = 0; s < subs; ++s) {
-      // Rows before the first that sees the sub-tile see none of it (causal
-      // prefill's rows see more keys the later they come): not scored.
-      size_t first = 0;
       while (first < rows && limits[first] <= t + s * TK) ++first;
-      scores.tile(kp + s * TK * kv.k_row_bytes, kv.k_row_bytes, slot + s * TK, sub_keys[s], first,
+      scores.tile(kp + s * TK * kv.k_row_bytes, kv.k_row_bytes, slot + s * TK, sub_keys[s], first / 4 * 4,
                   tile_scores + s * rows * TK, pf);
       if constexpr (grouped_values)
         values.load(vp + s * TK * kv.v_row_bytes, kv.v_row_bytes, slot + s * TK, sub_keys[s], s);

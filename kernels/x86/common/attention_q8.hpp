@@ -79,11 +79,11 @@ class q8_key_scores {
   }
 
   /// float_key_scores::tile's contract, for q8_0 keys in the cache's groups.
-  void tile(const unsigned char* kp, size_t stride, size_t slot, size_t n, size_t first, float* scores,
+  void tile(const unsigned char* kp, size_t stride, size_t slot, size_t n, size_t r_begin, float* scores,
             prefetch_cursor& pf) const {
     constexpr size_t TK = V::lanes;
     const kv_group_at at = q8_run<V>(kv_side::key, kp, stride, slot, n, blocks_ * qk8_0, scratch_);
-    for (size_t r0 = first / 4 * 4; r0 < rows_; r0 += 4) {
+    for (size_t r0 = r_begin; r0 < rows_; r0 += 4) {
       // Four rows (the last one repeated past the end: same values, same stores).
       const q8_query_block* q[4];
       for (size_t j = 0; j < 4; ++j) q[j] = query_ + std::min(r0 + j, rows_ - 1) * blocks_;
@@ -184,7 +184,7 @@ class q8_key_scores {
 template <class V, size_t S>
 class q8_value_tile : public q8_value_groups<V, S> {
   using base = q8_value_groups<V, S>;
-  using base::blocks_, base::scales_, base::quad, base::TK, base::quads, base::per_block;
+  using base::blocks_, base::scales_, base::quad, base::TK, base::per_block;
 
  public:
   using ivec = typename V::ivec;
