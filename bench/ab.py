@@ -30,9 +30,19 @@ def medians(binary: str, flt: str, reps: int, min_time: float, extra: list[str])
     cmd = [binary, f"--benchmark_filter={flt}", f"--benchmark_repetitions={reps}",
            f"--benchmark_min_time={min_time}", "--benchmark_report_aggregates_only=true",
            "--benchmark_format=json", *extra]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    try:
+        run = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError as e:
+        raise SystemExit(f"ab.py: cannot run {binary}: {e.strerror}")
+    if run.returncode != 0:
+        tail = "\n".join(run.stderr.strip().splitlines()[-5:])
+        raise SystemExit(f"ab.py: {binary} exited with status {run.returncode}:\n{tail}")
+    try:
+        out = json.loads(run.stdout)
+    except json.JSONDecodeError:
+        raise SystemExit(f"ab.py: {binary} did not print Google Benchmark JSON (is it lowbit-bench-kernels?)")
     result = {}
-    for b in json.loads(out)["benchmarks"]:
+    for b in out.get("benchmarks", []):
         if b.get("aggregate_name") == "median" and not b.get("error_occurred"):
             result[b["run_name"]] = float(b["real_time"])
     return result
