@@ -76,7 +76,7 @@ inline typename V::fvec exp_nonpositive(typename V::fvec x) {
                                 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
   const auto p = horner<V>(r, c);
   const auto e = V::addf(V::fmadd(p, V::mul(r, r), r), V::set1f(1.0f));
-  return V::mul(e, V::pow2i(n));
+  return V::times_pow2i(e, n);  // e * 2^n, always a normal number here (n >= -126 only with e >= 1)
 }
 
 /// The integer-score kernels (q8_0 keys on the VNNI tiers) keep scores in
@@ -97,9 +97,7 @@ inline constexpr float log2_e = 1.44269504088896341f, ln_2 = 0.69314718055994530
 /// n = round(y), |f| <= 1/2 (exact), a degree-6 polynomial for 2^f (the
 /// Cephes exp2f coefficients), and 2^n added into the exponent bits.
 /// Relative error about 2e-7; 2^0 is exactly 1; arguments below -125 (-inf
-/// included) give about 1e-38 (still a normal number) instead of less. Seven
-/// multiply-adds per vector, against eleven for e^x by the same method: on
-/// Zen 4 they share the pipes vpdpbusd runs on.
+/// included) give about 1e-38 (still a normal number) instead of less.
 template <class V>
 inline typename V::fvec exp2_nonpositive(typename V::fvec y) {
   const auto yc = V::maxf(y, V::set1f(-125.0f));

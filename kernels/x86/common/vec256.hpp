@@ -125,10 +125,6 @@ struct vec256 {
     const __m256i lane = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
     return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), lane)));
   }
-  /// 2^n for integer-valued float n in [-126, 127].
-  static fvec pow2i(fvec n) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
-  }
   static fvec round_nearest(fvec v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   /// x * 2^n for integral n, by adding n to x's exponent bits (the result must be a normal number).
   static fvec times_pow2i(fvec x, fvec n) {

@@ -128,11 +128,6 @@ struct vec512 {
   static fvec keep_first(fvec v, size_t n) {
     return _mm512_maskz_mov_ps(n >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << n) - 1), v);
   }
-  /// 2^n for integer-valued float n in [-126, 127].
-  static fvec pow2i(fvec n) {
-    return _mm512_castsi512_ps(
-        _mm512_slli_epi32(_mm512_add_epi32(_mm512_maskz_cvtps_epi32(0xffff, n), _mm512_set1_epi32(127)), 23));
-  }
   static fvec round_nearest(fvec v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   /// x * 2^n for integral n, by adding n to x's exponent bits (the result must be a normal number).
   static fvec times_pow2i(fvec x, fvec n) {
