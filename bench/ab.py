@@ -63,7 +63,7 @@ def summarize(rounds: list[tuple[dict[str, list[float]], dict[str, list[float]]]
     names = sorted({n for a, b in rounds for n in a.keys() & b.keys()})
     rows = []
     for name in names:
-        both = [(a[name], b[name]) for a, b in rounds if a.get(name) and b.get(name)]
+        both = [(a[name], b[name]) for a, b in rounds if a.get(name) and b.get(name) and min(a[name]) > 0]
         ratios = [statistics.median(tb) / statistics.median(ta) for ta, tb in both]
         fastest = min(t for _, tb in both for t in tb) / min(t for ta, _ in both for t in ta)
         rows.append({"benchmark": name, "median": statistics.median(ratios), "min": min(ratios), "max": max(ratios),
@@ -75,7 +75,8 @@ def self_test() -> None:
     """summarize() on rounds with known ratios."""
     rounds = [({"x": [10.0, 9.0, 12.0], "y": [4.0]}, {"x": [9.0, 8.5, 30.0], "y": [4.4]}),
               ({"x": [10.0], "y": [4.0]}, {"x": [11.0], "y": [3.6, 3.2, 5.0]}),
-              ({"x": [20.0, 8.0, 25.0]}, {"x": [16.0], "z": [1.0]})]
+              ({"x": [20.0, 8.0, 25.0]}, {"x": [16.0], "z": [1.0]}),
+              ({"y": [0.0]}, {"y": [1.0]})]  # a zero time under A: the round is left out, not divided by
     rows = {r["benchmark"]: r for r in summarize(rounds)}
     assert sorted(rows) == ["x", "y"], rows  # z ran under B only
     x, y = rows["x"], rows["y"]
@@ -112,7 +113,7 @@ def main() -> int:
     rounds = []
     for r in range(args.rounds):
         order = [(0, args.a), (1, args.b)] if r % 2 == 0 else [(1, args.b), (0, args.a)]
-        pair: list[dict[str, float]] = [{}, {}]
+        pair: list[dict[str, list[float]]] = [{}, {}]
         for slot, binary in order:
             pair[slot] = timings(binary, args.filter, args.reps, args.min_time, extra)
         rounds.append((pair[0], pair[1]))
