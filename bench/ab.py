@@ -125,8 +125,9 @@ def main() -> int:
     width = max(len(r["benchmark"]) for r in rows)
     print(f"{'benchmark':<{width}}  B/A median  (min - max)       B faster  fastest B/A")
     for r in rows:
+        won = f"{r['b_faster']}/{r['rounds']}"
         print(f"{r['benchmark']:<{width}}  {r['median']:10.3f}  ({r['min']:.3f} - {r['max']:.3f})  "
-              f"{str(r['b_faster']) + '/' + str(r['rounds']):>8}  {r['fastest']:11.3f}")
+              f"{won:>8}  {r['fastest']:11.3f}")
     if args.check:
         missing = [r["benchmark"] for r in rows if r["rounds"] != args.rounds]
         if missing:
