@@ -127,7 +127,9 @@ void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, s
       float* acc = l + rows;
       std::fill(m, m + rows, -std::numeric_limits<float>::infinity());
       std::fill(l, l + rows + rows * head_dim, 0.0f);
-      kernel.fn(job.kv, job.kv_head, job.q_rows.data() + t.row_begin, rows, job.limits.data() + t.row_begin, t.t0,
+      kernels::attn_kv kv = job.kv;
+      if (t.split == no_split) kv.out_rows = job.out_rows.data() + t.row_begin;  // written below: a prefetch hint
+      kernel.fn(kv, job.kv_head, job.q_rows.data() + t.row_begin, rows, job.limits.data() + t.row_begin, t.t0,
                 t.t1, scale, m, l, acc);
       if (t.split != no_split) {
         if (chunks_left[t.split].fetch_sub(1, std::memory_order_acq_rel) == 1) merge(splits[t.split]);

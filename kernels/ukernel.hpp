@@ -79,6 +79,11 @@ struct attn_kv {
   size_t k_head_bytes, v_head_bytes;
   size_t k_row_bytes, v_row_bytes;
   size_t head_dim;
+  /// Optional, a hint: where the caller writes the call's results right
+  /// after it, row r (head_dim floats) for query row r (a prefill task's
+  /// output rows). A kernel may prefetch these lines for writing while it
+  /// computes; none reads or writes them.
+  float* const* out_rows = nullptr;
 };
 /// Online-softmax attention of `rows` f32 query rows (row r at q_rows[r]) of
 /// one KV head over its tokens [t0, t1), row r seeing only tokens < limits[r].
