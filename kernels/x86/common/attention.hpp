@@ -342,10 +342,10 @@ struct prefetch_cursor {
 /// cache and owned. PREFETCHW, not a read prefetch: on Zen 4 a 512-token
 /// integer prefill writes 8 MiB of output rows, and with the rows written
 /// into cache instead (a timing-only build) it took 14% less time; these
-/// prefetches take 4-10% off at 512 tokens (faster in 25 and 26 of 32 paired
-/// rounds on one and two threads) and 0-5% at 2048, where the same with
-/// prefetcht0 (what __builtin_prefetch(p, 1) is without -mprfchw) gained
-/// nothing.
+/// prefetches take 4-10% off at 512 tokens (faster in 25 and 26 of 32
+/// paired rounds on one and two threads; 0.95-1.03 of the time at 2048),
+/// where the same with prefetcht0 (what __builtin_prefetch(p, 1) is without
+/// -mprfchw) gained nothing.
 /// Only used with the VNNI tiers' integer prefill: every CPU with AVX-VNNI
 /// or AVX512-VNNI has PREFETCHW (an AVX2 CPU need not).
 class out_row_prefetch {
