@@ -4,6 +4,7 @@
 
 #include <new>
 #include <string>
+#include <vector>
 
 #include "lowbit/lowbit.hpp"
 
@@ -43,6 +44,10 @@ lowbit::format to_format(lowbit_format f) { return static_cast<lowbit::format>(f
 
 struct lowbit_packed_weights {
   lowbit::PackedWeights weights;
+};
+
+struct lowbit_kv_cache {
+  lowbit::KvCache cache;
 };
 
 extern "C" {
@@ -156,6 +161,76 @@ lowbit_status lowbit_attention(const lowbit_attention_shape* shape, const float*
     s.v_stride = shape->v_stride;
     s.out_stride = shape->out_stride;
     lowbit::attention(s, q, k, v, out);
+  });
+}
+
+lowbit_status lowbit_kv_cache_create(const lowbit_kv_cache_config* config, lowbit_kv_cache** out) {
+  if (!config) return null_argument("config");
+  if (!out) return null_argument("out");
+  return guarded([&] {
+    lowbit::kv_cache_config c;
+    c.n_layers = config->n_layers;
+    c.n_kv_heads = config->n_kv_heads;
+    c.head_dim = config->head_dim;
+    c.k_format = to_format(config->k_format);
+    c.v_format = to_format(config->v_format);
+    c.block_tokens = config->block_tokens ? config->block_tokens : 32;
+    c.max_blocks = config->max_blocks;
+    *out = new lowbit_kv_cache{lowbit::KvCache(c)};
+  });
+}
+
+void lowbit_kv_cache_free(lowbit_kv_cache* cache) { delete cache; }
+
+lowbit_status lowbit_kv_cache_create_sequence(lowbit_kv_cache* cache, uint32_t* seq) {
+  if (!cache) return null_argument("cache");
+  if (!seq) return null_argument("seq");
+  return guarded([&] { *seq = cache->cache.create_sequence(); });
+}
+
+lowbit_status lowbit_kv_cache_free_sequence(lowbit_kv_cache* cache, uint32_t seq) {
+  if (!cache) return null_argument("cache");
+  return guarded([&] { cache->cache.free_sequence(seq); });
+}
+
+lowbit_status lowbit_kv_cache_length(const lowbit_kv_cache* cache, uint32_t seq, size_t layer, size_t* length) {
+  if (!cache) return null_argument("cache");
+  if (!length) return null_argument("length");
+  return guarded([&] { *length = cache->cache.length(seq, layer); });
+}
+
+lowbit_status lowbit_kv_cache_blocks(const lowbit_kv_cache* cache, size_t* used, size_t* free_blocks,
+                                     size_t* block_bytes) {
+  if (!cache) return null_argument("cache");
+  return guarded([&] {
+    if (used) *used = cache->cache.used_blocks();
+    if (free_blocks) *free_blocks = cache->cache.free_blocks();
+    if (block_bytes) *block_bytes = cache->cache.block_bytes();
+  });
+}
+
+lowbit_status lowbit_kv_cache_append(lowbit_kv_cache* cache, uint32_t seq, size_t layer, const float* k,
+                                     const float* v, size_t n, size_t k_stride, size_t v_stride) {
+  if (!cache) return null_argument("cache");
+  return guarded([&] { cache->cache.append(seq, layer, k, v, n, k_stride, v_stride); });
+}
+
+lowbit_status lowbit_kv_cache_read(const lowbit_kv_cache* cache, uint32_t seq, size_t layer, size_t begin,
+                                   size_t end, float* k, float* v) {
+  if (!cache) return null_argument("cache");
+  return guarded([&] { cache->cache.read(seq, layer, begin, end, k, v); });
+}
+
+lowbit_status lowbit_paged_attention(const lowbit_kv_cache* cache, size_t layer, size_t n_heads,
+                                     const lowbit_paged_query* queries, size_t count, float scale) {
+  if (!cache) return null_argument("cache");
+  if (count && !queries) return null_argument("queries");
+  return guarded([&] {
+    std::vector<lowbit::paged_query> qs(count);
+    for (size_t i = 0; i < count; ++i)
+      qs[i] = {queries[i].seq, queries[i].q, queries[i].n_q, queries[i].out, queries[i].q_stride,
+               queries[i].out_stride};
+    lowbit::attention(cache->cache, layer, n_heads, qs.data(), count, scale);
   });
 }
 

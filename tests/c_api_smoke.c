@@ -119,6 +119,69 @@ static void q4_0_linear(void) {
   lowbit_packed_weights_free(packed);
 }
 
+/* A paged f16 KV cache from C: three tokens appended to a sequence over two
+ * blocks, read back (f16 holds these values exactly), and one decode step of
+ * attention. The keys are zero but for the last token's first eight values
+ * (0.5), so with a query of ones every score is 0 but the last token's,
+ * 8 * 0.5 * scale; the values are 0.25, 0.5 and 0.75 per token, and the
+ * output is their softmax-weighted mean. */
+enum { KV_DIM = 32, KV_TOKENS = 3, Q_HEADS = 2 };
+static void kv_cache_decode(void) {
+  lowbit_kv_cache_config config;
+  lowbit_kv_cache* cache = NULL;
+  uint32_t seq = 99;
+  float k[KV_TOKENS * KV_DIM], v[KV_TOKENS * KV_DIM], kr[KV_TOKENS * KV_DIM], vr[KV_TOKENS * KV_DIM];
+  float q[Q_HEADS * KV_DIM], out[Q_HEADS * KV_DIM];
+  lowbit_paged_query pq;
+  size_t length = 0, used = 0, i, t;
+  int same = 1, close = 1;
+  double w_last, expected;
+
+  memset(&config, 0, sizeof config);
+  config.n_layers = 1;
+  config.n_kv_heads = 1;
+  config.head_dim = KV_DIM;
+  config.k_format = LOWBIT_F16;
+  config.v_format = LOWBIT_F16;
+  config.block_tokens = 2; /* three tokens span two blocks */
+  config.max_blocks = 4;
+  if (!call_ok(lowbit_kv_cache_create(&config, &cache), "lowbit_kv_cache_create")) return;
+  if (call_ok(lowbit_kv_cache_create_sequence(cache, &seq), "lowbit_kv_cache_create_sequence")) {
+    for (t = 0; t < KV_TOKENS; ++t)
+      for (i = 0; i < KV_DIM; ++i) {
+        k[t * KV_DIM + i] = (t == KV_TOKENS - 1 && i < 8) ? 0.5f : 0.0f;
+        v[t * KV_DIM + i] = 0.25f * (float)(t + 1);
+      }
+    for (i = 0; i < Q_HEADS * KV_DIM; ++i) q[i] = 1.0f;
+    call_ok(lowbit_kv_cache_append(cache, seq, 0, k, v, KV_TOKENS, 0, 0), "lowbit_kv_cache_append");
+    call_ok(lowbit_kv_cache_length(cache, seq, 0, &length), "lowbit_kv_cache_length");
+    check(length == KV_TOKENS, "three tokens stored");
+    call_ok(lowbit_kv_cache_blocks(cache, &used, NULL, NULL), "lowbit_kv_cache_blocks");
+    check(used == 2, "three tokens of two per block take two blocks");
+    call_ok(lowbit_kv_cache_read(cache, seq, 0, 0, KV_TOKENS, kr, vr), "lowbit_kv_cache_read");
+    for (i = 0; i < KV_TOKENS * KV_DIM; ++i) same = same && kr[i] == k[i] && vr[i] == v[i];
+    check(same, "the cache reads back what was appended");
+
+    pq.seq = seq;
+    pq.q = q;
+    pq.n_q = 1;
+    pq.out = out;
+    pq.q_stride = 0;
+    pq.out_stride = 0;
+    if (call_ok(lowbit_paged_attention(cache, 0, Q_HEADS, &pq, 1, 0.0f), "lowbit_paged_attention")) {
+      w_last = exp(8 * 0.5 / sqrt((double)KV_DIM));
+      expected = (0.25 + 0.5 + 0.75 * w_last) / (2.0 + w_last);
+      for (i = 0; i < Q_HEADS * KV_DIM; ++i) close = close && fabs(out[i] - expected) < 1e-5;
+      check(close, "decode attention gives the softmax-weighted mean of the values");
+    }
+    call_ok(lowbit_kv_cache_free_sequence(cache, seq), "lowbit_kv_cache_free_sequence");
+    call_ok(lowbit_kv_cache_blocks(cache, &used, NULL, NULL), "lowbit_kv_cache_blocks after free");
+    check(used == 0, "freeing the sequence returns its blocks");
+    check(lowbit_kv_cache_length(cache, seq, 0, &length) == LOWBIT_INVALID_ARGUMENT, "a freed sequence is an error");
+  }
+  lowbit_kv_cache_free(cache);
+}
+
 /* Errors: a status and a message, nothing written, and the message cleared by
  * the next successful call. */
 static void error_paths(void) {
@@ -150,6 +213,7 @@ int main(void) {
 
   q8_0_round_trip();
   q4_0_linear();
+  kv_cache_decode();
   error_paths();
 
   printf("c_api_smoke: %d passed, %d failed (lowbit %s)\n", passed, failed, version ? version : "?");

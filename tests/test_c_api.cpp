@@ -20,6 +20,7 @@
 
 #include "kernels/ref/attention.hpp"
 #include "kernels/ref/gemm_s8.hpp"
+#include "kernels/ref/quant.hpp"
 #include "tester/tester.hpp"
 
 namespace {
@@ -679,6 +680,267 @@ TEST(CApi, AttentionErrors) {
   ASSERT_EQ(lowbit_attention(&s, q.data(), kv.data(), kv.data(), out.data()), LOWBIT_OK) << last_error();
   EXPECT_EQ(last_error(), "");
   for (float v : out) EXPECT_FLOAT_EQ(v, 0.25f);  // every value row is 0.25
+}
+
+// ------------------------------------------------------ paged KV cache -----
+
+/// What a cache of format f holds for one row of n values: the oracle's
+/// quantize then dequantize (f32 as it is).
+std::vector<float> held_row(lowbit_format f, const float* x, size_t n) {
+  std::vector<float> out(x, x + n);
+  if (f == LOWBIT_F32) return out;
+  std::vector<unsigned char> q(n / lowbit_block_length(f) * lowbit_block_bytes(f));
+  lowbit::ref::quantize_row(cpp(f), x, q.data(), n);
+  lowbit::ref::dequantize_row(cpp(f), q.data(), out.data(), n);
+  return out;
+}
+
+lowbit_kv_cache_config kv_config(lowbit_format kf, lowbit_format vf, size_t block_tokens, size_t max_blocks) {
+  lowbit_kv_cache_config c{};
+  c.n_layers = 2;
+  c.n_kv_heads = 2;
+  c.head_dim = 64;
+  c.k_format = kf;
+  c.v_format = vf;
+  c.block_tokens = block_tokens;
+  c.max_blocks = max_blocks;
+  return c;
+}
+
+TEST(CApi, KvCacheHoldsWhatTheOracleRoundsAndAttendsOverIt) {
+  c_isa_guard isa;
+  struct variant {
+    lowbit_format k, v;
+    size_t block_tokens;  // 0: the default, 32
+  };
+  // On every tier this CPU runs: the float and the integer kernels alike.
+  const variant variants[] = {{LOWBIT_F32, LOWBIT_F32, 16}, {LOWBIT_F16, LOWBIT_F16, 0}, {LOWBIT_Q8_0, LOWBIT_Q8_0, 16},
+                              {LOWBIT_F16, LOWBIT_Q4_0, 16}};
+  std::vector<std::pair<std::string, variant>> runs;
+  for (const std::string& tier : words(lowbit_enabled_isas()))
+    for (const variant& f : variants) runs.emplace_back(tier, f);
+  for (const auto& [tier, f] : runs) {
+    SCOPED_TRACE(tier + ": " + format_name(f.k) + "/" + format_name(f.v));
+    ASSERT_EQ(lowbit_set_isa_max(tier.c_str()), LOWBIT_OK) << last_error();
+    const lowbit_kv_cache_config c = kv_config(f.k, f.v, f.block_tokens, 16);
+    const size_t tokens = f.block_tokens ? f.block_tokens : 32;
+    const size_t row = c.n_kv_heads * c.head_dim, pad = 5, heads = 4, q_row = heads * c.head_dim;
+    lowbit_kv_cache* cache = nullptr;
+    ASSERT_EQ(lowbit_kv_cache_create(&c, &cache), LOWBIT_OK) << last_error();
+    ASSERT_NE(cache, nullptr);
+    size_t used = 9, free_blocks = 9, block_bytes = 0;
+    ASSERT_EQ(lowbit_kv_cache_blocks(cache, &used, &free_blocks, &block_bytes), LOWBIT_OK) << last_error();
+    EXPECT_EQ(used, 0u);
+    EXPECT_EQ(free_blocks, 16u);
+    // K and V rows of every layer and KV head for the block's tokens, the
+    // block rounded up to a cache line.
+    const size_t raw = c.n_layers * c.n_kv_heads * tokens *
+                       (c.head_dim / lowbit_block_length(f.k) * lowbit_block_bytes(f.k) +
+                        c.head_dim / lowbit_block_length(f.v) * lowbit_block_bytes(f.v));
+    EXPECT_GE(block_bytes, raw);
+    EXPECT_LT(block_bytes, raw + 64);
+    // Two sequences of different lengths, filled in pieces that cross blocks
+    // (strided input: pad floats after every token); layer 1 only.
+    const size_t lengths[2] = {tokens + 7, 3};
+    uint32_t ids[2];
+    std::vector<std::vector<float>> ks, vs;
+    for (size_t i = 0; i < 2; ++i) {
+      ASSERT_EQ(lowbit_kv_cache_create_sequence(cache, &ids[i]), LOWBIT_OK) << last_error();
+      ks.push_back(make_data(lengths[i] * (row + pad), data_kind::gaussian, 80 + 2 * static_cast<uint32_t>(i)));
+      vs.push_back(make_data(lengths[i] * (row + pad), data_kind::outliers, 81 + 2 * static_cast<uint32_t>(i)));
+      for (size_t done = 0; done < lengths[i];) {
+        const size_t n = std::min<size_t>(done ? 20 : 2, lengths[i] - done);
+        ASSERT_EQ(lowbit_kv_cache_append(cache, ids[i], 1, ks[i].data() + done * (row + pad),
+                                         vs[i].data() + done * (row + pad), n, row + pad, row + pad),
+                  LOWBIT_OK)
+            << last_error();
+        done += n;
+      }
+      size_t length = 0;
+      ASSERT_EQ(lowbit_kv_cache_length(cache, ids[i], 1, &length), LOWBIT_OK) << last_error();
+      EXPECT_EQ(length, lengths[i]);
+      ASSERT_EQ(lowbit_kv_cache_length(cache, ids[i], 0, &length), LOWBIT_OK) << last_error();
+      EXPECT_EQ(length, 0u) << "layers are independent";
+    }
+    ASSERT_EQ(lowbit_kv_cache_blocks(cache, &used, &free_blocks, nullptr), LOWBIT_OK) << last_error();
+    EXPECT_EQ(used, 2u + 1u);
+    EXPECT_EQ(free_blocks, 16u - used);
+
+    // Read back: the oracle's rounding of every row, bit for bit; a sub-range too.
+    std::vector<std::vector<float>> held_k(2), held_v(2);
+    for (size_t i = 0; i < 2; ++i) {
+      held_k[i].assign(lengths[i] * row, sentinel_float());
+      held_v[i].assign(lengths[i] * row, sentinel_float());
+      ASSERT_EQ(lowbit_kv_cache_read(cache, ids[i], 1, 0, lengths[i], held_k[i].data(), held_v[i].data()), LOWBIT_OK)
+          << last_error();
+      for (size_t t = 0; t < lengths[i]; ++t)
+        for (size_t h = 0; h < c.n_kv_heads; ++h) {
+          const size_t in = t * (row + pad) + h * c.head_dim, at = t * row + h * c.head_dim;
+          const auto ke = held_row(f.k, ks[i].data() + in, c.head_dim), ve = held_row(f.v, vs[i].data() + in, c.head_dim);
+          ASSERT_EQ(std::memcmp(ke.data(), held_k[i].data() + at, c.head_dim * sizeof(float)), 0) << "K token " << t;
+          ASSERT_EQ(std::memcmp(ve.data(), held_v[i].data() + at, c.head_dim * sizeof(float)), 0) << "V token " << t;
+        }
+    }
+    std::vector<float> k2(2 * row), v2(2 * row);
+    ASSERT_EQ(lowbit_kv_cache_read(cache, ids[0], 1, tokens - 1, tokens + 1, k2.data(), v2.data()), LOWBIT_OK);
+    EXPECT_EQ(std::memcmp(k2.data(), held_k[0].data() + (tokens - 1) * row, k2.size() * sizeof(float)), 0);
+    EXPECT_EQ(std::memcmp(v2.data(), held_v[0].data() + (tokens - 1) * row, v2.size() * sizeof(float)), 0);
+
+    // Both sequences in one call: the first a prefill of its last 4 tokens
+    // (strided output), the second a decode step. Against the oracle on the
+    // values the cache holds; kernels that round the queries to q8_0 (q8_0
+    // keys on a VNNI tier) against the oracle on the rounded queries, and
+    // those that round the softmax weights to u8 (q8_0 values too) within the
+    // u8 rounding's bound (the paged-attention tests justify it).
+    const size_t n_q[2] = {4, 1};
+    const size_t out_stride[2] = {q_row + pad, 0};
+    std::vector<std::vector<float>> q(2), out(2);
+    lowbit_paged_query pq[2];
+    for (size_t i = 0; i < 2; ++i) {
+      q[i] = make_data(n_q[i] * q_row, data_kind::gaussian, 90 + static_cast<uint32_t>(i));
+      out[i].assign(n_q[i] * (q_row + pad), lowbit::test::poison_value());
+      pq[i] = {ids[i], q[i].data(), n_q[i], out[i].data(), 0, out_stride[i]};
+    }
+    ASSERT_EQ(lowbit_paged_attention(cache, 1, heads, pq, 2, 0.0f), LOWBIT_OK) << last_error();
+    const std::string kernel = kernel_for(std::string("attention.") + format_name(f.k) + "_" + format_name(f.v));
+    const bool integer_scores = f.k == LOWBIT_Q8_0 && (contains(kernel, "vnni"));
+    const bool integer_values = integer_scores && f.v == LOWBIT_Q8_0;
+    for (size_t i = 0; i < 2; ++i) {
+      SCOPED_TRACE("sequence " + std::to_string(i));
+      lowbit::attention_shape s;
+      s.n_q = n_q[i];
+      s.n_kv = lengths[i];
+      s.n_heads = heads;
+      s.n_kv_heads = c.n_kv_heads;
+      s.head_dim = c.head_dim;
+      s.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+      s.causal = true;
+      s.q_stride = s.out_stride = q_row;
+      s.k_stride = s.v_stride = row;
+      std::vector<float> q_held = q[i];
+      if (integer_scores)
+        for (size_t r = 0; r < n_q[i] * heads; ++r) {
+          const auto rounded = held_row(LOWBIT_Q8_0, q[i].data() + r * c.head_dim, c.head_dim);
+          std::copy(rounded.begin(), rounded.end(), q_held.begin() + static_cast<std::ptrdiff_t>(r * c.head_dim));
+        }
+      std::vector<float> want(n_q[i] * q_row), got(n_q[i] * q_row);
+      lowbit::ref::attention(s, q_held.data(), held_k[i].data(), held_v[i].data(), want.data(), 0, heads);
+      const size_t stride = out_stride[i] ? out_stride[i] : q_row;
+      for (size_t j = 0; j < n_q[i]; ++j) {
+        std::copy_n(out[i].begin() + static_cast<std::ptrdiff_t>(j * stride), q_row,
+                    got.begin() + static_cast<std::ptrdiff_t>(j * q_row));
+        for (size_t e = j * stride + q_row; e < (j + 1) * stride; ++e)
+          ASSERT_TRUE(lowbit::test::is_poison(out[i][e])) << "wrote into the padding of query " << j;
+      }
+      for (size_t e = n_q[i] * stride; e < out[i].size(); ++e)
+        ASSERT_TRUE(lowbit::test::is_poison(out[i][e])) << "wrote past the last query";
+      double err = 0, ref = 0;
+      for (size_t e = 0; e < got.size(); ++e) {
+        if (!integer_values) {
+          ASSERT_NEAR(got[e], want[e], 2e-5 * (1 + std::fabs(want[e]))) << "element " << e;
+        }
+        err += (static_cast<double>(got[e]) - want[e]) * (static_cast<double>(got[e]) - want[e]);
+        ref += static_cast<double>(want[e]) * want[e];
+      }
+      EXPECT_LE(err / ref, integer_values ? 1e-4 : 1e-9);
+    }
+
+    // Freeing a sequence returns its blocks; its id is then an error.
+    ASSERT_EQ(lowbit_kv_cache_free_sequence(cache, ids[0]), LOWBIT_OK) << last_error();
+    ASSERT_EQ(lowbit_kv_cache_blocks(cache, &used, nullptr, nullptr), LOWBIT_OK);
+    EXPECT_EQ(used, 1u);
+    size_t length = 77;
+    EXPECT_EQ(lowbit_kv_cache_length(cache, ids[0], 1, &length), LOWBIT_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(last_error(), "no live sequence")) << last_error();
+    EXPECT_EQ(length, 77u);
+    lowbit_kv_cache_free(cache);
+  }
+  lowbit_kv_cache_free(nullptr);
+}
+
+TEST(CApi, KvCacheErrorsChangeAndWriteNothing) {
+  lowbit_kv_cache* cache = nullptr;
+  lowbit_kv_cache* const untouched = reinterpret_cast<lowbit_kv_cache*>(uintptr_t{0xABAB});
+  struct bad_config {
+    lowbit_kv_cache_config c;
+    const char* needle;
+  };
+  lowbit_kv_cache_config good = kv_config(LOWBIT_Q8_0, LOWBIT_Q4_0, 16, 2);
+  std::vector<bad_config> bad;
+  bad.push_back({good, "k_format"});
+  bad.back().c.k_format = LOWBIT_Q4_0;  // q4_0 is for V only
+  bad.push_back({good, "v_format"});
+  bad.back().c.v_format = LOWBIT_Q4_K;
+  bad.push_back({good, "head_dim"});
+  bad.back().c.head_dim = 48;  // not a multiple of 32
+  bad.push_back({good, "max_blocks"});
+  bad.back().c.max_blocks = 0;
+  bad.push_back({good, "positive"});
+  bad.back().c.n_kv_heads = 0;
+  for (const bad_config& b : bad) {
+    cache = untouched;
+    EXPECT_EQ(lowbit_kv_cache_create(&b.c, &cache), LOWBIT_INVALID_ARGUMENT) << b.needle;
+    EXPECT_TRUE(contains(last_error(), b.needle)) << last_error();
+    EXPECT_EQ(cache, untouched) << "a failed create wrote *out";
+  }
+  EXPECT_EQ(lowbit_kv_cache_create(nullptr, &cache), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_kv_cache_create(&good, nullptr), LOWBIT_INVALID_ARGUMENT);
+
+  ASSERT_EQ(lowbit_kv_cache_create(&good, &cache), LOWBIT_OK) << last_error();
+  uint32_t seq = 0;
+  ASSERT_EQ(lowbit_kv_cache_create_sequence(cache, &seq), LOWBIT_OK);
+  const size_t row = good.n_kv_heads * good.head_dim;
+  const auto kv = make_data(40 * row, data_kind::gaussian, 99);
+  // A pool of two 16-token blocks: 33 tokens do not fit, and nothing is stored.
+  EXPECT_EQ(lowbit_kv_cache_append(cache, seq, 0, kv.data(), kv.data(), 33, 0, 0), LOWBIT_OUT_OF_MEMORY);
+  EXPECT_TRUE(contains(last_error(), "free")) << last_error();
+  size_t length = 9, used = 9;
+  ASSERT_EQ(lowbit_kv_cache_length(cache, seq, 0, &length), LOWBIT_OK);
+  EXPECT_EQ(length, 0u);
+  ASSERT_EQ(lowbit_kv_cache_blocks(cache, &used, nullptr, nullptr), LOWBIT_OK);
+  EXPECT_EQ(used, 0u);
+  EXPECT_EQ(lowbit_kv_cache_append(cache, seq, 2, kv.data(), kv.data(), 1, 0, 0), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(contains(last_error(), "layer")) << last_error();
+  EXPECT_EQ(lowbit_kv_cache_append(cache, seq + 1, 0, kv.data(), kv.data(), 1, 0, 0), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_kv_cache_append(cache, seq, 0, nullptr, kv.data(), 1, 0, 0), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_kv_cache_append(cache, seq, 0, kv.data(), kv.data(), 1, row - 1, 0), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_kv_cache_append(nullptr, seq, 0, kv.data(), kv.data(), 1, 0, 0), LOWBIT_INVALID_ARGUMENT);
+  ASSERT_EQ(lowbit_kv_cache_append(cache, seq, 0, kv.data(), kv.data(), 5, 0, 0), LOWBIT_OK) << last_error();
+
+  std::vector<float> k(8 * row, sentinel_float()), v(8 * row, sentinel_float());
+  EXPECT_EQ(lowbit_kv_cache_read(cache, seq, 0, 3, 6, k.data(), v.data()), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(contains(last_error(), "outside")) << last_error();
+  EXPECT_EQ(lowbit_kv_cache_read(cache, seq, 0, 2, 1, k.data(), v.data()), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_kv_cache_read(cache, seq, 0, 0, 2, nullptr, v.data()), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_kv_cache_read(nullptr, seq, 0, 0, 2, k.data(), v.data()), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(all_sentinel(k.data(), k.size() * sizeof(float)) && all_sentinel(v.data(), v.size() * sizeof(float)))
+      << "a failed read wrote its output";
+
+  // Attention: every query is checked before any output is written.
+  const size_t heads = 4, q_row = heads * good.head_dim;
+  const auto q = make_data(5 * q_row, data_kind::gaussian, 98);
+  std::vector<float> out(5 * q_row, sentinel_float());
+  lowbit_paged_query ok{seq, q.data(), 2, out.data(), 0, 0};
+  lowbit_paged_query pq[2] = {ok, ok};
+  pq[1].n_q = 6;  // more than the 5 tokens stored
+  EXPECT_EQ(lowbit_paged_attention(cache, 0, heads, pq, 2, 0.0f), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(contains(last_error(), "n_q")) << last_error();
+  pq[1] = ok;
+  pq[1].out = nullptr;
+  EXPECT_EQ(lowbit_paged_attention(cache, 0, heads, pq, 2, 0.0f), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_paged_attention(cache, 0, 3, &ok, 1, 0.0f), LOWBIT_INVALID_ARGUMENT);  // 2 KV heads do not divide 3
+  EXPECT_TRUE(contains(last_error(), "n_kv_heads")) << last_error();
+  EXPECT_EQ(lowbit_paged_attention(cache, 2, heads, &ok, 1, 0.0f), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_paged_attention(cache, 0, heads, &ok, 1, NAN), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_paged_attention(cache, 0, heads, nullptr, 1, 0.0f), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_paged_attention(nullptr, 0, heads, &ok, 1, 0.0f), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(all_sentinel(out.data(), out.size() * sizeof(float))) << "a failed attention wrote its output";
+  EXPECT_EQ(lowbit_paged_attention(cache, 0, heads, nullptr, 0, 0.0f), LOWBIT_OK) << "no queries is no work";
+
+  EXPECT_EQ(lowbit_kv_cache_free_sequence(cache, seq + 7), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_kv_cache_create_sequence(cache, nullptr), LOWBIT_INVALID_ARGUMENT);
+  EXPECT_EQ(lowbit_kv_cache_length(cache, seq, 0, nullptr), LOWBIT_INVALID_ARGUMENT);
+  lowbit_kv_cache_free(cache);
 }
 
 // ------------------------------------------------------------- threads -----

@@ -99,6 +99,59 @@ typedef struct lowbit_attention_shape {
 lowbit_status lowbit_attention(const lowbit_attention_shape* shape, const float* q, const float* k,
                                const float* v, float* out);
 
+/* ---- paged KV cache ---- */
+/** A paged, quantized KV cache: blocks of block_tokens tokens (every layer
+ *  and KV head) from one pool of max_blocks, a block table per sequence, K
+ *  and V formats chosen separately. Appending quantizes on write; reading
+ *  back dequantizes. Not thread-safe for concurrent mutation; attention calls
+ *  only read it. */
+typedef struct lowbit_kv_cache lowbit_kv_cache;
+typedef struct lowbit_kv_cache_config {
+  size_t n_layers, n_kv_heads, head_dim;
+  lowbit_format k_format; /* LOWBIT_F32, LOWBIT_F16 or LOWBIT_Q8_0 */
+  lowbit_format v_format; /* LOWBIT_F32, LOWBIT_F16, LOWBIT_Q8_0 or LOWBIT_Q4_0 */
+  size_t block_tokens;    /* tokens per block, 0 = 32 */
+  size_t max_blocks;      /* pool capacity in blocks; memory is taken as blocks are first used */
+} lowbit_kv_cache_config;
+/** A new cache into *out (untouched on failure); free it with lowbit_kv_cache_free. Quantized
+ *  formats need head_dim to be a multiple of their block length. */
+lowbit_status lowbit_kv_cache_create(const lowbit_kv_cache_config* config, lowbit_kv_cache** out);
+/** Frees a cache and every sequence in it (null is allowed). */
+void lowbit_kv_cache_free(lowbit_kv_cache* cache);
+/** A new, empty sequence's id into *seq. */
+lowbit_status lowbit_kv_cache_create_sequence(lowbit_kv_cache* cache, uint32_t* seq);
+/** Returns the sequence's blocks to the pool; the id becomes invalid (and may be reused). */
+lowbit_status lowbit_kv_cache_free_sequence(lowbit_kv_cache* cache, uint32_t seq);
+/** Tokens stored for seq in layer, into *length. */
+lowbit_status lowbit_kv_cache_length(const lowbit_kv_cache* cache, uint32_t seq, size_t layer, size_t* length);
+/** Blocks in use, blocks still free and bytes per block (each pointer may be null). */
+lowbit_status lowbit_kv_cache_blocks(const lowbit_kv_cache* cache, size_t* used, size_t* free_blocks,
+                                     size_t* block_bytes);
+/** Appends n tokens to layer of seq: k and v token-major [n][n_kv_heads][head_dim],
+ *  strides in floats between tokens (0 = dense). When the pool has too few free
+ *  blocks it returns LOWBIT_OUT_OF_MEMORY and stores nothing. */
+lowbit_status lowbit_kv_cache_append(lowbit_kv_cache* cache, uint32_t seq, size_t layer, const float* k,
+                                     const float* v, size_t n, size_t k_stride, size_t v_stride);
+/** Tokens [begin, end) of layer of seq, dequantized, token-major like append (dense). */
+lowbit_status lowbit_kv_cache_read(const lowbit_kv_cache* cache, uint32_t seq, size_t layer, size_t begin,
+                                   size_t end, float* k, float* v);
+
+/** The queries of one sequence: its last n_q tokens already appended (1 = decode,
+ *  more = prefill), so query i sits at position length - n_q + i and sees keys up to it. */
+typedef struct lowbit_paged_query {
+  uint32_t seq;
+  const float* q; /* [n_q][n_heads][head_dim] */
+  size_t n_q;
+  float* out;     /* [n_q][n_heads][head_dim] */
+  size_t q_stride, out_stride; /* floats between tokens, 0 = dense */
+} lowbit_paged_query;
+/** Causal attention of count sequences at once over layer of cache, n_heads query
+ *  heads grouped onto the cache's KV heads (n_kv_heads must divide n_heads); scale
+ *  0 = 1/sqrt(head_dim). Every query is checked before any output is written.
+ *  Bit-identical for any thread count. */
+lowbit_status lowbit_paged_attention(const lowbit_kv_cache* cache, size_t layer, size_t n_heads,
+                                     const lowbit_paged_query* queries, size_t count, float scale);
+
 /* ---- threads ---- */
 lowbit_status lowbit_set_num_threads(size_t n);
 size_t lowbit_get_num_threads(void);
