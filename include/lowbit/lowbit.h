@@ -148,7 +148,10 @@ typedef struct lowbit_paged_query {
 /** Causal attention of count sequences at once over layer of cache, n_heads query
  *  heads grouped onto the cache's KV heads (n_kv_heads must divide n_heads); scale
  *  0 = 1/sqrt(head_dim). Every query is checked before any output is written.
- *  Bit-identical for any thread count. */
+ *  Bit-identical for any thread count. With q8_0 keys on a VNNI tier QK^T runs
+ *  in integers on the queries rounded to q8_0, and with q8_0 values too P.V on
+ *  softmax weights rounded to u8 per tile of keys (relative squared error below
+ *  1e-4 against attention on the cached values); other formats keep f32. */
 lowbit_status lowbit_paged_attention(const lowbit_kv_cache* cache, size_t layer, size_t n_heads,
                                      const lowbit_paged_query* queries, size_t count, float scale);
 
