@@ -20,7 +20,6 @@
 
 #include "kernels/ref/attention.hpp"
 #include "kernels/ref/gemm_s8.hpp"
-#include "kernels/ref/quant.hpp"
 #include "tester/tester.hpp"
 
 namespace {
@@ -684,15 +683,12 @@ TEST(CApi, AttentionErrors) {
 
 // ------------------------------------------------------ paged KV cache -----
 
-/// What a cache of format f holds for one row of n values: the oracle's
+/// What a cache of format f holds for `rows` rows of n values: the oracle's
 /// quantize then dequantize (f32 as it is).
-std::vector<float> held_row(lowbit_format f, const float* x, size_t n) {
-  std::vector<float> out(x, x + n);
-  if (f == LOWBIT_F32) return out;
-  std::vector<unsigned char> q(n / lowbit_block_length(f) * lowbit_block_bytes(f));
-  lowbit::ref::quantize_row(cpp(f), x, q.data(), n);
-  lowbit::ref::dequantize_row(cpp(f), q.data(), out.data(), n);
-  return out;
+std::vector<float> held_rows(lowbit_format f, const float* x, size_t rows, size_t n) {
+  const std::vector<float> in(x, x + rows * n);
+  if (f == LOWBIT_F32) return in;
+  return lowbit::test::ref_dequantize(cpp(f), lowbit::test::ref_quantize(cpp(f), in, rows, n).data(), rows, n);
 }
 
 lowbit_kv_cache_config kv_config(lowbit_format kf, lowbit_format vf, size_t block_tokens, size_t max_blocks) {
@@ -776,7 +772,8 @@ TEST(CApi, KvCacheHoldsWhatTheOracleRoundsAndAttendsOverIt) {
       for (size_t t = 0; t < lengths[i]; ++t)
         for (size_t h = 0; h < c.n_kv_heads; ++h) {
           const size_t in = t * (row + pad) + h * c.head_dim, at = t * row + h * c.head_dim;
-          const auto ke = held_row(f.k, ks[i].data() + in, c.head_dim), ve = held_row(f.v, vs[i].data() + in, c.head_dim);
+          const auto ke = held_rows(f.k, ks[i].data() + in, 1, c.head_dim);
+          const auto ve = held_rows(f.v, vs[i].data() + in, 1, c.head_dim);
           ASSERT_EQ(std::memcmp(ke.data(), held_k[i].data() + at, c.head_dim * sizeof(float)), 0) << "K token " << t;
           ASSERT_EQ(std::memcmp(ve.data(), held_v[i].data() + at, c.head_dim * sizeof(float)), 0) << "V token " << t;
         }
@@ -807,22 +804,10 @@ TEST(CApi, KvCacheHoldsWhatTheOracleRoundsAndAttendsOverIt) {
     const bool integer_values = integer_scores && f.v == LOWBIT_Q8_0;
     for (size_t i = 0; i < 2; ++i) {
       SCOPED_TRACE("sequence " + std::to_string(i));
-      lowbit::attention_shape s;
-      s.n_q = n_q[i];
-      s.n_kv = lengths[i];
-      s.n_heads = heads;
-      s.n_kv_heads = c.n_kv_heads;
-      s.head_dim = c.head_dim;
-      s.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-      s.causal = true;
-      s.q_stride = s.out_stride = q_row;
-      s.k_stride = s.v_stride = row;
-      std::vector<float> q_held = q[i];
-      if (integer_scores)
-        for (size_t r = 0; r < n_q[i] * heads; ++r) {
-          const auto rounded = held_row(LOWBIT_Q8_0, q[i].data() + r * c.head_dim, c.head_dim);
-          std::copy(rounded.begin(), rounded.end(), q_held.begin() + static_cast<std::ptrdiff_t>(r * c.head_dim));
-        }
+      const lowbit::attention_shape s =
+          lowbit::test::dense_shape(n_q[i], lengths[i], heads, c.n_kv_heads, c.head_dim, true);
+      const std::vector<float> q_held =
+          integer_scores ? held_rows(LOWBIT_Q8_0, q[i].data(), n_q[i] * heads, c.head_dim) : q[i];
       std::vector<float> want(n_q[i] * q_row), got(n_q[i] * q_row);
       lowbit::ref::attention(s, q_held.data(), held_k[i].data(), held_v[i].data(), want.data(), 0, heads);
       const size_t stride = out_stride[i] ? out_stride[i] : q_row;
