@@ -88,16 +88,26 @@ struct pack_interleaved {
   }
 };
 
-/// Asks for the weight bytes [p + distance, p + distance + bytes) ahead of use.
-/// Weights stream once from DRAM: one core's demand misses alone keep too few
-/// lines in flight (the L1 fill buffers), so the stream is prefetched into L2
-/// (more outstanding misses) far enough ahead to cover DRAM latency. Measured
-/// on a 2-core AVX-512 Xeon: the Q4_0 GEMV went from 0.68 to ~0.9 of the read
-/// probe when the hint went from L1 at 1.5 KiB to L2 at 4 KiB.
-inline constexpr size_t prefetch_distance = 4096;
+/// How far ahead of use the weight stream is prefetched, in bytes. Weights
+/// stream once from DRAM: one core's demand misses alone keep too few lines
+/// in flight (the L1 fill buffers), so the stream is prefetched into L2 (more
+/// outstanding misses) far enough ahead to cover DRAM latency. Measured on a
+/// 2-core AVX-512 Xeon: the Q4_0 GEMV went from 0.68 to ~0.9 of the read
+/// probe when the hint went from L1 at 1.5 KiB to L2 at 4 KiB. On an AMD EPYC
+/// (Zen 4), N = 4096, K = 14336 (bench/ab.py, medians of 4-8 rounds): 6 KiB
+/// instead of 4 took 5-24% off the one-thread GEMV of every format and tier
+/// but one, most of them faster in every round; on two threads it was within
+/// the noise (0.90-1.06, the unchanged kernel's own 1.00-1.08); 12 KiB was
+/// slower than 8. The one is Q8_0 on the VNNI tiers, the kernel with the
+/// least work per byte: 13-15% slower at 6 and at 8 KiB, so it keeps 4 KiB.
+template <class V, format Weights>
+inline constexpr size_t prefetch_distance = Weights == format::q8_0 && V::vnni ? 4096 : 6144;
+
+/// Asks for the weight bytes [p + Distance, p + Distance + bytes) ahead of use.
+template <size_t Distance>
 inline void prefetch_stream(const unsigned char* p, size_t bytes) {
   for (size_t line = 0; line < bytes; line += 64)
-    _mm_prefetch(reinterpret_cast<const char*>(p + prefetch_distance + line), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(p + Distance + line), _MM_HINT_T1);
 }
 
 /// The quantized activations of rows m0 .. m0 + MR - 1 read where quantization
@@ -191,7 +201,7 @@ inline void interleaved_rows(const linear_args& a, const Activations x, const un
     const unsigned char* gb = group + b * NR * block_bytes;
     const unsigned char* q = gb + f.halves * 2 * NR;
     // Weights stream once: ask for them well ahead of use.
-    prefetch_stream(gb, NR * block_bytes);
+    prefetch_stream<prefetch_distance<V, Weights>>(gb, NR * block_bytes);
     // Two accumulators per row keep the dependent dot-product chain short.
     typename V::ivec isum[R], isum2[R];
     for (int i = 0; i < R; ++i) {

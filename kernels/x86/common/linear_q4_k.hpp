@@ -77,7 +77,7 @@ inline void q4_k_rows(const linear_args& a, const unsigned char* group, size_t m
     for (size_t g = 0; g < 4; ++g) {
       // A quarter of the block's prefetches per step: a burst of 36 lines would overflow the miss queue.
       constexpr size_t quarter = NR * q4_k_interleaved_row_bytes / 4;
-      prefetch_stream(gb + g * quarter, quarter);
+      prefetch_stream<prefetch_distance<V, format::q4_k>>(gb + g * quarter, quarter);
       typename V::ivec lo_sum[MR], hi_sum[MR];
       for (int i = 0; i < MR; ++i) lo_sum[i] = hi_sum[i] = V::set1(0);
       for (size_t j = 0; j < 8; ++j) {

@@ -82,7 +82,7 @@ inline void q6_k_rows(const linear_args& a, const unsigned char* group, size_t m
         for (size_t c = 4 * half_sub; c < 4 * half_sub + 4; ++c) {
           // A 16th of the block's prefetches per step: one burst of 53 lines would overflow the miss queue.
           constexpr size_t step = NR * sizeof(block_q6_k) / 16;
-          prefetch_stream(gb + (h * 8 + c) * step, step);
+          prefetch_stream<prefetch_distance<V, format::q6_k>>(gb + (h * 8 + c) * step, step);
           const unsigned char* t = q + ((h * 8 + c) * 3) * NR * 4;
           const auto A = V::load(t), B = V::load(t + NR * 4), H = V::load(t + 2 * NR * 4);
           const typename V::ivec code[4] = {
