@@ -174,7 +174,7 @@ lowbit_status lowbit_kv_cache_create(const lowbit_kv_cache_config* config, lowbi
     c.head_dim = config->head_dim;
     c.k_format = to_format(config->k_format);
     c.v_format = to_format(config->v_format);
-    c.block_tokens = config->block_tokens ? config->block_tokens : 32;
+    if (config->block_tokens) c.block_tokens = config->block_tokens;  // 0: kv_cache_config's default
     c.max_blocks = config->max_blocks;
     *out = new lowbit_kv_cache{lowbit::KvCache(c)};
   });
