@@ -166,6 +166,10 @@ class q8_key_scores {
   size_t rows_, blocks_;
   unsigned char* scratch_;
   q8_query_block* query_;
+
+ public:
+  /// Query row r's rounded blocks.
+  const q8_query_block* query(size_t r) const { return query_ + r * blocks_; }
 };
 
 /// Integer P . V for q8_0 values on the VNNI tiers. The cache keeps q8_0
@@ -251,16 +255,259 @@ class q8_value_tile : public q8_value_groups<V, S> {
 
 };
 
+/// Integer prefill for q8_0 keys and values on 512-bit vectors (more than
+/// attention_decode_rows rows per KV head): the query rows go sixteen at a
+/// time in the lanes of one vector (a row block), as in attention_row_lanes,
+/// so that nothing is reduced across lanes and every step is a stream of
+/// independent vectors:
+/// - QKᵀ: per key and 32-value block, eight vpdpbusd of the key's four bytes
+///   (broadcast from its group, the unsigned operand) against the row
+///   block's transposed query bytes, then the block's integer sums times d_q
+///   d_k into the key's score vector (lane r = row r): the products and sums
+///   of q8_key_scores, in its order.
+/// - the online softmax lane by lane, in log2 units as attention_tiles.
+/// - P . V: per 32-value block the weights w = p d_v, rounded to u8 against
+///   each row's largest in the tile as q8_value_tile rounds them, four keys'
+///   bytes of a row packed into its lane; one vpdpbusd of that vector with a
+///   column's four value bytes (an embedded broadcast from the group) adds
+///   four keys to sixteen rows of the column. The sums are kept transposed
+///   (a vector of rows per column) for the whole call, and written to acc at
+///   its end.
+/// Results match attention_tiles' but for the order of the softmax sums.
+template <class V>
+void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
+                            const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
+  static_assert(V::vnni && V::lanes == 16, "the row blocks are sixteen rows of 512-bit vectors");
+  using ops = attention_vec<V>;
+  using ivec = typename V::ivec;
+  using fvec = typename V::fvec;
+  constexpr size_t R = V::lanes, G = kv_group_tokens, TT = attention_prefill_subtiles * G;
+  constexpr size_t KC = 8;  // keys per QKᵀ pass (their score vectors in registers)
+  constexpr size_t C = 16;  // value columns per P . V pass (their accumulators in registers)
+  constexpr float minus_inf = -std::numeric_limits<float>::infinity();
+  const size_t d = kv.head_dim, nb = d / qk8_0, gb = kv_group_bytes(d);
+  const auto [last, horizon] = keys_seen(limits, rows, t0, t1);
+  if (last == t0) return;
+  attention_buffers& buffers = attention_scratch();
+  const q8_key_scores<V> scores(q_rows, rows, d, buffers);  // rounds the query rows
+  // Per row block, vectors of R lanes: the query's dwords [nb][8] and its
+  // block scales and biases [nb] (int32 where integer), m, l, and the
+  // transposed P . V sums [d]. Then, for the tile in hand: scores (then
+  // weights) [TT], one block's p d_v [TT], the packed u8 weights [TT / 4],
+  // the keys' and values' block scales in f32 [nb][TT] each, and room to
+  // regroup runs that start inside a group.
+  const size_t blocks = (rows + R - 1) / R, per_block = (10 * nb + 2 + d) * R;
+  unsigned char* base = vector_aligned<fvec>(
+      buffers.value_tile, (blocks * per_block + (2 * TT + TT / 4 + 2 * nb * TT / R) * R) * sizeof(float) + 2 * 4 * gb);
+  float* const state = reinterpret_cast<float*>(base);
+  float* const sc = state + blocks * per_block;
+  float* const wb = sc + TT * R;
+  int32_t* const pb = reinterpret_cast<int32_t*>(wb + TT * R);
+  float* const dk = reinterpret_cast<float*>(pb + TT / 4 * R);
+  float* const dv = dk + nb * TT;
+  unsigned char* const kscratch = reinterpret_cast<unsigned char*>(dv + nb * TT);
+  unsigned char* const vscratch = kscratch + 4 * gb;
+  struct block_state {
+    int32_t* qt;
+    float* qs;
+    int32_t* bias;
+    float *m, *l, *ot;
+  };
+  const auto row_block = [&](size_t k) {
+    float* st = state + k * per_block;
+    return block_state{reinterpret_cast<int32_t*>(st), st + 8 * nb * R, reinterpret_cast<int32_t*>(st + 9 * nb * R),
+                       st + 10 * nb * R, st + 10 * nb * R + R, st + 10 * nb * R + 2 * R};
+  };
+  for (size_t k = 0; k < blocks; ++k) {
+    const block_state bs = row_block(k);
+    for (size_t r = 0; r < R; ++r) {
+      const size_t row = k * R + r;
+      const q8_query_block* qb = row < rows ? scores.query(row) : nullptr;  // padding lanes: zeros
+      for (size_t b = 0; b < nb; ++b) {
+        bs.qs[b * R + r] = qb ? qb[b].scale : 0.0f;
+        bs.bias[b * R + r] = qb ? qb[b].bias : 0;
+        for (size_t w = 0; w < 8; ++w) {
+          int32_t x = 0;
+          if (qb) std::memcpy(&x, qb[b].qs + 4 * w, 4);
+          bs.qt[(b * 8 + w) * R + r] = x;
+        }
+      }
+      bs.m[r] = minus_inf;
+      bs.l[r] = 0.0f;
+    }
+    std::fill(bs.ot, bs.ot + d * R, 0.0f);
+  }
+  const float score_scale = scale * log2_e;
+  // Byte 4r + k of a 128-bit lane from byte 4k + r: four keys' bytes of a row together.
+  const ivec quad_order = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+  const size_t pf_ahead =
+      std::max<size_t>(1, (attention_prefetch_lead / std::max(kv.k_row_bytes, kv.v_row_bytes) + TT - 1) / TT) * TT;
+  prefetch_kv(kv, kv_head, t0, std::min(last, t0 + pf_ahead) - t0);
+  prefetch_cursor pf;
+  out_row_prefetch out_pf(kv.out_rows, rows, d, ((last - t0 + TT - 1) / TT) * blocks);
+  alignas(64) float vis[R];
+  const unsigned char* kg[TT / G];
+  const unsigned char* vg[TT / G];
+  for (size_t t = t0; t < last;) {
+    const kv_position at = locate(kv, kv_head, t);
+    const size_t n = std::min({TT, at.in_block, last - t});
+    const size_t slot = t % kv.block_tokens;
+    // One step per key and block of the first row block's QKᵀ.
+    pf.aim(kv, kv_head, t + pf_ahead, TT, horizon, TT * nb);
+    for (size_t g = 0; g * G < n; ++g) {
+      const size_t count = std::min(G, n - g * G);
+      kg[g] = q8_run<V>(kv_side::key, at.k + g * G * kv.k_row_bytes, kv.k_row_bytes, slot + g * G, count, d,
+                        kscratch + g * gb).group;
+      vg[g] = q8_run<V>(kv_side::value, at.v + g * G * kv.v_row_bytes, kv.v_row_bytes, slot + g * G, count, d,
+                        vscratch + g * gb).group;
+      for (size_t b = 0; b < nb; ++b) {
+        V::store(dk + b * TT + g * G, V::load_half(kg[g] + kv_group_scale(b, 0)));
+        V::store(dv + b * TT + g * G, V::load_half(vg[g] + kv_group_scale(b, 0)));
+      }
+    }
+    for (size_t k = 0; k < blocks; ++k) {
+      // Keys of the tile each row sees; nr, the most any row of the block sees.
+      size_t nr = 0, fewest = n;
+      for (size_t r = 0; r < R; ++r) {
+        const size_t row = k * R + r;
+        const size_t v = row < rows && limits[row] > t ? std::min(n, limits[row] - t) : 0;
+        vis[r] = static_cast<float>(v);
+        nr = std::max(nr, v);
+        if (row < rows) fewest = std::min(fewest, v);
+      }
+      if (nr == 0) continue;
+      out_pf.step();
+      const bool masked = fewest < nr;  // padding lanes need no mask: they score zeros and are never read
+      const block_state bs = row_block(k);
+      // QKᵀ for keys [0, nr) (rounded up to KC; the extra scores are not read).
+      for (size_t i0 = 0; i0 < nr; i0 += KC) {
+        const unsigned char* group = kg[i0 / G] + i0 % G * 4;
+        fvec s[KC];
+        #pragma GCC unroll 8
+        for (size_t i = 0; i < KC; ++i) s[i] = V::zero();
+        for (size_t b = 0; b < nb; ++b) {
+          ivec qv[8];
+          #pragma GCC unroll 8
+          for (size_t w = 0; w < 8; ++w) qv[w] = V::load(bs.qt + (b * 8 + w) * R);
+          const fvec qs = V::loadf(bs.qs + b * R);
+          const ivec bias = V::load(bs.bias + b * R);
+          const unsigned char* kb = group + kv_group_block(nb, b);
+          const float* dkb = dk + b * TT + i0;
+          #pragma GCC unroll 8
+          for (size_t i = 0; i < KC; ++i) {
+            pf.step();
+            ivec a = bias;
+            #pragma GCC unroll 8
+            for (size_t w = 0; w < 8; ++w) a = V::dot_u8s8(a, V::broadcast4(kb + w * kv_key_vector_bytes + i * 4), qv[w]);
+            s[i] = V::fmadd(V::to_float(a), V::mul(qs, V::set1f(dkb[i])), s[i]);
+          }
+        }
+        #pragma GCC unroll 8
+        for (size_t i = 0; i < KC; ++i) V::store(sc + (i0 + i) * R, s[i]);
+      }
+      // Online softmax, lane by lane; keys a row does not see weigh 0.
+      const fvec visible = V::loadf(vis);
+      const fvec old_m = V::loadf(bs.m);
+      fvec top = V::set1f(minus_inf);
+      for (size_t i = 0; i < nr; ++i) {
+        fvec x = V::mul(V::loadf(sc + i * R), V::set1f(score_scale));
+        if (masked) x = ops::select_gt(visible, V::set1f(static_cast<float>(i)), x, V::set1f(minus_inf));
+        V::store(sc + i * R, x);
+        top = V::maxf(top, x);
+      }
+      const fvec new_m = V::maxf(old_m, top);
+      // A row that has seen no key yet keeps max -inf; its weights and factor
+      // are taken against 0 instead (0 weights, a factor on zeros).
+      const fvec ref = ops::select_gt(new_m, V::set1f(minus_inf), new_m, V::zero());
+      fvec sum = V::zero();
+      for (size_t i = 0; i < nr; ++i) {
+        fvec p = exp2_nonpositive<V>(V::sub(V::loadf(sc + i * R), ref));
+        if (masked) p = ops::select_gt(visible, V::set1f(static_cast<float>(i)), p, V::zero());
+        sum = V::addf(sum, p);
+        V::store(sc + i * R, p);
+      }
+      const size_t quads = (nr + 3) / 4;
+      for (size_t i = nr; i < 4 * quads; ++i) V::store(sc + i * R, V::zero());
+      const fvec shrink = exp2_nonpositive<V>(V::sub(old_m, ref));
+      V::store(bs.l, V::addf(V::mul(V::loadf(bs.l), shrink), sum));
+      V::store(bs.m, new_m);
+      const bool rescale = ops::any_lt(old_m, new_m);
+      for (size_t b = 0; b < nb; ++b) {
+        // u = round(w * 255 / max w) per row; a row with no weight keeps u = 0.
+        fvec most = V::zero();
+        for (size_t i = 0; i < 4 * quads; ++i) {
+          const fvec w = V::mul(V::loadf(sc + i * R), V::set1f(dv[b * TT + i]));
+          V::store(wb + i * R, w);
+          most = V::maxf(most, w);
+        }
+        const fvec inverse =
+            _mm512_maskz_div_ps(_mm512_cmp_ps_mask(most, V::zero(), _CMP_GT_OQ), V::set1f(255.0f), most);
+        const fvec step = V::mul(most, V::set1f(1.0f / 255.0f));
+        for (size_t q = 0; q < quads; ++q) {
+          ivec u[4];
+          #pragma GCC unroll 4
+          for (size_t j = 0; j < 4; ++j) u[j] = _mm512_cvtps_epi32(V::mul(V::loadf(wb + (4 * q + j) * R), inverse));
+          const ivec bytes = _mm512_packus_epi16(_mm512_packus_epi32(u[0], u[1]), _mm512_packus_epi32(u[2], u[3]));
+          V::storei(pb + q * R, _mm512_shuffle_epi8(bytes, quad_order));
+        }
+        for (size_t h = 0; h < qk8_0; h += C) {
+          ivec a[C];
+          #pragma GCC unroll 16
+          for (size_t c = 0; c < C; ++c) a[c] = V::set1(0);
+          for (size_t q = 0; q < quads; ++q) {
+            const ivec u = V::load(pb + q * R);
+            const unsigned char* vq = vg[q / 4] + kv_group_block(nb, b) + q % 4 * kv_value_quad_bytes + h * 4;
+            #pragma GCC unroll 16
+            for (size_t c = 0; c < C; ++c) a[c] = V::dot_u8s8_at(a[c], u, vq + c * 4);
+          }
+          float* ot = bs.ot + (b * qk8_0 + h) * R;
+          #pragma GCC unroll 16
+          for (size_t c = 0; c < C; ++c) {
+            fvec o = V::loadf(ot + c * R);
+            if (rescale) o = V::mul(o, shrink);
+            V::store(ot + c * R, V::fmadd(V::to_float(a[c]), step, o));
+          }
+        }
+      }
+    }
+    pf.rest();
+    t += n;
+  }
+  // Each row's sums into acc, m and l (natural units). The state starts
+  // empty (attention_fn's contract), so a row that saw keys has its sums
+  // written, not merged; a row that saw none is left as it was.
+  alignas(64) float chunk[R * R];
+  for (size_t k = 0; k < blocks; ++k) {
+    const block_state bs = row_block(k);
+    const size_t real = std::min(R, rows - k * R);
+    for (size_t r = 0; r < real; ++r)
+      if (bs.l[r] > 0.0f) {
+        m[k * R + r] = bs.m[r] * ln_2;
+        l[k * R + r] = bs.l[r];
+      }
+    for (size_t c0 = 0; c0 < d; c0 += R) {
+      const float* cols[R];
+      for (size_t i = 0; i < R; ++i) cols[i] = bs.ot + (c0 + i) * R;
+      ops::transpose(cols, chunk);  // chunk[r * R + i] = row r, column c0 + i
+      for (size_t r = 0; r < real; ++r)
+        if (bs.l[r] > 0.0f) V::store(acc + (k * R + r) * d + c0, V::loadf(chunk + r * R));
+    }
+  }
+}
+
 /// attention_fn for q8_0 keys with integer scores; values f32, f16 (read in
 /// place), q4_0 (dequantized per tile) or q8_0 (integer P . V). head_dim a
 /// multiple of 32.
 template <class V, format VF>
 void attention_online_q8(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                          const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
-  if (rows > attention_decode_rows)
-    attention_tiles<V, q8_key_scores<V>, VF, attention_prefill_subtiles>(kv, kv_head, q_rows, rows, limits, t0, t1,
-                                                                         scale, m, l, acc);
-  else
+  if (rows > attention_decode_rows) {
+    if constexpr (VF == format::q8_0 && V::lanes == 16)
+      attention_q8_row_lanes<V>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
+    else
+      attention_tiles<V, q8_key_scores<V>, VF, attention_prefill_subtiles>(kv, kv_head, q_rows, rows, limits, t0, t1,
+                                                                           scale, m, l, acc);
+  } else
     attention_tiles<V, q8_key_scores<V>, VF>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
 }
 
