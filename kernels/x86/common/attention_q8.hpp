@@ -377,9 +377,8 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       }
       if (nr == 0) continue;
       out_pf.step();
-      const bool masked = fewest < nr;  // padding lanes need no mask: they score zeros and are never read
       const block_state bs = row_block(k);
-      // QKᵀ for keys [0, nr) (rounded up to KC; the extra scores are not read).
+      // QKᵀ for keys [0, nr) (rounded up to KC; scores past nr are masked).
       for (size_t i0 = 0; i0 < nr; i0 += KC) {
         const unsigned char* group = kg[i0 / G] + i0 % G * 4;
         fvec s[KC];
@@ -405,41 +404,59 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         #pragma GCC unroll 8
         for (size_t i = 0; i < KC; ++i) V::store(sc + (i0 + i) * R, s[i]);
       }
-      // Online softmax, lane by lane; keys a row does not see weigh 0.
+      // Online softmax, lane by lane, over whole key quads (P . V's unit);
+      // keys a row does not see, and those past nr, weigh 0. Four maxima and
+      // four sums a pass, so no pass is one long chain of dependent adds.
+      const size_t quads = (nr + 3) / 4, nk = 4 * quads;
+      const bool masked = fewest < nk;  // padding lanes need no mask: they score zeros and are never read
       const fvec visible = V::loadf(vis);
       const fvec old_m = V::loadf(bs.m);
-      fvec top = V::set1f(minus_inf);
-      for (size_t i = 0; i < nr; ++i) {
-        fvec x = V::mul(V::loadf(sc + i * R), V::set1f(score_scale));
-        if (masked) x = ops::select_gt(visible, V::set1f(static_cast<float>(i)), x, V::set1f(minus_inf));
-        V::store(sc + i * R, x);
-        top = V::maxf(top, x);
+      fvec top[4];
+      #pragma GCC unroll 4
+      for (size_t j = 0; j < 4; ++j) top[j] = V::set1f(minus_inf);
+      for (size_t i = 0; i < nk; i += 4) {
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < 4; ++j) {
+          fvec x = V::mul(V::loadf(sc + (i + j) * R), V::set1f(score_scale));
+          if (masked) x = ops::select_gt(visible, V::set1f(static_cast<float>(i + j)), x, V::set1f(minus_inf));
+          V::store(sc + (i + j) * R, x);
+          top[j] = V::maxf(top[j], x);
+        }
       }
-      const fvec new_m = V::maxf(old_m, top);
+      const fvec new_m = V::maxf(old_m, V::maxf(V::maxf(top[0], top[1]), V::maxf(top[2], top[3])));
       // A row that has seen no key yet keeps max -inf; its weights and factor
       // are taken against 0 instead (0 weights, a factor on zeros).
       const fvec ref = ops::select_gt(new_m, V::set1f(minus_inf), new_m, V::zero());
-      fvec sum = V::zero();
-      for (size_t i = 0; i < nr; ++i) {
-        fvec p = exp2_nonpositive<V>(V::sub(V::loadf(sc + i * R), ref));
-        if (masked) p = ops::select_gt(visible, V::set1f(static_cast<float>(i)), p, V::zero());
-        sum = V::addf(sum, p);
-        V::store(sc + i * R, p);
+      fvec sum[4];
+      #pragma GCC unroll 4
+      for (size_t j = 0; j < 4; ++j) sum[j] = V::zero();
+      for (size_t i = 0; i < nk; i += 4) {
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < 4; ++j) {
+          fvec p = exp2_nonpositive<V>(V::sub(V::loadf(sc + (i + j) * R), ref));
+          if (masked) p = ops::select_gt(visible, V::set1f(static_cast<float>(i + j)), p, V::zero());
+          sum[j] = V::addf(sum[j], p);
+          V::store(sc + (i + j) * R, p);
+        }
       }
-      const size_t quads = (nr + 3) / 4;
-      for (size_t i = nr; i < 4 * quads; ++i) V::store(sc + i * R, V::zero());
       const fvec shrink = exp2_nonpositive<V>(V::sub(old_m, ref));
-      V::store(bs.l, V::addf(V::mul(V::loadf(bs.l), shrink), sum));
+      V::store(bs.l, V::addf(V::mul(V::loadf(bs.l), shrink), V::addf(V::addf(sum[0], sum[1]), V::addf(sum[2], sum[3]))));
       V::store(bs.m, new_m);
       const bool rescale = ops::any_lt(old_m, new_m);
       for (size_t b = 0; b < nb; ++b) {
         // u = round(w * 255 / max w) per row; a row with no weight keeps u = 0.
-        fvec most = V::zero();
-        for (size_t i = 0; i < 4 * quads; ++i) {
-          const fvec w = V::mul(V::loadf(sc + i * R), V::set1f(dv[b * TT + i]));
-          V::store(wb + i * R, w);
-          most = V::maxf(most, w);
+        fvec most4[4];
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < 4; ++j) most4[j] = V::zero();
+        for (size_t i = 0; i < nk; i += 4) {
+          #pragma GCC unroll 4
+          for (size_t j = 0; j < 4; ++j) {
+            const fvec w = V::mul(V::loadf(sc + (i + j) * R), V::set1f(dv[b * TT + i + j]));
+            V::store(wb + (i + j) * R, w);
+            most4[j] = V::maxf(most4[j], w);
+          }
         }
+        const fvec most = V::maxf(V::maxf(most4[0], most4[1]), V::maxf(most4[2], most4[3]));
         const fvec inverse =
             _mm512_maskz_div_ps(_mm512_cmp_ps_mask(most, V::zero(), _CMP_GT_OQ), V::set1f(255.0f), most);
         const fvec step = V::mul(most, V::set1f(1.0f / 255.0f));
