@@ -344,7 +344,8 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       std::max<size_t>(1, (attention_prefetch_lead / std::max(kv.k_row_bytes, kv.v_row_bytes) + TT - 1) / TT) * TT;
   prefetch_kv(kv, kv_head, t0, std::min(last, t0 + pf_ahead) - t0);
   prefetch_cursor pf;
-  out_row_prefetch out_pf(kv.out_rows, rows, d, ((last - t0 + TT - 1) / TT) * blocks);
+  // The output rows' lines a few at a time, once per block of P . V of a row block and tile.
+  out_row_prefetch out_pf(kv.out_rows, rows, d, ((last - t0 + TT - 1) / TT) * blocks * nb);
   alignas(64) float vis[R];
   const unsigned char* kg[TT / G];
   const unsigned char* vg[TT / G];
@@ -352,8 +353,8 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
     const kv_position at = locate(kv, kv_head, t);
     const size_t n = std::min({TT, at.in_block, last - t});
     const size_t slot = t % kv.block_tokens;
-    // One step per key and block of the first row block's QKᵀ.
-    pf.aim(kv, kv_head, t + pf_ahead, TT, horizon, TT * nb);
+    // One step per KC keys, block and dword of the first row block's QKᵀ.
+    pf.aim(kv, kv_head, t + pf_ahead, TT, horizon, TT / KC * nb * 8);
     for (size_t g = 0; g * G < n; ++g) {
       const size_t count = std::min(G, n - g * G);
       kg[g] = q8_run<V>(kv_side::key, at.k + g * G * kv.k_row_bytes, kv.k_row_bytes, slot + g * G, count, d,
@@ -376,7 +377,6 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         if (row < rows) fewest = std::min(fewest, v);
       }
       if (nr == 0) continue;
-      out_pf.step();
       const block_state bs = row_block(k);
       // QKᵀ for keys [0, nr) (rounded up to KC; scores past nr are masked).
       for (size_t i0 = 0; i0 < nr; i0 += KC) {
@@ -392,14 +392,20 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           const ivec bias = V::load(bs.bias + b * R);
           const unsigned char* kb = group + kv_group_block(nb, b);
           const float* dkb = dk + b * TT + i0;
+          // The KC keys' chains side by side, so that consecutive vpdpbusd
+          // are independent.
+          ivec a[KC];
           #pragma GCC unroll 8
-          for (size_t i = 0; i < KC; ++i) {
+          for (size_t i = 0; i < KC; ++i) a[i] = bias;
+          #pragma GCC unroll 8
+          for (size_t w = 0; w < 8; ++w) {
             pf.step();
-            ivec a = bias;
             #pragma GCC unroll 8
-            for (size_t w = 0; w < 8; ++w) a = V::dot_u8s8(a, V::broadcast4(kb + w * kv_key_vector_bytes + i * 4), qv[w]);
-            s[i] = V::fmadd(V::to_float(a), V::mul(qs, V::set1f(dkb[i])), s[i]);
+            for (size_t i = 0; i < KC; ++i)
+              a[i] = V::dot_u8s8(a[i], V::broadcast4(kb + w * kv_key_vector_bytes + i * 4), qv[w]);
           }
+          #pragma GCC unroll 8
+          for (size_t i = 0; i < KC; ++i) s[i] = V::fmadd(V::to_float(a[i]), V::mul(qs, V::set1f(dkb[i])), s[i]);
         }
         #pragma GCC unroll 8
         for (size_t i = 0; i < KC; ++i) V::store(sc + (i0 + i) * R, s[i]);
@@ -444,6 +450,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       V::store(bs.m, new_m);
       const bool rescale = ops::any_lt(old_m, new_m);
       for (size_t b = 0; b < nb; ++b) {
+        out_pf.step();
         // u = round(w * 255 / max w) per row; a row with no weight keeps u = 0.
         fvec most4[4];
         #pragma GCC unroll 4
