@@ -289,7 +289,6 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   const auto [last, horizon] = keys_seen(limits, rows, t0, t1);
   if (last == t0) return;
   attention_buffers& buffers = attention_scratch();
-  const q8_key_scores<V> scores(q_rows, rows, d, buffers);  // rounds the query rows
   // Per row block, vectors of R lanes: the query's dwords [nb][8] and its
   // block scales and biases [nb] (int32 where integer), m, l, and the
   // transposed P . V sums [d]. Then, for the tile in hand: scores (then
@@ -318,28 +317,55 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
     return block_state{reinterpret_cast<int32_t*>(st), st + 8 * nb * R, reinterpret_cast<int32_t*>(st + 9 * nb * R),
                        st + 10 * nb * R, st + 10 * nb * R + R, st + 10 * nb * R + 2 * R};
   };
+  const float score_scale = scale * log2_e;
+  // Byte 4r + k of a 128-bit lane from byte 4k + r: four keys' (columns')
+  // bytes of a row together.
+  const ivec quad_order = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+  const auto quad_bytes = [&](ivec a, ivec b, ivec c, ivec e) {  // four int32 vectors in [0, 255] -> one
+    return _mm512_shuffle_epi8(_mm512_packus_epi16(_mm512_packus_epi32(a, b), _mm512_packus_epi32(c, e)), quad_order);
+  };
+  // The query rows, a row block at a time, transposed (into the block's P .
+  // V sums, zeroed after) and rounded to q8_0 lane by lane, each row exactly
+  // as the activation quantizer rounds it: d = amax / 127, q = x / d rounded
+  // half away from zero, the scale d kept as f16.
   for (size_t k = 0; k < blocks; ++k) {
     const block_state bs = row_block(k);
-    for (size_t r = 0; r < R; ++r) {
-      const size_t row = k * R + r;
-      const q8_query_block* qb = row < rows ? scores.query(row) : nullptr;  // padding lanes: zeros
-      for (size_t b = 0; b < nb; ++b) {
-        bs.qs[b * R + r] = qb ? qb[b].scale : 0.0f;
-        bs.bias[b * R + r] = qb ? qb[b].bias : 0;
-        for (size_t w = 0; w < 8; ++w) {
-          int32_t x = 0;
-          if (qb) std::memcpy(&x, qb[b].qs + 4 * w, 4);
-          bs.qt[(b * 8 + w) * R + r] = x;
+    const float* src[R];  // padding lanes repeat the last row, then are zeroed
+    for (size_t r = 0; r < R; ++r) src[r] = q_rows[std::min(k * R + r, rows - 1)];
+    if (k + 1 < blocks)  // the next block's rows, while this one is rounded
+      for (size_t r = (k + 1) * R; r < std::min(rows, (k + 2) * R); ++r)
+        for (size_t c = 0; c < d; c += 64 / sizeof(float)) _mm_prefetch(reinterpret_cast<const char*>(q_rows[r] + c), _MM_HINT_T0);
+    transpose_rows<V>(src, d, bs.ot);
+    const __mmask16 real = rows - k * R >= R ? __mmask16(0xffff) : static_cast<__mmask16>((1u << (rows - k * R)) - 1);
+    for (size_t b = 0; b < nb; ++b) {
+      const float* x = bs.ot + b * qk8_0 * R;
+      fvec amax = V::zero();
+      for (size_t c = 0; c < qk8_0; ++c) amax = V::maxf(amax, _mm512_abs_ps(V::loadf(x + c * R)));
+      const fvec dd = _mm512_div_ps(amax, V::set1f(127.0f));
+      const fvec id = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(dd, V::zero(), _CMP_NEQ_UQ), V::set1f(1.0f), dd);
+      V::store(bs.qs + b * R,
+               _mm512_maskz_cvtph_ps(real, _mm512_cvtps_ph(dd, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+      ivec sum = V::set1(0);
+      for (size_t w = 0; w < 8; ++w) {
+        ivec v[4];
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < 4; ++j) {
+          const fvec p = V::mul(V::loadf(x + (4 * w + j) * R), id);
+          const fvec nudge = _mm512_or_ps(V::set1f(half_down), _mm512_and_ps(p, V::set1f(-0.0f)));
+          v[j] = _mm512_cvttps_epi32(V::addf(p, nudge));
+          sum = V::add(sum, v[j]);
         }
+        // Signed quants: pack with signed saturation (they lie in [-127, 127]).
+        const ivec bytes = _mm512_shuffle_epi8(
+            _mm512_packs_epi16(_mm512_packs_epi32(v[0], v[1]), _mm512_packs_epi32(v[2], v[3])), quad_order);
+        V::storei(bs.qt + (b * 8 + w) * R, _mm512_maskz_mov_epi32(real, bytes));
       }
-      bs.m[r] = minus_inf;
-      bs.l[r] = 0.0f;
+      V::storei(bs.bias + b * R, _mm512_maskz_sub_epi32(real, V::set1(0), _mm512_slli_epi32(sum, 7)));
     }
+    std::fill(bs.m, bs.m + R, minus_inf);
+    std::fill(bs.l, bs.l + R, 0.0f);
     std::fill(bs.ot, bs.ot + d * R, 0.0f);
   }
-  const float score_scale = scale * log2_e;
-  // Byte 4r + k of a 128-bit lane from byte 4k + r: four keys' bytes of a row together.
-  const ivec quad_order = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
   const size_t pf_ahead =
       std::max<size_t>(1, (attention_prefetch_lead / std::max(kv.k_row_bytes, kv.v_row_bytes) + TT - 1) / TT) * TT;
   prefetch_kv(kv, kv_head, t0, std::min(last, t0 + pf_ahead) - t0);
@@ -471,8 +497,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           ivec u[4];
           #pragma GCC unroll 4
           for (size_t j = 0; j < 4; ++j) u[j] = _mm512_cvtps_epi32(V::mul(V::loadf(wb + (4 * q + j) * R), inverse));
-          const ivec bytes = _mm512_packus_epi16(_mm512_packus_epi32(u[0], u[1]), _mm512_packus_epi32(u[2], u[3]));
-          V::storei(pb + q * R, _mm512_shuffle_epi8(bytes, quad_order));
+          V::storei(pb + q * R, quad_bytes(u[0], u[1], u[2], u[3]));
         }
         for (size_t h = 0; h < qk8_0; h += C) {
           ivec a[C];
