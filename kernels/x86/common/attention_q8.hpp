@@ -324,17 +324,21 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   const auto quad_bytes = [&](ivec a, ivec b, ivec c, ivec e) {  // four int32 vectors in [0, 255] -> one
     return _mm512_shuffle_epi8(_mm512_packus_epi16(_mm512_packus_epi32(a, b), _mm512_packus_epi32(c, e)), quad_order);
   };
-  // The query rows, a row block at a time, transposed (into the block's P .
-  // V sums, zeroed after) and rounded to q8_0 lane by lane, each row exactly
-  // as the activation quantizer rounds it: d = amax / 127, q = x / d rounded
-  // half away from zero, the scale d kept as f16.
+  // A row block's query rows, transposed (into its P . V sums, zeroed
+  // after) and rounded to q8_0 lane by lane, each row exactly as the
+  // activation quantizer rounds it: d = amax / 127, q = x / d rounded half
+  // away from zero, the scale d kept as f16. Each block's rows are rounded
+  // when the first tile comes to it (every row that sees a key sees that
+  // tile's first), the next block's rows prefetched meanwhile: read all at
+  // once, a 512-token prefill's rows (8 MiB) waited on DRAM.
   for (size_t k = 0; k < blocks; ++k) {
     const block_state bs = row_block(k);
+    std::fill(bs.m, bs.m + R, minus_inf);
+    std::fill(bs.l, bs.l + R, 0.0f);
+  }
+  const auto round_rows = [&](size_t k, const block_state& bs) {
     const float* src[R];  // padding lanes repeat the last row, then are zeroed
     for (size_t r = 0; r < R; ++r) src[r] = q_rows[std::min(k * R + r, rows - 1)];
-    if (k + 1 < blocks)  // the next block's rows, while this one is rounded
-      for (size_t r = (k + 1) * R; r < std::min(rows, (k + 2) * R); ++r)
-        for (size_t c = 0; c < d; c += 64 / sizeof(float)) _mm_prefetch(reinterpret_cast<const char*>(q_rows[r] + c), _MM_HINT_T0);
     transpose_rows<V>(src, d, bs.ot);
     const __mmask16 real = rows - k * R >= R ? __mmask16(0xffff) : static_cast<__mmask16>((1u << (rows - k * R)) - 1);
     for (size_t b = 0; b < nb; ++b) {
@@ -362,10 +366,20 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       }
       V::storei(bs.bias + b * R, _mm512_maskz_sub_epi32(real, V::set1(0), _mm512_slli_epi32(sum, 7)));
     }
-    std::fill(bs.m, bs.m + R, minus_inf);
-    std::fill(bs.l, bs.l + R, 0.0f);
     std::fill(bs.ot, bs.ot + d * R, 0.0f);
-  }
+  };
+  // The next row block's query rows, a few lines per QKᵀ step of the first tile.
+  const size_t q_lines = d * sizeof(float) / 64;
+  size_t q_next = 0, q_end = 0, q_line = 0, q_per_step = 0;
+  const auto query_step = [&] {
+    for (size_t i = 0; i < q_per_step && q_next < q_end; ++i) {
+      _mm_prefetch(reinterpret_cast<const char*>(q_rows[q_next] + q_line * 64 / sizeof(float)), _MM_HINT_T0);
+      if (++q_line == q_lines) {
+        q_line = 0;
+        ++q_next;
+      }
+    }
+  };
   const size_t pf_ahead =
       std::max<size_t>(1, (attention_prefetch_lead / std::max(kv.k_row_bytes, kv.v_row_bytes) + TT - 1) / TT) * TT;
   prefetch_kv(kv, kv_head, t0, std::min(last, t0 + pf_ahead) - t0);
@@ -404,6 +418,14 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       }
       if (nr == 0) continue;
       const block_state bs = row_block(k);
+      if (t == t0) {
+        round_rows(k, bs);
+        q_next = std::min(rows, (k + 1) * R);
+        q_end = std::min(rows, (k + 2) * R);
+        q_line = 0;
+        const size_t steps = (nr + KC - 1) / KC * nb;
+        q_per_step = ((q_end - q_next) * q_lines + steps - 1) / steps;
+      }
       // QKᵀ for keys [0, nr) (rounded up to KC; scores past nr are masked).
       for (size_t i0 = 0; i0 < nr; i0 += KC) {
         const unsigned char* group = kg[i0 / G] + i0 % G * 4;
@@ -418,6 +440,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           const ivec bias = V::load(bs.bias + b * R);
           const unsigned char* kb = group + kv_group_block(nb, b);
           const float* dkb = dk + b * TT + i0;
+          query_step();
           // The KC keys' chains side by side, so that consecutive vpdpbusd
           // are independent.
           ivec a[KC];
