@@ -413,11 +413,12 @@ TEST(PagedAttention, PrefillAndDecodeAgree) {
 TEST(PagedAttention, ResultsDoNotDependOnTheThreadCount) {
   thread_guard threads;
   const size_t heads = 8, kv_heads = 2, dim = 64, q_row = heads * dim;
-  // q8_0 keys take the integer kernels on VNNI tiers; f16 keys the float
-  // ones, whose prefill puts query rows in vector lanes.
-  for (format kf : {format::q8_0, format::f16}) {
-    SCOPED_TRACE(traits(kf).name);
-    KvCache cache(config(kf, format::f16, kv_heads, dim, 16, 200));
+  // q8_0 keys take the integer kernels on VNNI tiers (with q8_0 values on
+  // avx512_vnni, a prefill in integers with query rows in vector lanes);
+  // f16 keys the float ones, whose prefill puts query rows in vector lanes.
+  for (auto [kf, vf] : {std::pair{format::q8_0, format::f16}, {format::q8_0, format::q8_0}, {format::f16, format::f16}}) {
+    SCOPED_TRACE(std::string(traits(kf).name) + "/" + std::string(traits(vf).name));
+    KvCache cache(config(kf, vf, kv_heads, dim, 16, 200));
     const auto k = make_data(1000 * kv_heads * dim, data_kind::gaussian, 7);
     const auto v = make_data(1000 * kv_heads * dim, data_kind::gaussian, 8);
     const seq_id a = cache.create_sequence(), b = cache.create_sequence();
