@@ -166,10 +166,6 @@ class q8_key_scores {
   size_t rows_, blocks_;
   unsigned char* scratch_;
   q8_query_block* query_;
-
- public:
-  /// Query row r's rounded blocks.
-  const q8_query_block* query(size_t r) const { return query_ + r * blocks_; }
 };
 
 /// Integer P . V for q8_0 values on the VNNI tiers. The cache keeps q8_0
