@@ -23,8 +23,9 @@ foreach(tier IN LISTS model_test_tiers)
 endforeach()
 
 # lowbit-run as a user runs it (tests/cli/lowbit_run.sh): JSON output, chat
-# streaming with the speed line, and clear errors for bad input.
-foreach(case json chat bad-path bad-file bad-flag)
+# streaming with the speed line, a q8_0 KV cache, and clear errors for bad
+# input.
+foreach(case json chat bad-path bad-file bad-flag kv-q8 bad-kv)
   add_test(NAME lowbit_run_${case} COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/cli/lowbit_run.sh $<TARGET_FILE:lowbit-run> ${case})
   set_tests_properties(lowbit_run_${case} PROPERTIES SKIP_RETURN_CODE 77 LABELS model TIMEOUT 300)
 endforeach()

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,7 @@
 
 #include "gguf/gguf.hpp"
 #include "lowbit/error.hpp"
+#include "lowbit/formats.hpp"
 #include "lowbit/parallel.hpp"
 #include "model/chat.hpp"
 #include "run/cli.hpp"
@@ -38,6 +40,7 @@ struct options {
   bool chat = false;
   bool json = false;
   bool ignore_eos = false;
+  lowbit::format cache_k = lowbit::format::f16, cache_v = lowbit::format::f16;
 };
 
 constexpr const char* usage_text =
@@ -55,8 +58,22 @@ constexpr const char* usage_text =
     "      --chat           wrap the prompt in the model's chat format (ChatML, DeepSeek)\n"
     "      --system TEXT    system message for --chat\n"
     "      --ignore-eos     keep generating past end-of-generation tokens\n"
+    "      --cache-type-k F KV cache format of K (also -ctk): f16 (default), f32, q8_0\n"
+    "      --cache-type-v F KV cache format of V (also -ctv): f16 (default), f32, q8_0, q4_0\n"
     "      --json           print one JSON object instead of streaming text\n"
     "  -h, --help           this text\n";
+
+/// The KV cache format given to the current flag, one of `allowed`.
+lowbit::format cache_format(lowbit::cli::arguments& args, std::initializer_list<lowbit::format> allowed) {
+  const std::string flag(args.current());
+  const std::string_view name = args.value();
+  std::string names;
+  for (lowbit::format f : allowed) {
+    if (lowbit::traits(f).name == name) return f;
+    names += (names.empty() ? "" : ", ") + std::string(lowbit::traits(f).name);
+  }
+  args.fail(flag + " expects one of " + names + ", got '" + std::string(name) + "'");
+}
 
 options parse_arguments(int argc, char** argv) {
   options o;
@@ -88,6 +105,11 @@ options parse_arguments(int argc, char** argv) {
       o.ignore_eos = true;
     } else if (args.is("--json")) {
       o.json = true;
+    } else if (args.is("-ctk", "--cache-type-k")) {
+      o.cache_k = cache_format(args, {lowbit::format::f16, lowbit::format::f32, lowbit::format::q8_0});
+    } else if (args.is("-ctv", "--cache-type-v")) {
+      o.cache_v =
+          cache_format(args, {lowbit::format::f16, lowbit::format::f32, lowbit::format::q8_0, lowbit::format::q4_0});
     } else {
       args.unknown();
     }
@@ -153,7 +175,10 @@ int run(const options& o) {
   lowbit::tokenizer::Tokenizer tokenizer(lowbit::tokenizer::vocabulary_from_gguf(file));
   std::string chat_jinja;
   if (o.chat) chat_jinja = std::string(file.get_string("tokenizer.chat_template"));
-  std::shared_ptr<const lowbit::model::Model> model = lowbit::model::Model::load(std::move(file));
+  lowbit::model::load_options load;
+  load.kv_k_format = o.cache_k;
+  load.kv_v_format = o.cache_v;
+  std::shared_ptr<const lowbit::model::Model> model = lowbit::model::Model::load(std::move(file), load);
   const double load_seconds = seconds_since(load_start);
 
   std::string text = o.prompt;
@@ -214,9 +239,10 @@ int run(const options& o) {
     std::printf("\n");
     std::fprintf(stderr,
                  "\nlowbit-run: load %.3f s (packing %.3f s) | prefill %zu tokens, %.1f tok/s | decode %zu tokens, "
-                 "%.1f tok/s | %zu threads\n",
+                 "%.1f tok/s | %zu threads | KV cache %s/%s\n",
                  load_seconds, model->pack_seconds(), prompt.size(), prefill_rate, decode_steps, decode_rate,
-                 lowbit::num_threads());
+                 lowbit::num_threads(), std::string(lowbit::traits(o.cache_k).name).c_str(),
+                 std::string(lowbit::traits(o.cache_v).name).c_str());
   }
   return 0;
 }

@@ -6,6 +6,8 @@
 #   bad-path    a missing model file: a clear error, exit 1
 #   bad-file    a truncated model file: a clear error, exit 1
 #   bad-flag    an unknown flag: usage, exit 2
+#   kv-q8       -ctk q8_0 -ctv q8_0 on the default model: the same answer, the cache named
+#   bad-kv      a KV cache format the cache cannot hold: usage naming the choices, exit 2
 # The default model comes from LOWBIT_MODEL (ci/test.sh sets it); without it
 # the model cases skip (exit 77) unless LOWBIT_REQUIRE_MODEL=1.
 set -uo pipefail
@@ -71,6 +73,27 @@ PY
     rc=$?
     [[ ${rc} -eq 2 ]] || fail "exit ${rc}, expected 2"
     grep -q "unknown argument '--no-such-flag'" "${tmp}/err" || fail "no usage error: $(cat "${tmp}/err")"
+    ;;
+  kv-q8)
+    need_model
+    "${run}" -m "${LOWBIT_MODEL}" -p "The capital of France is" -n 8 -t 2 -ctk q8_0 --cache-type-v q8_0 \
+      > "${tmp}/out" 2> "${tmp}/err" || fail "exit $? ($(cat "${tmp}/err"))"
+    grep -q "^The capital of France is Paris" "${tmp}/out" || fail "not Paris: $(cat "${tmp}/out")"
+    grep -q "| KV cache q8_0/q8_0$" "${tmp}/err" || fail "the speed line does not name the cache: $(cat "${tmp}/err")"
+    cat "${tmp}/out"
+    ;;
+  bad-kv)
+    for flags in "-ctk q4_0" "--cache-type-v q6_k" "-ctk"; do
+      # shellcheck disable=SC2086
+      "${run}" -m unused.gguf -p hi ${flags} > "${tmp}/out" 2> "${tmp}/err"
+      rc=$?
+      [[ ${rc} -eq 2 ]] || fail "${flags}: exit ${rc}, expected 2"
+    done
+    "${run}" -m unused.gguf -p hi -ctk q4_0 2> "${tmp}/err"
+    grep -q "\-ctk expects one of f16, f32, q8_0, got 'q4_0'" "${tmp}/err" || fail "unclear error: $(cat "${tmp}/err")"
+    "${run}" -m unused.gguf -p hi --cache-type-v q6_k 2> "${tmp}/err"
+    grep -q "\-\-cache-type-v expects one of f16, f32, q8_0, q4_0, got 'q6_k'" "${tmp}/err" ||
+      fail "unclear error: $(cat "${tmp}/err")"
     ;;
   *)
     fail "unknown case ${case_name}"
