@@ -25,6 +25,11 @@ lowbit side: one process per run,
 which prints one JSON object {"prompt_tokens", "tokens", "text", "load_s",
 "prefill_tok_s", "decode_tok_s"}; its own figures are used as reported.
 
+--cache-type q8_0 puts both engines' KV caches in q8_0 (K and V; default
+f16): lowbit-run gets -ctk q8_0 -ctv q8_0, llama.cpp type_k = type_v =
+Q8_0 with its flash attention on, which a quantized V cache requires there
+(with f16 caches llama.cpp runs without it, as its defaults do).
+
 Exit status: 0 on success, 2 when lowbit-run is missing (llama.cpp's figures
 are still printed), 1 when a lowbit-run run failed.
 """
@@ -85,12 +90,14 @@ def cpu_name() -> str:
 
 
 class LlamaSide:
-    def __init__(self, model: str, threads: int, n_ctx: int, n_batch: int):
+    def __init__(self, model: str, threads: int, n_ctx: int, n_batch: int, cache_type: str = "f16"):
         t0 = time.perf_counter()
+        cache = {} if cache_type == "f16" else {
+            "type_k": llama_cpp.GGML_TYPE_Q8_0, "type_v": llama_cpp.GGML_TYPE_Q8_0, "flash_attn": True}
         self.llm = llama_cpp.Llama(model_path=model, n_ctx=n_ctx, n_batch=n_batch,
                                    n_ubatch=n_batch, n_threads=threads,
                                    n_threads_batch=threads, logits_all=False, seed=0,
-                                   verbose=False)
+                                   verbose=False, **cache)
         self.load_s = time.perf_counter() - t0
         self.ctx = self.llm._ctx.ctx
         self.n_vocab = self.llm.n_vocab()
@@ -194,7 +201,7 @@ def fmt(x, digits=1):
 def compare_model(args, model: str, lowbit_ok: bool) -> dict:
     n_ctx = args.prompt_tokens + args.gen_tokens + 16
     n_batch = max(512, args.prompt_tokens)
-    side = LlamaSide(model, args.threads, n_ctx, n_batch)
+    side = LlamaSide(model, args.threads, n_ctx, n_batch, args.cache_type)
     text, prompt_tokens = build_prompt(side, args.prompt_tokens)
     rec = {
         "model": model,
@@ -219,8 +226,9 @@ def compare_model(args, model: str, lowbit_ok: bool) -> dict:
         if not lowbit_ok or rec["lowbit"]["error"]:
             continue
         try:
+            cache = [] if args.cache_type == "f16" else ["-ctk", args.cache_type, "-ctv", args.cache_type]
             lb = run_lowbit(args.lowbit_run, model, text, args.gen_tokens, args.threads,
-                            args.lowbit_arg, timeout)
+                            cache + args.lowbit_arg, timeout)
         except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as e:
             rec["lowbit"]["error"] = str(e)
             print(f"  lowbit-run failed: {e}", file=sys.stderr)
@@ -258,7 +266,7 @@ def compare_model(args, model: str, lowbit_ok: bool) -> dict:
 def markdown(results, args) -> str:
     lines = [
         f"threads {args.threads}, prompt {args.prompt_tokens} tokens, "
-        f"generate {args.gen_tokens} tokens, median of {args.repeats} runs "
+        f"generate {args.gen_tokens} tokens, KV cache {args.cache_type}, median of {args.repeats} runs "
         f"(llama-cpp-python {llama_cpp.__version__}; {cpu_name()})",
         "",
         "| model | engine | prompt tokens | load s | prefill tok/s | decode tok/s |",
@@ -303,6 +311,8 @@ def main() -> int:
     ap.add_argument("--gen-tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1, help="untimed runs of each side first")
+    ap.add_argument("--cache-type", choices=["f16", "q8_0"], default="f16",
+                    help="both engines' KV cache format, K and V (default f16)")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args()
     if args.prompt_tokens < 128:
@@ -334,6 +344,7 @@ def main() -> int:
             "cpu": cpu_name(), "nproc": nproc(),
             "threads": args.threads, "prompt_tokens": args.prompt_tokens,
             "gen_tokens": args.gen_tokens, "repeats": args.repeats, "warmup": args.warmup,
+            "cache_type": args.cache_type,
             "lowbit_run": args.lowbit_run, "lowbit_run_found": lowbit_ok,
             "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
             "models": results, "markdown": table,
