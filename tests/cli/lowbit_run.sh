@@ -83,17 +83,17 @@ PY
     cat "${tmp}/out"
     ;;
   bad-kv)
-    for flags in "-ctk q4_0" "--cache-type-v q6_k" "-ctk"; do
+    # Each bad flag exits 2; a bad format's message names the choices.
+    bad_kv() {
       # shellcheck disable=SC2086
-      "${run}" -m unused.gguf -p hi ${flags} > "${tmp}/out" 2> "${tmp}/err"
+      "${run}" -m unused.gguf -p hi $1 > "${tmp}/out" 2> "${tmp}/err"
       rc=$?
-      [[ ${rc} -eq 2 ]] || fail "${flags}: exit ${rc}, expected 2"
-    done
-    "${run}" -m unused.gguf -p hi -ctk q4_0 2> "${tmp}/err"
-    grep -q "\-ctk expects one of f16, f32, q8_0, got 'q4_0'" "${tmp}/err" || fail "unclear error: $(cat "${tmp}/err")"
-    "${run}" -m unused.gguf -p hi --cache-type-v q6_k 2> "${tmp}/err"
-    grep -q "\-\-cache-type-v expects one of f16, f32, q8_0, q4_0, got 'q6_k'" "${tmp}/err" ||
-      fail "unclear error: $(cat "${tmp}/err")"
+      [[ ${rc} -eq 2 ]] || fail "$1: exit ${rc}, expected 2"
+      [[ -z "${2:-}" ]] || grep -q -- "$2" "${tmp}/err" || fail "$1: unclear error: $(cat "${tmp}/err")"
+    }
+    bad_kv "-ctk q4_0" "-ctk expects one of f16, f32, q8_0, got 'q4_0'"
+    bad_kv "--cache-type-v q6_k" "--cache-type-v expects one of f16, f32, q8_0, q4_0, got 'q6_k'"
+    bad_kv "-ctk"  # no value
     ;;
   *)
     fail "unknown case ${case_name}"

@@ -382,6 +382,14 @@ class out_row_prefetch {
 /// as wide, was fastest one tile (8 KiB) ahead.
 inline constexpr size_t attention_prefetch_lead = 8192;
 
+/// How many keys ahead the prefetch cursor aims, for tiles of `tile` keys:
+/// whole tiles, at least one, and at least attention_prefetch_lead bytes of
+/// the wider of the K and V rows.
+inline size_t prefetch_ahead(const attn_kv& kv, size_t tile) {
+  return std::max<size_t>(1, (attention_prefetch_lead / std::max(kv.k_row_bytes, kv.v_row_bytes) + tile - 1) / tile) *
+         tile;
+}
+
 /// `bytes` of `buffer` from its first address aligned for Vec (the buffer
 /// grown to hold them).
 template <class Vec>
@@ -889,10 +897,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   }
   alignas(64) float p[4][TT];
   alignas(64) float shrink[TK];
-  // The cursor aims whole tiles ahead: at least one, and at least
-  // attention_prefetch_lead bytes of the wider of the K and V rows.
-  const size_t pf_ahead =
-      std::max<size_t>(1, (attention_prefetch_lead / std::max(kv.k_row_bytes, kv.v_row_bytes) + TT - 1) / TT) * TT;
+  const size_t pf_ahead = prefetch_ahead(kv, TT);
   // step() calls per tile: the score pass's and P . V's for one group of rows.
   size_t value_steps = pv_prefetch_steps<TK>(d);
   if constexpr (grouped_values) value_steps = Values::prefetch_steps(d);

@@ -317,8 +317,12 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   // Byte 4r + k of a 128-bit lane from byte 4k + r: four keys' (columns')
   // bytes of a row together.
   const ivec quad_order = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
-  const auto quad_bytes = [&](ivec a, ivec b, ivec c, ivec e) {  // four int32 vectors in [0, 255] -> one
-    return _mm512_shuffle_epi8(_mm512_packus_epi16(_mm512_packus_epi32(a, b), _mm512_packus_epi32(c, e)), quad_order);
+  // Four int32 vectors -> one of bytes, byte k of lane r from vector k:
+  // unsigned weights in [0, 255], or signed quants in [-127, 127] (both
+  // exact as int16 words; only the byte packing's saturation differs).
+  const auto quad_bytes = [&](ivec a, ivec b, ivec c, ivec e, bool is_signed) {
+    const ivec ab = _mm512_packs_epi32(a, b), ce = _mm512_packs_epi32(c, e);
+    return _mm512_shuffle_epi8(is_signed ? _mm512_packs_epi16(ab, ce) : _mm512_packus_epi16(ab, ce), quad_order);
   };
   // A row block's query rows, transposed (into its P . V sums, zeroed
   // after) and rounded to q8_0 lane by lane, each row exactly as the
@@ -355,10 +359,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           v[j] = _mm512_cvttps_epi32(V::addf(p, nudge));
           sum = V::add(sum, v[j]);
         }
-        // Signed quants: pack with signed saturation (they lie in [-127, 127]).
-        const ivec bytes = _mm512_shuffle_epi8(
-            _mm512_packs_epi16(_mm512_packs_epi32(v[0], v[1]), _mm512_packs_epi32(v[2], v[3])), quad_order);
-        V::storei(bs.qt + (b * 8 + w) * R, _mm512_maskz_mov_epi32(real, bytes));
+        V::storei(bs.qt + (b * 8 + w) * R, _mm512_maskz_mov_epi32(real, quad_bytes(v[0], v[1], v[2], v[3], true)));
       }
       V::storei(bs.bias + b * R, _mm512_maskz_sub_epi32(real, V::set1(0), _mm512_slli_epi32(sum, 7)));
     }
@@ -376,8 +377,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       }
     }
   };
-  const size_t pf_ahead =
-      std::max<size_t>(1, (attention_prefetch_lead / std::max(kv.k_row_bytes, kv.v_row_bytes) + TT - 1) / TT) * TT;
+  const size_t pf_ahead = prefetch_ahead(kv, TT);
   prefetch_kv(kv, kv_head, t0, std::min(last, t0 + pf_ahead) - t0);
   prefetch_cursor pf;
   // The output rows' lines a few at a time, once per block of P . V of a row block and tile.
@@ -516,7 +516,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           ivec u[4];
           #pragma GCC unroll 4
           for (size_t j = 0; j < 4; ++j) u[j] = _mm512_cvtps_epi32(V::mul(V::loadf(wb + (4 * q + j) * R), inverse));
-          V::storei(pb + q * R, quad_bytes(u[0], u[1], u[2], u[3]));
+          V::storei(pb + q * R, quad_bytes(u[0], u[1], u[2], u[3], false));
         }
         for (size_t h = 0; h < qk8_0; h += C) {
           ivec a[C];
