@@ -45,14 +45,56 @@ struct attention_task {
 };
 constexpr size_t no_split = static_cast<size_t>(-1);
 
-void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, size_t head_dim, size_t group,
-              float scale) {
-  const size_t row_state = head_dim + 2;
+/// A decode job's chunks: tasks [first_task, first_task + chunks).
+struct key_split {
+  size_t job, first_task, chunks;
+};
+
+/// The buffers of one call, kept per calling thread and reused call after
+/// call with their capacity, so that once warm a decode step allocates
+/// nothing but its cache views (it had allocated some hundred times a call:
+/// three growing vectors a job, the tasks, the states; about a fifth of a
+/// short-context decode step's time, with the argument checks' messages).
+/// Jobs past `used` are spare: their vectors are cleared, not freed.
+struct attention_workspace {
+  std::vector<attention_job> jobs;
+  size_t used = 0;
+  std::vector<const unsigned char*> blocks;  // per query, its K blocks then its V blocks
+  std::vector<KvCache::layout> views;
   std::vector<attention_task> tasks;
-  struct key_split { size_t job, first_task, chunks; };  ///< a decode job's chunks: tasks [first_task, + chunks)
   std::vector<key_split> splits;
+  std::vector<float> state;
+  std::unique_ptr<std::atomic<size_t>[]> chunks_left;
+  size_t chunks_left_size = 0;
+
+  /// The next job, its rows cleared.
+  attention_job& next_job() {
+    if (used == jobs.size()) jobs.emplace_back();
+    attention_job& job = jobs[used++];
+    job.q_rows.clear();
+    job.out_rows.clear();
+    job.limits.clear();
+    return job;
+  }
+};
+
+/// The calling thread's workspace, emptied of the last call's jobs. Not
+/// reentrant within a thread, and nothing in a call calls back into it.
+attention_workspace& workspace() {
+  thread_local attention_workspace w;
+  w.used = 0;
+  return w;
+}
+
+void run_jobs(const attention_entry& kernel, attention_workspace& w, size_t head_dim, size_t group, float scale) {
+  const size_t row_state = head_dim + 2;
+  attention_job* const jobs = w.jobs.data();
+  std::vector<attention_task>& tasks = w.tasks;
+  std::vector<key_split>& splits = w.splits;
+  tasks.clear();
+  splits.clear();
   size_t state_floats = 0;
-  for (size_t j = 0; j < jobs.size(); ++j) {
+  for (size_t j = 0; j < w.used; ++j) {
     const attention_job& job = jobs[j];
     const size_t rows = job.q_rows.size();
     if (job.positions == 1) {
@@ -79,10 +121,15 @@ void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, s
   // kernel runs: a decode chunk's in `state`, kept for the merge; a prefill
   // task's in its thread's own buffer, reused task after task (a fresh
   // buffer for a long prefill is tens of MiB of page faults).
-  const std::unique_ptr<float[]> state(new float[state_floats]);
+  if (w.state.size() < state_floats) w.state.resize(state_floats);
+  float* const state = w.state.data();
   // A decode split is merged by whichever thread finishes its last chunk,
   // always in chunk order, so the result does not depend on which one.
-  const std::unique_ptr<std::atomic<size_t>[]> chunks_left(new std::atomic<size_t>[splits.size()]);
+  if (w.chunks_left_size < splits.size()) {
+    w.chunks_left.reset(new std::atomic<size_t>[splits.size()]);
+    w.chunks_left_size = splits.size();
+  }
+  std::atomic<size_t>* const chunks_left = w.chunks_left.get();
   for (size_t s = 0; s < splits.size(); ++s) chunks_left[s].store(splits[s].chunks, std::memory_order_relaxed);
   const auto merge = [&](const key_split& sp) {
     const attention_job& job = jobs[sp.job];
@@ -92,7 +139,7 @@ void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, s
       float* out = job.out_rows[r];
       std::fill(out, out + head_dim, 0.0f);
       for (size_t c = 0; c < sp.chunks; ++c) {
-        const float* st = state.get() + tasks[sp.first_task + c].state;
+        const float* st = state + tasks[sp.first_task + c].state;
         const float cm = st[r], cl = st[rows + r];
         const float* ca = st + 2 * rows + r * head_dim;
         if (cl == 0.0f) continue;  // the chunk saw no key for this row
@@ -110,7 +157,7 @@ void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, s
   // keys a chunk prefetches past its end are the ones the same thread (and
   // its cache) reads next. With prefill tasks (uneven sizes) in the call,
   // tasks go one at a time. Either way a task's result is the same.
-  const bool decode_only = splits.size() == jobs.size();
+  const bool decode_only = splits.size() == w.used;
   const size_t grain = decode_only ? (tasks.size() + num_threads() - 1) / num_threads() : 1;
   parallel_for(tasks.size(), grain, [&](size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) {
@@ -118,7 +165,7 @@ void run_jobs(const attention_entry& kernel, std::vector<attention_job>& jobs, s
       const attention_job& job = jobs[t.job];
       const size_t rows = t.row_end - t.row_begin;
       thread_local std::vector<float> own;  // a prefill task's state
-      float* m = state.get() + t.state;
+      float* m = state + t.state;
       if (t.split == no_split) {
         if (own.size() < rows * row_state) own.resize(rows * row_state);
         m = own.data();
@@ -159,11 +206,13 @@ void attention(const attention_shape& shape, const float* q, const float* k, con
   attention_shape s = shape;
   require(s.n_q > 0 && s.n_kv > 0 && s.n_heads > 0 && s.n_kv_heads > 0 && s.head_dim > 0, fn,
           "n_q, n_kv, n_heads, n_kv_heads and head_dim must all be positive");
-  require(s.n_heads % s.n_kv_heads == 0, fn,
-          "n_kv_heads=" + std::to_string(s.n_kv_heads) + " does not divide n_heads=" + std::to_string(s.n_heads));
-  require(!s.causal || s.n_kv >= s.n_q, fn,
-          "causal attention needs n_kv >= n_q (got n_q=" + std::to_string(s.n_q) + ", n_kv=" + std::to_string(s.n_kv) +
-              ")");
+  require(s.n_heads % s.n_kv_heads == 0, fn, [&] {
+    return "n_kv_heads=" + std::to_string(s.n_kv_heads) + " does not divide n_heads=" + std::to_string(s.n_heads);
+  });
+  require(!s.causal || s.n_kv >= s.n_q, fn, [&] {
+    return "causal attention needs n_kv >= n_q (got n_q=" + std::to_string(s.n_q) + ", n_kv=" +
+           std::to_string(s.n_kv) + ")";
+  });
   const size_t q_row = s.n_heads * s.head_dim, kv_row = s.n_kv_heads * s.head_dim;
   if (s.q_stride == 0) s.q_stride = q_row;
   if (s.out_stride == 0) s.out_stride = q_row;
@@ -181,9 +230,9 @@ void attention(const attention_shape& shape, const float* q, const float* k, con
   const unsigned char* k_block = reinterpret_cast<const unsigned char*>(k);
   const unsigned char* v_block = reinterpret_cast<const unsigned char*>(v);
   const size_t group = s.n_heads / s.n_kv_heads;
-  std::vector<attention_job> jobs(s.n_kv_heads);
+  attention_workspace& w = workspace();
   for (size_t g = 0; g < s.n_kv_heads; ++g) {
-    attention_job& job = jobs[g];
+    attention_job& job = w.next_job();
     job.kv = {&k_block, &v_block, s.n_kv, s.head_dim * sizeof(float), s.head_dim * sizeof(float),
               s.k_stride * sizeof(float), s.v_stride * sizeof(float), s.head_dim};
     job.kv_head = g;
@@ -195,55 +244,65 @@ void attention(const attention_shape& shape, const float* q, const float* k, con
         job.limits.push_back(s.causal ? s.n_kv - s.n_q + i + 1 : s.n_kv);
       }
   }
-  run_jobs(kernel, jobs, s.head_dim, group, s.scale);
+  run_jobs(kernel, w, s.head_dim, group, s.scale);
 }
 
 void attention(const KvCache& cache, size_t layer, size_t n_heads, const paged_query* queries, size_t count,
                float scale) {
   const char* fn = "attention (paged)";
   const kv_cache_config& c = cache.config();
-  require(layer < c.n_layers, fn, "layer " + std::to_string(layer) + " out of range (n_layers=" +
-                                      std::to_string(c.n_layers) + ")");
-  require(n_heads > 0 && n_heads % c.n_kv_heads == 0, fn,
-          "n_heads=" + std::to_string(n_heads) + " must be a positive multiple of n_kv_heads=" +
-              std::to_string(c.n_kv_heads));
+  require(layer < c.n_layers, fn, [&] {
+    return "layer " + std::to_string(layer) + " out of range (n_layers=" + std::to_string(c.n_layers) + ")";
+  });
+  require(n_heads > 0 && n_heads % c.n_kv_heads == 0, fn, [&] {
+    return "n_heads=" + std::to_string(n_heads) + " must be a positive multiple of n_kv_heads=" +
+           std::to_string(c.n_kv_heads);
+  });
   require(std::isfinite(scale), fn, "scale must be finite");
   require(count == 0 || queries, fn, "queries must not be null");
   if (scale == 0.0f) scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   const size_t q_row = n_heads * c.head_dim, group = n_heads / c.n_kv_heads;
-  // Validate every query before any work.
-  std::vector<KvCache::layout> views;
-  views.reserve(count);
+  // Validate every query before any work (the messages are built only for
+  // a query that fails).
+  attention_workspace& w = workspace();
+  w.views.resize(count);
+  size_t block_count = 0;
   for (size_t i = 0; i < count; ++i) {
     const paged_query& pq = queries[i];
-    const std::string which = "query " + std::to_string(i) + ": ";
     const size_t len = cache.length(pq.seq, layer);  // throws for a dead sequence
-    require(pq.n_q > 0 && pq.n_q <= len, fn,
-            which + "n_q=" + std::to_string(pq.n_q) + " must be in [1, " + std::to_string(len) +
-                "], the tokens already appended");
-    require(pq.q && pq.out, fn, which + "q and out must not be null");
-    require((pq.q_stride == 0 || pq.q_stride >= q_row) && (pq.out_stride == 0 || pq.out_stride >= q_row), fn,
-            which + "strides must be at least n_heads*head_dim = " + std::to_string(q_row));
-    views.push_back(cache.view(pq.seq, layer));
+    require(pq.n_q > 0 && pq.n_q <= len, fn, [&] {
+      return "query " + std::to_string(i) + ": n_q=" + std::to_string(pq.n_q) + " must be in [1, " +
+             std::to_string(len) + "], the tokens already appended";
+    });
+    require(pq.q && pq.out, fn, [&] { return "query " + std::to_string(i) + ": q and out must not be null"; });
+    require((pq.q_stride == 0 || pq.q_stride >= q_row) && (pq.out_stride == 0 || pq.out_stride >= q_row), fn, [&] {
+      return "query " + std::to_string(i) + ": strides must be at least n_heads*head_dim = " + std::to_string(q_row);
+    });
+    w.views[i] = cache.view(pq.seq, layer);
+    block_count += w.views[i].blocks.size();
   }
   const attention_entry& kernel = kernel_for(c.k_format, c.v_format, fn);
 
-  std::vector<std::vector<const unsigned char*>> k_blocks(count), v_blocks(count);
-  std::vector<attention_job> jobs;
-  jobs.reserve(count * c.n_kv_heads);
-  for (size_t i = 0; i < count; ++i) {
+  // Every query's K block pointers, then its V block pointers, in one
+  // buffer sized before any job points into it.
+  w.blocks.resize(2 * block_count);
+  for (size_t i = 0, at = 0; i < count; ++i) {
     const paged_query& pq = queries[i];
-    const KvCache::layout& lv = views[i];
-    for (const unsigned char* b : lv.blocks) {
-      k_blocks[i].push_back(b + lv.k_offset);
-      v_blocks[i].push_back(b + lv.v_offset);
+    const KvCache::layout& lv = w.views[i];
+    const size_t nb = lv.blocks.size();
+    const unsigned char** const k_blocks = w.blocks.data() + at;
+    const unsigned char** const v_blocks = k_blocks + nb;
+    at += 2 * nb;
+    for (size_t b = 0; b < nb; ++b) {
+      k_blocks[b] = lv.blocks[b] + lv.k_offset;
+      v_blocks[b] = lv.blocks[b] + lv.v_offset;
     }
     const size_t len = cache.length(pq.seq, layer);
     const size_t qs = pq.q_stride ? pq.q_stride : q_row, os = pq.out_stride ? pq.out_stride : q_row;
     for (size_t g = 0; g < c.n_kv_heads; ++g) {
-      attention_job job;
-      job.kv = {k_blocks[i].data(), v_blocks[i].data(), lv.block_tokens, lv.k_head_bytes, lv.v_head_bytes,
-                lv.k_row_bytes,     lv.v_row_bytes,     c.head_dim};
+      attention_job& job = w.next_job();
+      job.kv = {k_blocks, v_blocks, lv.block_tokens, lv.k_head_bytes, lv.v_head_bytes, lv.k_row_bytes, lv.v_row_bytes,
+                c.head_dim};
       job.kv_head = g;
       job.positions = pq.n_q;
       for (size_t j = 0; j < pq.n_q; ++j)
@@ -252,10 +311,9 @@ void attention(const KvCache& cache, size_t layer, size_t n_heads, const paged_q
           job.out_rows.push_back(pq.out + j * os + h * c.head_dim);
           job.limits.push_back(len - pq.n_q + j + 1);
         }
-      jobs.push_back(std::move(job));
     }
   }
-  run_jobs(kernel, jobs, c.head_dim, group, scale);
+  run_jobs(kernel, w, c.head_dim, group, scale);
 }
 
 }  // namespace lowbit

@@ -451,9 +451,9 @@ TEST(PagedAttention, BadQueriesAreClearErrorsAndWriteNothing) {
   const auto x = make_data(10 * 128, data_kind::gaussian, 1);
   cache.append(s, 0, x.data(), x.data(), 10);
   std::vector<float> q(4 * 256, 0.5f), out(4 * 256, poison_value());
-  auto expect_error = [&](paged_query pq, size_t heads, const std::string& needle) {
+  auto expect_error = [&](paged_query pq, size_t heads, const std::string& needle, size_t layer = 0) {
     try {
-      attention(cache, 0, heads, &pq, 1);
+      attention(cache, layer, heads, &pq, 1);
       ADD_FAILURE() << "no error; expected one mentioning " << needle;
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
@@ -466,6 +466,20 @@ TEST(PagedAttention, BadQueriesAreClearErrorsAndWriteNothing) {
   expect_error({s, nullptr, 1, out.data(), 0, 0}, 4, "null");
   expect_error({s, q.data(), 1, out.data(), 0, 100}, 4, "strides");
   expect_error({s + 3, q.data(), 1, out.data(), 0, 0}, 4, "no live sequence");
+  expect_error({s, q.data(), 1, out.data(), 0, 0}, 4, "layer 1 out of range", 1);
+  // The second of two queries names itself, and the first is not written either.
+  const paged_query two[2] = {{s, q.data(), 1, out.data(), 0, 0}, {s, q.data(), 1, nullptr, 0, 0}};
+  try {
+    attention(cache, 0, 4, two, 2);
+    ADD_FAILURE() << "no error for a null output";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("query 1: q and out must not be null"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(std::all_of(out.begin(), out.end(), is_poison));
+  // A call after the errors (the same thread's buffers, reused) still works.
+  const paged_query ok{s, q.data(), 1, out.data(), 0, 0};
+  attention(cache, 0, 4, &ok, 1);
+  EXPECT_TRUE(std::all_of(out.begin(), out.begin() + 4 * 64, [](float v) { return std::isfinite(v); }));
 }
 
 }  // namespace
