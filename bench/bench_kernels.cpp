@@ -19,8 +19,8 @@
 // also report peak_GOPS, the int8 multiply-add peak of the kernel's tier on
 // the same threads (bench/peak.hpp: vpdpbusd for the VNNI tiers, vpmaddubsw +
 // vpmaddwd below them), and ratio_to_peak = GOPS / peak_GOPS; attention
-// prefill does the same against the peak of the units its kernel runs on
-// (attn_peak_gops).
+// prefill does the same against the peak of the units its kernel runs on,
+// timed between its iterations (attn_peak).
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -314,19 +314,33 @@ void bench_attn_decode(benchmark::State& state, const detail::attention_entry* k
   clear_isa_overrides();
 }
 
-/// The multiply-add peak that bounds an attention kernel on the same threads.
-/// QKᵀ and P . V are half the work each: in f32 FMAs of the tier's vector
-/// width, except on the VNNI tiers, whose kernels run QKᵀ in int8 (vpdpbusd)
-/// and P . V too when V is q8_0. A kernel with both halves on one unit is
-/// bound by that unit's peak; one with a half on each, by the time of both
-/// halves at their peaks.
-double attn_peak_gops(const detail::attention_entry& kernel) {
-  const double fma = peak_gops(fma_peak_for(kernel.tier));
-  if (kernel.tier != isa::avx2_vnni && kernel.tier != isa::avx512_vnni) return fma;
-  const double int8 = peak_gops(int8_peak_for(kernel.tier));
-  if (kernel.v_format == format::q8_0 || fma <= 0 || int8 <= 0) return int8;
-  return 2.0 / (1.0 / int8 + 1.0 / fma);
-}
+/// The multiply-add peak that bounds an attention kernel on the same threads,
+/// timed between the benchmark's iterations (peak_between). QKᵀ and P . V
+/// are half the work each: in f32 FMAs of the tier's vector width, except on
+/// the VNNI tiers, whose kernels run QKᵀ in int8 (vpdpbusd) and P . V too
+/// when V is q8_0. A kernel with both halves on one unit is bound by that
+/// unit's peak; one with a half on each, by the time of both halves at their
+/// peaks.
+class attn_peak {
+ public:
+  explicit attn_peak(const detail::attention_entry& kernel) {
+    const bool vnni = kernel.tier == isa::avx2_vnni || kernel.tier == isa::avx512_vnni;
+    if (vnni) int8_ = std::make_unique<peak_between>(int8_peak_for(kernel.tier));
+    if (!vnni || kernel.v_format != format::q8_0) fma_ = std::make_unique<peak_between>(fma_peak_for(kernel.tier));
+  }
+  void pass() {
+    if (int8_) int8_->pass();
+    if (fma_) fma_->pass();
+  }
+  double gops() const {
+    const double int8 = int8_ ? int8_->gops() : 0.0, fma = fma_ ? fma_->gops() : 0.0;
+    if (int8_ && fma_ && int8 > 0 && fma > 0) return 2.0 / (1.0 / int8 + 1.0 / fma);
+    return int8_ ? int8 : fma;
+  }
+
+ private:
+  std::unique_ptr<peak_between> int8_, fma_;
+};
 
 void bench_attn_prefill(benchmark::State& state, const detail::attention_entry* kernel, size_t len, size_t threads) {
   set_num_threads(threads);
@@ -336,8 +350,9 @@ void bench_attn_prefill(benchmark::State& state, const detail::attention_entry* 
   const auto q = random_floats(len * attn_heads * attn_dim, 8);
   std::vector<float> out(q.size());
   paged_query pq{setup.seq, q.data(), len, out.data(), 0, 0};
+  attn_peak peak(*kernel);
   const timing timed = timed_loop(
-      state, [] {},
+      state, [&] { peak.pass(); },
       [&] {
         attention(setup.cache, 0, attn_heads, &pq, 1);
         benchmark::DoNotOptimize(out.data());
@@ -345,7 +360,7 @@ void bench_attn_prefill(benchmark::State& state, const detail::attention_entry* 
   // QK^T and PV over the causal triangle, 2 flops per multiply-add.
   const double flops = 4.0 * attn_heads * attn_dim * (static_cast<double>(len) * (len + 1) / 2);
   report(state, timed, flops, static_cast<double>(setup.kv_bytes(len)), false);
-  report_peak_gops(state, attn_peak_gops(*kernel));
+  report_peak_gops(state, peak.gops());
   clear_isa_overrides();
 }
 
@@ -374,8 +389,9 @@ void bench_attn_baseline(benchmark::State& state, size_t len, size_t threads) {
   const auto q = random_floats(len * q_row, 8), k = random_floats(len * kv_row, 5), v = random_floats(len * kv_row, 6);
   std::vector<float> out(len * q_row);
   const float scale = 1.0f / std::sqrt(static_cast<float>(attn_dim));
+  peak_between peak(peak_kind::f32_fma256);
   const timing timed = timed_loop(
-      state, [] {},
+      state, [&] { peak.pass(); },
       [&] {
         parallel_for(attn_heads, 1, [&](size_t h0, size_t h1) {
           std::vector<float> scores(len * len);
@@ -399,7 +415,7 @@ void bench_attn_baseline(benchmark::State& state, size_t len, size_t threads) {
       });
   const double flops = 4.0 * attn_heads * attn_dim * (static_cast<double>(len) * (len + 1) / 2);
   report(state, timed, flops, static_cast<double>(len * kv_row * 8), false);
-  report_peak(state, peak_kind::f32_fma256);
+  report_peak_gops(state, peak.gops());
 }
 #else
 void bench_attn_baseline(benchmark::State& state, size_t, size_t) { state.SkipWithError("the baseline is x86-only"); }

@@ -3,7 +3,8 @@
 // probe runs a loop of 16 independent accumulator chains of one instruction
 // sequence (enough chains to cover the latency on two vector ports), written in
 // inline assembly so no compiler can fold or reorder it. Measured on every pool
-// thread at once, in the same process as the kernels, median of 5 passes.
+// thread at once, in the same process as the kernels: the best of 5 passes
+// (peak_gops), or short passes between a benchmark's iterations (peak_between).
 #include "peak.hpp"
 
 #include <algorithm>
@@ -213,5 +214,28 @@ double peak_gops(peak_kind kind) {
   // kernels measured later 1.3-1.7x "above peak").
   return cache[{kind, threads}] = *std::max_element(samples.begin(), samples.end());
 }
+
+peak_between::peak_between(peak_kind kind) : kind_(kind), threads_(num_threads()) {
+  if (!peak_available(kind)) return;
+  loop_ = loop_for(kind);
+  steps_ = std::max(8L, calibrate_peak_loop(loop_, 1 << 12) / 4 / 8 * 8);
+}
+
+void peak_between::pass() {
+  if (!loop_) return;
+  // Eight pieces per thread, claimed from the pool as a kernel's tasks are:
+  // a vCPU held off for part of a pass costs the pass what it costs a
+  // kernel, not the whole of its share (one piece per thread had read a
+  // two-thread peak as the one-thread one while the kernel lost a fifth).
+  constexpr size_t pieces = 8;
+  const auto t0 = std::chrono::steady_clock::now();
+  parallel_for(threads_ * pieces, 1, [&](size_t begin, size_t end) {
+    for (size_t t = begin; t < end; ++t) loop_(steps_ / static_cast<long>(pieces));
+  });
+  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ops_ += ops_per_iteration(kind_) * static_cast<double>(steps_) * static_cast<double>(threads_);
+}
+
+double peak_between::gops() const { return seconds_ > 0 ? ops_ / seconds_ / 1e9 : 0.0; }
 
 }  // namespace lowbit::bench
