@@ -232,10 +232,9 @@ void peak_between::pass() {
   parallel_for(threads_ * pieces, 1, [&](size_t begin, size_t end) {
     for (size_t t = begin; t < end; ++t) loop_(steps_ / static_cast<long>(pieces));
   });
-  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  ops_ += ops_per_iteration(kind_) * static_cast<double>(steps_) * static_cast<double>(threads_);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  gops_.push_back(ops_per_iteration(kind_) * static_cast<double>(steps_) * static_cast<double>(threads_) / seconds /
+                  1e9);
 }
-
-double peak_between::gops() const { return seconds_ > 0 ? ops_ / seconds_ / 1e9 : 0.0; }
 
 }  // namespace lowbit::bench

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 #include "lowbit/isa.hpp"
 
@@ -46,27 +47,28 @@ long calibrate_peak_loop(void (*loop)(long), long start);
 
 /// A peak probe timed between a benchmark's own iterations, as decode's read
 /// probe is: each pass() runs `kind` for about 5 ms on every pool thread at
-/// once, and gops() is what all passes did together. On a shared machine a
-/// kernel and its ceiling then see the same neighbours, so their ratio does
-/// not depend on when each was measured (peak_gops, the best of five passes
-/// at one moment, against a kernel timed minutes later, had put one
-/// two-thread prefill at 0.98 of the peak and the next run at 0.47).
+/// once and keeps what it did. A benchmark pairs pass i with its iteration
+/// i (the pass runs right before it) and reports the median of the pairs'
+/// ratios: on a shared machine a kernel and its ceiling then see the same
+/// neighbours, so their ratio does not depend on when each was measured
+/// (peak_gops, the best of five passes at one moment, against a kernel
+/// timed later, had put one two-thread prefill at 0.98 of the peak and the
+/// next run at 0.47).
 class peak_between {
  public:
   /// Calibrated on one thread now; passes run on num_threads() threads.
   explicit peak_between(peak_kind kind);
   /// One pass (untimed by the benchmark); a no-op where the CPU lacks `kind`.
   void pass();
-  /// Operations per second of all passes so far, in G; 0 before any or
-  /// where the CPU lacks `kind`.
-  double gops() const;
+  /// GOPS of each pass so far; empty where the CPU lacks `kind`.
+  const std::vector<double>& passes() const { return gops_; }
 
  private:
   peak_kind kind_;
   void (*loop_)(long) = nullptr;
   long steps_ = 0;
   size_t threads_ = 1;
-  double seconds_ = 0, ops_ = 0;
+  std::vector<double> gops_;
 };
 
 }  // namespace lowbit::bench
