@@ -79,12 +79,14 @@ std::vector<unsigned char> make_weights(format f, size_t n, size_t k) {
   return w;
 }
 
-/// What timed_loop measured: the kernel's seconds over all iterations and,
-/// where a probe read between iterations, its seconds and bytes.
+/// What timed_loop measured: the kernel's seconds over all iterations and
+/// each iteration's, and where a probe read between iterations, each pass's
+/// seconds and the bytes it read.
 struct timing {
-  double seconds = 0, probe_seconds = 0;
+  double seconds = 0;
   size_t probe_bytes = 0;
   std::vector<double> iterations;  ///< each iteration's seconds
+  std::vector<double> probes;      ///< each probe pass's seconds (pass i right after iteration i)
 };
 
 /// A probe to time between a benchmark's iterations over the same bytes it
@@ -107,23 +109,43 @@ timing timed_loop(benchmark::State& state, Before before, Run run, read_probe* p
     state.SetIterationTime(dt);
     t.seconds += dt;
     t.iterations.push_back(dt);
-    if (probe) t.probe_seconds += probe->pass(true);
+    if (probe) t.probes.push_back(probe->pass(true));
   }
   if (probe) t.probe_bytes = probe->bytes();
   return t;
 }
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0.0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 /// Sets GOPS, GBps, probe_GBps and ratio_to_probe from the measured time.
-/// The probe is the one timed between the iterations where there was one,
-/// else read_probe_gbps (cold or hot) over the same bytes.
+/// Where a probe was timed between the iterations, probe_GBps is the median
+/// pass and ratio_to_probe the median over iterations of the iteration's
+/// GB/s over the pass right after it (so a neighbour's burst moves both
+/// sides of a pair, not the ratio); else the probe is read_probe_gbps (cold
+/// or hot) over the same bytes, measured apart.
 void report(benchmark::State& state, const timing& t, double ops_per_call, double bytes_per_call, bool cold) {
   const double calls = static_cast<double>(state.iterations());
   if (calls == 0 || t.seconds <= 0) return;
   const double gbps = bytes_per_call * calls / t.seconds / 1e9;
-  const double probe = t.probe_seconds > 0 ? static_cast<double>(t.probe_bytes) * calls / t.probe_seconds / 1e9
-                                           : read_probe_gbps(static_cast<size_t>(bytes_per_call), cold);
   state.counters["GOPS"] = ops_per_call * calls / t.seconds / 1e9;
   state.counters["GBps"] = gbps;
+  const size_t n = std::min(t.probes.size(), t.iterations.size());
+  std::vector<double> passes, ratios;
+  for (size_t i = 0; i < n; ++i)
+    if (t.probes[i] > 0 && t.iterations[i] > 0) {
+      passes.push_back(static_cast<double>(t.probe_bytes) / t.probes[i] / 1e9);
+      ratios.push_back(bytes_per_call / t.iterations[i] / 1e9 / passes.back());
+    }
+  if (!ratios.empty()) {
+    state.counters["probe_GBps"] = median(passes);
+    state.counters["ratio_to_probe"] = median(ratios);
+    return;
+  }
+  const double probe = read_probe_gbps(static_cast<size_t>(bytes_per_call), cold);
   state.counters["probe_GBps"] = probe;
   state.counters["ratio_to_probe"] = gbps / probe;
 }
@@ -134,12 +156,6 @@ void report_peak_gops(benchmark::State& state, double peak) {
   if (!state.counters.count("GOPS") || peak <= 0) return;
   state.counters["peak_GOPS"] = peak;
   state.counters["ratio_to_peak"] = state.counters["GOPS"] / peak;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n == 0 ? 0.0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /// Sets peak_GOPS, the median of peak passes timed between the iterations
