@@ -121,6 +121,16 @@ double median(std::vector<double> v) {
   return n == 0 ? 0.0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/// The median over iterations of iteration i's rate (`per_call` units over
+/// its seconds, in G/s) over `rates[i]`, the rate of the probe or peak pass
+/// paired with it; 0 with no pair.
+double paired_ratio(const timing& t, double per_call, const std::vector<double>& rates) {
+  std::vector<double> ratios;
+  for (size_t i = 0; i < std::min(rates.size(), t.iterations.size()); ++i)
+    if (rates[i] > 0 && t.iterations[i] > 0) ratios.push_back(per_call / t.iterations[i] / 1e9 / rates[i]);
+  return median(ratios);
+}
+
 /// Sets GOPS, GBps, probe_GBps and ratio_to_probe from the measured time.
 /// Where a probe was timed between the iterations, probe_GBps is the median
 /// pass and ratio_to_probe the median over iterations of the iteration's
@@ -133,16 +143,12 @@ void report(benchmark::State& state, const timing& t, double ops_per_call, doubl
   const double gbps = bytes_per_call * calls / t.seconds / 1e9;
   state.counters["GOPS"] = ops_per_call * calls / t.seconds / 1e9;
   state.counters["GBps"] = gbps;
-  const size_t n = std::min(t.probes.size(), t.iterations.size());
-  std::vector<double> passes, ratios;
-  for (size_t i = 0; i < n; ++i)
-    if (t.probes[i] > 0 && t.iterations[i] > 0) {
-      passes.push_back(static_cast<double>(t.probe_bytes) / t.probes[i] / 1e9);
-      ratios.push_back(bytes_per_call / t.iterations[i] / 1e9 / passes.back());
-    }
-  if (!ratios.empty()) {
+  std::vector<double> passes;  // GB/s of each probe pass
+  for (double seconds : t.probes)
+    passes.push_back(seconds > 0 ? static_cast<double>(t.probe_bytes) / seconds / 1e9 : 0.0);
+  if (const double ratio = paired_ratio(t, bytes_per_call, passes); ratio > 0) {
     state.counters["probe_GBps"] = median(passes);
-    state.counters["ratio_to_probe"] = median(ratios);
+    state.counters["ratio_to_probe"] = ratio;
     return;
   }
   const double probe = read_probe_gbps(static_cast<size_t>(bytes_per_call), cold);
@@ -163,13 +169,10 @@ void report_peak_gops(benchmark::State& state, double peak) {
 /// median over iterations of the iteration's GOPS over its pass's.
 void report_peak_between(benchmark::State& state, const timing& t, double ops_per_call,
                          const std::vector<double>& passes) {
-  const size_t n = std::min(passes.size(), t.iterations.size());
-  std::vector<double> ratios;
-  for (size_t i = 0; i < n; ++i)
-    if (passes[i] > 0 && t.iterations[i] > 0) ratios.push_back(ops_per_call / t.iterations[i] / 1e9 / passes[i]);
-  if (ratios.empty()) return;
-  state.counters["peak_GOPS"] = median(std::vector<double>(passes.begin(), passes.begin() + n));
-  state.counters["ratio_to_peak"] = median(ratios);
+  const double ratio = paired_ratio(t, ops_per_call, passes);
+  if (ratio <= 0) return;
+  state.counters["peak_GOPS"] = median(passes);
+  state.counters["ratio_to_peak"] = ratio;
 }
 
 /// Sets peak_GOPS and ratio_to_peak against probe `kind` on the same threads.

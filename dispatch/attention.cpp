@@ -269,15 +269,15 @@ void attention(const KvCache& cache, size_t layer, size_t n_heads, const paged_q
   size_t block_count = 0;
   for (size_t i = 0; i < count; ++i) {
     const paged_query& pq = queries[i];
+    const auto which = [i] { return "query " + std::to_string(i) + ": "; };
     const size_t len = cache.length(pq.seq, layer);  // throws for a dead sequence
     require(pq.n_q > 0 && pq.n_q <= len, fn, [&] {
-      return "query " + std::to_string(i) + ": n_q=" + std::to_string(pq.n_q) + " must be in [1, " +
-             std::to_string(len) + "], the tokens already appended";
+      return which() + "n_q=" + std::to_string(pq.n_q) + " must be in [1, " + std::to_string(len) +
+             "], the tokens already appended";
     });
-    require(pq.q && pq.out, fn, [&] { return "query " + std::to_string(i) + ": q and out must not be null"; });
-    require((pq.q_stride == 0 || pq.q_stride >= q_row) && (pq.out_stride == 0 || pq.out_stride >= q_row), fn, [&] {
-      return "query " + std::to_string(i) + ": strides must be at least n_heads*head_dim = " + std::to_string(q_row);
-    });
+    require(pq.q && pq.out, fn, [&] { return which() + "q and out must not be null"; });
+    require((pq.q_stride == 0 || pq.q_stride >= q_row) && (pq.out_stride == 0 || pq.out_stride >= q_row), fn,
+            [&] { return which() + "strides must be at least n_heads*head_dim = " + std::to_string(q_row); });
     w.views[i] = cache.view(pq.seq, layer);
     block_count += w.views[i].blocks.size();
   }
