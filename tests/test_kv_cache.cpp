@@ -147,16 +147,6 @@ struct test_sequence {
   std::vector<float> k, v, q, out;
 };
 
-/// Normalized mean squared error of got against want.
-double nmse(const std::vector<float>& got, const std::vector<float>& want) {
-  double err = 0, ref = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    err += (static_cast<double>(got[i]) - want[i]) * (static_cast<double>(got[i]) - want[i]);
-    ref += static_cast<double>(want[i]) * want[i];
-  }
-  return ref > 0 ? err / ref : err;
-}
-
 /// Whether dispatch serves (kf, vf) with a kernel that rounds the query rows
 /// to q8_0 and computes QKᵀ in integers: the VNNI tiers' q8_0-K kernels.
 bool rounds_query(format kf, format vf) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -124,6 +125,17 @@ struct thread_guard {
   size_t saved = num_threads();
   ~thread_guard() { set_num_threads(saved); }
 };
+
+/// Normalized mean squared error of got against want (squared error over
+/// want's squared norm; the plain squared error where want is all zeros).
+inline double nmse(std::span<const float> got, std::span<const float> want) {
+  double err = 0, ref = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    err += (static_cast<double>(got[i]) - want[i]) * (static_cast<double>(got[i]) - want[i]);
+    ref += static_cast<double>(want[i]) * want[i];
+  }
+  return ref > 0 ? err / ref : err;
+}
 
 /// A sentinel float no kernel produces; checks compare bits.
 inline constexpr uint32_t poison_bits = 0x7fbadbadu;
