@@ -1,8 +1,9 @@
 // Attention through dispatch: plain f32 attention and attention over the
 // paged KV cache share one driver and one kernel family (attention_fn).
 //
-// Work is cut into jobs, one per (sequence, KV head): the job's rows are its
-// queries times the query heads that share the KV head (GQA), so each key and
+// Work is cut into jobs, one per (sequence, KV head) for prefill and one per
+// (sequence, group of KV heads) for a decode step: the job's rows are its
+// queries times the query heads that share each KV head (GQA), so each key and
 // value is converted once for all of them. A job with one query position
 // (decode) is split along the keys into fixed chunks, merged in chunk order;
 // other jobs (prefill) are split by blocks of query positions, each against
@@ -84,6 +85,17 @@ attention_workspace& workspace() {
   thread_local attention_workspace w;
   w.used = 0;
   return w;
+}
+
+/// KV heads per job of a decode step: all of them, unless that leaves
+/// fewer tasks (chunks of keys, over every decode step of the call) than
+/// the pool has threads. Which heads share a job does not change a result:
+/// the kernel gives each head's rows what a call for that head alone would.
+size_t decode_heads_per_job(size_t keys, size_t kv_heads, size_t steps) {
+  const size_t chunk_keys = attention_split_for(keys);
+  const size_t tasks = std::max<size_t>(1, (keys + chunk_keys - 1) / chunk_keys) * std::max<size_t>(1, steps);
+  const size_t parts = std::min(kv_heads, (num_threads() + tasks - 1) / tasks);
+  return (kv_heads + parts - 1) / parts;
 }
 
 void run_jobs(const attention_entry& kernel, attention_workspace& w, size_t head_dim, size_t group, float scale) {
@@ -282,6 +294,8 @@ void attention(const KvCache& cache, size_t layer, size_t n_heads, const paged_q
     block_count += w.views[i].blocks.size();
   }
   const attention_entry& kernel = kernel_for(c.k_format, c.v_format, fn);
+  size_t decode_steps = 0;
+  for (size_t i = 0; i < count; ++i) decode_steps += queries[i].n_q == 1;
 
   // Every query's K block pointers, then its V block pointers, in one
   // buffer sized before any job points into it.
@@ -299,18 +313,25 @@ void attention(const KvCache& cache, size_t layer, size_t n_heads, const paged_q
     }
     const size_t len = cache.length(pq.seq, layer);
     const size_t qs = pq.q_stride ? pq.q_stride : q_row, os = pq.out_stride ? pq.out_stride : q_row;
-    for (size_t g = 0; g < c.n_kv_heads; ++g) {
+    // A decode step's KV heads go together, a few jobs of several heads
+    // (attn_kv::heads), so the kernel reads each cache block's heads one
+    // after another, as they lie; prefill's go one job a head.
+    const size_t per_job = pq.n_q == 1 ? decode_heads_per_job(len, c.n_kv_heads, decode_steps) : 1;
+    for (size_t g0 = 0; g0 < c.n_kv_heads; g0 += per_job) {
+      const size_t g1 = std::min(c.n_kv_heads, g0 + per_job);
       attention_job& job = w.next_job();
       job.kv = {k_blocks, v_blocks, lv.block_tokens, lv.k_head_bytes, lv.v_head_bytes, lv.k_row_bytes, lv.v_row_bytes,
                 c.head_dim};
-      job.kv_head = g;
+      job.kv.heads = g1 - g0;
+      job.kv_head = g0;
       job.positions = pq.n_q;
-      for (size_t j = 0; j < pq.n_q; ++j)
-        for (size_t h = g * group; h < (g + 1) * group; ++h) {
-          job.q_rows.push_back(pq.q + j * qs + h * c.head_dim);
-          job.out_rows.push_back(pq.out + j * os + h * c.head_dim);
-          job.limits.push_back(len - pq.n_q + j + 1);
-        }
+      for (size_t g = g0; g < g1; ++g)  // head by head, then position by position
+        for (size_t j = 0; j < pq.n_q; ++j)
+          for (size_t h = g * group; h < (g + 1) * group; ++h) {
+            job.q_rows.push_back(pq.q + j * qs + h * c.head_dim);
+            job.out_rows.push_back(pq.out + j * os + h * c.head_dim);
+            job.limits.push_back(len - pq.n_q + j + 1);
+          }
     }
   }
   run_jobs(kernel, w, c.head_dim, group, scale);

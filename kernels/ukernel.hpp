@@ -84,6 +84,14 @@ struct attn_kv {
   /// output rows). A kernel may prefetch these lines for writing while it
   /// computes; none reads or writes them.
   float* const* out_rows = nullptr;
+  /// KV heads the call covers: kv_head, kv_head + 1, ... Its rows are split
+  /// evenly among them, head by head (rows [h * rows / heads, (h + 1) * rows
+  /// / heads) belong to KV head kv_head + h), and each head's rows get
+  /// exactly the results a call for that head alone would give them. A
+  /// decode kernel may then read the heads' keys block by block (every
+  /// head's rows of a cache block, then the next block), the order they lie
+  /// in memory, instead of head by head.
+  size_t heads = 1;
 };
 /// Online-softmax attention of `rows` f32 query rows (row r at q_rows[r]) of
 /// one KV head over its tokens [t0, t1), row r seeing only tokens < limits[r].
@@ -97,6 +105,24 @@ struct attn_kv {
 using attention_fn = void (*)(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                               const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l,
                               float* acc);
+
+/// An attention_fn body for one KV head at a time, called for each head of
+/// kv.heads in turn (kernels that gain nothing from reading several heads
+/// together).
+template <class OneHead>
+inline void attention_per_head(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
+                               const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l,
+                               float* acc, OneHead one_head) {
+  if (kv.heads <= 1) return one_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
+  attn_kv single = kv;
+  single.heads = 1;
+  const size_t g = rows / kv.heads;
+  for (size_t h = 0; h < kv.heads; ++h) {
+    const size_t r0 = h * g;
+    single.out_rows = kv.out_rows ? kv.out_rows + r0 : nullptr;
+    one_head(single, kv_head + h, q_rows + r0, g, limits + r0, t0, t1, scale, m + r0, l + r0, acc + r0 * kv.head_dim);
+  }
+}
 
 /// Bytes a packer needs for n rows of k elements of a weight format.
 using packed_size_fn = size_t (*)(format fmt, size_t n, size_t k);

@@ -99,6 +99,9 @@ template <format KF, format VF>
 void attention_online__scalar(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                               const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l,
                               float* acc) {
+  if (kv.heads > 1)
+    return attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc,
+                              attention_online__scalar<KF, VF>);
   const size_t d = kv.head_dim;
   std::vector<float> key(d), value(d);
   size_t last = t0;  // tokens any row sees

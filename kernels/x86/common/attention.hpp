@@ -452,15 +452,25 @@ class float_key_scores {
     return KF == format::q8_0 ? d / qk8_0 * 4 : V::lanes / 4 * (d / V::lanes);
   }
 
-  float_key_scores(const float* const* q_rows, size_t rows, size_t d, attention_buffers& buffers)
+  /// `rows` query rows, `group` of them per KV head (tile() is called on
+  /// one head's rows_of()).
+  float_key_scores(const float* const* q_rows, size_t rows, size_t group, size_t d, attention_buffers& buffers)
       : q_(q_rows), rows_(rows), d_(d) {
     if constexpr (KF == format::q8_0) {
       buffers.tile.resize(kv_group_bytes(d));  // a sub-tile that starts inside a group, regrouped
       scratch_ = buffers.tile.data();
-    } else if (converts()) {
+    } else if (kv_converted_per_tile(KF, group)) {
       buffers.keys.resize(V::lanes * d);
       keys_ = buffers.keys.data();
     }
+  }
+
+  /// The same scores for rows [r0, r0 + n) alone.
+  float_key_scores rows_of(size_t r0, size_t n) const {
+    float_key_scores part = *this;
+    part.q_ += r0;
+    part.rows_ = n;
+    return part;
   }
 
   /// scores[r * V::lanes + i] = q_r . key i for keys i < n (key i's plain
@@ -847,10 +857,61 @@ class q8_value_groups {
   mutable const unsigned char* groups_[S] = {};  ///< each sub-tile's group, moved on to its first key quad
 };
 
+/// The tiles of a call's keys for its KV heads (attn_kv::heads), in the
+/// order they lie in memory: a cache block's keys for the first head, for
+/// the next, ..., then the next block's. Within a block a head's keys go
+/// in tiles of up to `tile` keys from where the run starts, so each head
+/// gets the same tiles as a call for it alone. `end(h)` is where head h's
+/// keys stop (at most `stop`, the furthest any head goes).
+template <class End>
+struct head_walk {
+  size_t block_tokens, heads, tile, stop;
+  End end;
+  size_t span, span_end;  ///< the keys of the block in hand
+  size_t head = 0, t, n = 0;  ///< the tile in hand: head (from 0), keys [t, t + n)
+  bool done = false;
+
+  head_walk(size_t block_tokens_, size_t heads_, size_t tile_, size_t t0, size_t stop_, End end_)
+      : block_tokens(block_tokens_), heads(heads_), tile(tile_), stop(stop_), end(end_), span(t0),
+        span_end(std::min(stop_, (t0 / block_tokens_ + 1) * block_tokens_)), t(t0) {
+    settle();
+  }
+  [[gnu::always_inline]] void next() {
+    t += n;
+    settle();
+  }
+
+ private:
+  [[gnu::always_inline]] void settle() {
+    for (;;) {
+      if (span >= stop) {
+        done = true;
+        n = 0;
+        return;
+      }
+      const size_t e = std::min(span_end, end(head));
+      if (t < e) {
+        n = std::min(tile, e - t);
+        return;
+      }
+      if (++head == heads) {
+        head = 0;
+        span = span_end;
+        span_end = std::min(stop, (span / block_tokens + 1) * block_tokens);
+      }
+      t = span;
+    }
+  }
+};
+
 /// The attention_fn body: tiles of keys, scores from `Scores`, online softmax
-/// and P . V per group of four query rows. `Scores(q_rows, rows, d, buffers)`
-/// prepares the query rows once per call; its tile() is float_key_scores::tile's
-/// contract, for one sub-tile of V::lanes keys. A tile is S sub-tiles: the
+/// and P . V per group of four query rows. `Scores(q_rows, rows, group, d,
+/// buffers)` prepares the query rows once per call (group: rows per KV head);
+/// rows_of() narrows it to one head's rows; its tile() is
+/// float_key_scores::tile's contract, for one sub-tile of V::lanes keys.
+/// Several KV heads (attn_kv::heads) are read block by block (head_walk):
+/// each head's rows see the tiles, and get the results, of a call for that
+/// head alone. A tile is S sub-tiles: the
 /// softmax bookkeeping, the accumulator loads and stores of P . V and the
 /// integer P . V's rounding and epilogue run once per tile, so more keys
 /// share them. For decode (attention_subtiles) two sub-tiles took 6-8% less
@@ -873,12 +934,13 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   // values are converted to f32 once per tile.
   constexpr bool grouped_values = VF == format::q8_0;
   constexpr bool integer_values = Scores::integer && grouped_values;
-  const bool v_convert = kv_converted_per_tile(VF, rows);
+  const size_t heads = std::max<size_t>(1, kv.heads), group = rows / heads;  // group: rows per KV head
+  const bool v_convert = kv_converted_per_tile(VF, group);
   const size_t d = kv.head_dim;
   const auto [last, horizon] = keys_seen(limits, rows, t0, t1);
   if (last == t0) return;
   attention_buffers& buffers = attention_scratch();
-  const Scores scores(q_rows, rows, d, buffers);
+  const Scores all_rows(q_rows, rows, group, d, buffers);
   // Integer scores: softmax in log2 units (see log2_e).
   constexpr bool log2_units = Scores::integer;
   const auto softmax_exp = [](fvec x) { return log2_units ? exp2_nonpositive<V>(x) : exp_nonpositive<V>(x); };
@@ -888,7 +950,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   using Values = std::conditional_t<integer_values, q8_value_tile<V, S>,
                                     std::conditional_t<grouped_values, q8_value_groups<V, S>, float_values>>;
   const Values values(d, buffers);
-  buffers.scores.resize(S * rows * TK);  // sub-tile s: rows x TK from s * rows * TK
+  buffers.scores.resize(S * group * TK);  // sub-tile s: group x TK from s * group * TK
   float* tile_scores = buffers.scores.data();
   float* vbuf = nullptr;
   if (v_convert) {
@@ -902,28 +964,44 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   size_t value_steps = pv_prefetch_steps<TK>(d);
   if constexpr (grouped_values) value_steps = Values::prefetch_steps(d);
   const size_t pf_steps = std::max<size_t>(1, S * (Scores::prefetch_steps(d) + value_steps));
-  prefetch_kv(kv, kv_head, t0, std::min(last, t0 + pf_ahead) - t0);
+  // The tile in hand, and the tile pf_ahead keys' worth of tiles ahead of it
+  // in the same order (on past t1, into the keys the next chunk reads).
+  const auto head_last = [&](size_t h) { return keys_seen(limits + h * group, group, t0, t1).last; };
+  const size_t prefetch_end = horizon;  // a copy: clang 14 cannot capture a structured binding
+  const auto all_keys = [prefetch_end](size_t) { return prefetch_end; };
+  head_walk<decltype(head_last)> walk(kv.block_tokens, heads, TT, t0, last, head_last);
+  head_walk<decltype(all_keys)> ahead(kv.block_tokens, heads, TT, t0, horizon, all_keys);
+  for (size_t i = 0; i < pf_ahead / TT && !ahead.done; ++i, ahead.next())
+    prefetch_kv(kv, kv_head + ahead.head, ahead.t, ahead.n);
   prefetch_cursor pf;
   out_row_prefetch out_pf(V::vnni ? kv.out_rows : nullptr, rows, d, ((last - t0 + TT - 1) / TT) * ((rows + 3) / 4));
-  for (size_t t = t0; t < last;) {
-    const kv_position at = locate(kv, kv_head, t);
-    const size_t n = std::min({TT, at.in_block, last - t});
+  for (; !walk.done; walk.next()) {
+    const size_t h = walk.head, t = walk.t, n = walk.n;
+    const size_t head_row = h * group;
+    const Scores scores = all_rows.rows_of(head_row, group);
+    const size_t* const limits_h = limits + head_row;
+    float* const m_h = m + head_row;
+    float* const l_h = l + head_row;
+    float* const acc_h = acc + head_row * d;
+    const kv_position at = locate(kv, kv_head + h, t);
     const size_t subs = (n + TK - 1) / TK;  // sub-tiles holding keys
     size_t sub_keys[S];
     for (size_t s = 0; s < S; ++s) sub_keys[s] = s < subs ? std::min(TK, n - s * TK) : 0;
     const unsigned char* kp = at.k;
     const unsigned char* vp = at.v;
     const size_t slot = t % kv.block_tokens;
-    pf.aim(kv, kv_head, t + pf_ahead, TT, horizon, pf_steps);
+    if (ahead.done) pf.aim(kv, 0, horizon, 0, horizon, pf_steps);  // nothing left to ask for
+    else pf.aim(kv, kv_head + ahead.head, ahead.t, ahead.n, horizon, pf_steps);
+    ahead.next();
     // Rows before the first that sees a sub-tile see none of it (causal
     // prefill's rows see more keys the later they come): not scored. A row
     // blind to a sub-tile is blind to the later ones too, so the search goes on
     // from where the last sub-tile's stopped.
     size_t first = 0;
     for (size_t s = 0; s < subs; ++s) {
-      while (first < rows && limits[first] <= t + s * TK) ++first;
+      while (first < group && limits_h[first] <= t + s * TK) ++first;
       scores.tile(kp + s * TK * kv.k_row_bytes, kv.k_row_bytes, slot + s * TK, sub_keys[s], first / 4 * 4,
-                  tile_scores + s * rows * TK, pf);
+                  tile_scores + s * group * TK, pf);
       if constexpr (grouped_values)
         values.load(vp + s * TK * kv.v_row_bytes, kv.v_row_bytes, slot + s * TK, sub_keys[s], s);
     }
@@ -935,13 +1013,13 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
         v_stride = d * sizeof(float);
       }
     }
-    for (size_t r0 = 0; r0 < rows; r0 += 4) {
-      const size_t rb = std::min<size_t>(4, rows - r0);
+    for (size_t r0 = 0; r0 < group; r0 += 4) {
+      const size_t rb = std::min<size_t>(4, group - r0);
       size_t visible[4];
       size_t group_keys = 0;  // the most keys of the tile any of the four rows sees: P . V goes no further
       for (size_t j = 0; j < 4; ++j) {
         const size_t r = r0 + std::min(j, rb - 1);
-        visible[j] = j < rb && limits[r] > t ? std::min(n, limits[r] - t) : 0;
+        visible[j] = j < rb && limits_h[r] > t ? std::min(n, limits_h[r] - t) : 0;
         group_keys = std::max(group_keys, visible[j]);
       }
       if (group_keys == 0) continue;
@@ -959,13 +1037,13 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
         const size_t r = r0 + std::min(j, rb - 1);
         for (size_t s = 0; s < S; ++s) {
           seen[j][s] = visible[j] > s * TK ? std::min(TK, visible[j] - s * TK) : 0;
-          sc[j][s] = ops::fill_past(V::mul(V::loadf(tile_scores + (s * rows + r) * TK), V::set1f(score_scale)),
+          sc[j][s] = ops::fill_past(V::mul(V::loadf(tile_scores + (s * group + r) * TK), V::set1f(score_scale)),
                                     seen[j][s], minus_inf);
         }
         top[j] = sc[j][0];
         for (size_t s = 1; s < S; ++s) top[j] = V::maxf(top[j], sc[j][s]);
-        old_m[j] = visible[j] ? m[r] : 0.0f;
-        old_l[j] = visible[j] ? l[r] : 0.0f;
+        old_m[j] = visible[j] ? m_h[r] : 0.0f;
+        old_l[j] = visible[j] ? l_h[r] : 0.0f;
       }
       const __m128 prev = _mm_load_ps(old_m);
       const __m128 next = _mm_max_ps(prev, ops::max_each(top[0], top[1], top[2], top[3]));
@@ -994,11 +1072,11 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       _mm_store_ps(sums, _mm_add_ps(_mm_mul_ps(_mm_load_ps(old_l), _mm_load_ps(shrink)), total));
       for (size_t j = 0; j < rb; ++j) {
         if (!visible[j]) continue;
-        l[r0 + j] = sums[j];
-        m[r0 + j] = new_m[j];
+        l_h[r0 + j] = sums[j];
+        m_h[r0 + j] = new_m[j];
       }
       float* out[4];
-      for (size_t j = 0; j < 4; ++j) out[j] = acc + (r0 + std::min(j, rb - 1)) * d;
+      for (size_t j = 0; j < 4; ++j) out[j] = acc_h + (r0 + std::min(j, rb - 1)) * d;
       if constexpr (grouped_values) {
         values.accumulate(out, rb, rescaled, &p[0][0], TT, group_keys, pf);
         continue;
@@ -1014,7 +1092,6 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
                                pf);
     }
     pf.rest();
-    t += n;
   }
   if constexpr (log2_units)
     for (size_t r = 0; r < rows; ++r) m[r] *= ln_2;
@@ -1170,8 +1247,9 @@ void attention_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* 
 template <class V, format KF, format VF>
 void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                       const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
-  if (rows > attention_decode_rows)
-    return attention_row_lanes<V, KF, VF>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
+  if (rows / std::max<size_t>(1, kv.heads) > attention_decode_rows)  // prefill: one KV head at a time
+    return attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc,
+                              attention_row_lanes<V, KF, VF>);
   attention_tiles<V, float_key_scores<V, KF>, VF>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
 }
 

@@ -49,7 +49,9 @@ class q8_key_scores {
   /// prefetch_cursor::step() calls per tile for one group of four rows.
   static size_t prefetch_steps(size_t d) { return d / qk8_0; }
 
-  q8_key_scores(const float* const* q_rows, size_t rows, size_t d, attention_buffers& buffers)
+  /// `rows` query rows, `group` of them per KV head (tile() is called on
+  /// one head's rows_of()).
+  q8_key_scores(const float* const* q_rows, size_t rows, size_t group, size_t d, attention_buffers& buffers)
       : rows_(rows), blocks_(d / qk8_0) {
     static_assert(V::vnni, "the integer scores need vpdpbusd");
     buffers.tile.resize(kv_group_bytes(d));  // a sub-tile that starts inside a group, regrouped
@@ -59,7 +61,7 @@ class q8_key_scores {
     // than rounding again. A prefill's rows are each rounded once: they are
     // neither compared nor kept.
     const size_t blocks = rows * blocks_;
-    const bool decode = rows <= attention_decode_rows;
+    const bool decode = group <= attention_decode_rows;
     bool same = decode && buffers.query.size() == blocks * sizeof(q8_query_block) &&
                 buffers.query_source.size() == rows * d;
     for (size_t r = 0; same && r < rows; ++r)
@@ -76,6 +78,14 @@ class q8_key_scores {
       round_row(q_rows[r], blocks_, query_ + r * blocks_);
       if (decode) std::memcpy(buffers.query_source.data() + r * d, q_rows[r], d * sizeof(float));
     }
+  }
+
+  /// The same scores for rows [r0, r0 + n) alone.
+  q8_key_scores rows_of(size_t r0, size_t n) const {
+    q8_key_scores part = *this;
+    part.query_ += r0 * blocks_;
+    part.rows_ = n;
+    return part;
   }
 
   /// float_key_scores::tile's contract, for q8_0 keys in the cache's groups.
@@ -569,12 +579,12 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
 template <class V, format VF>
 void attention_online_q8(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                          const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
-  if (rows > attention_decode_rows) {
+  if (rows / std::max<size_t>(1, kv.heads) > attention_decode_rows) {  // prefill: one KV head at a time
     if constexpr (VF == format::q8_0 && V::lanes == 16)
-      attention_q8_row_lanes<V>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
+      attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc, attention_q8_row_lanes<V>);
     else
-      attention_tiles<V, q8_key_scores<V>, VF, attention_prefill_subtiles>(kv, kv_head, q_rows, rows, limits, t0, t1,
-                                                                           scale, m, l, acc);
+      attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc,
+                         attention_tiles<V, q8_key_scores<V>, VF, attention_prefill_subtiles>);
   } else
     attention_tiles<V, q8_key_scores<V>, VF>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
 }
