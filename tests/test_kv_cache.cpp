@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
+#include "dispatch/registry.hpp"
 #include "kernels/ref/attention.hpp"
 #include "kernels/ref/quant.hpp"
 #include "tester/tester.hpp"
@@ -398,6 +400,75 @@ TEST(PagedAttention, PrefillAndDecodeAgree) {
       }
     }
   });
+}
+
+TEST(PagedAttention, EveryKernelGivesEachHeadOfAMultiHeadCallItsOneHeadResult) {
+  // attn_kv::heads: one call over several KV heads (a decode kernel reads
+  // them block by block) must give each head's rows, bit for bit, what a
+  // call for that head alone gives them. Every registered kernel this CPU
+  // runs, called directly: heads 1-3 of 5, a call that starts and ends
+  // inside cache blocks (and inside q8_0 groups), block sizes around the
+  // 32-key decode tile, rows per head from 1 to decode's most (8) and past
+  // it (12: prefill, head by head), and rows that see different keys, per
+  // row and per head.
+  const isa_set runnable = compiled_isas() & detected_cpu().isas;
+  const size_t kv_heads = 5, first_head = 1, heads = 3, len = 300, t0 = 37, t1 = 250;
+  size_t kernels_checked = 0;
+  for (const detail::attention_entry& e : detail::registry().attention) {
+    if (!runnable.contains(e.tier)) continue;
+    SCOPED_TRACE(e.name);
+    ++kernels_checked;
+    for (size_t dim : {64, 96})
+      for (size_t block_tokens : {16, 40, 64}) {
+        SCOPED_TRACE("head_dim " + std::to_string(dim) + ", " + std::to_string(block_tokens) + " tokens a block");
+        KvCache cache(config(e.k_format, e.v_format, kv_heads, dim, block_tokens, (len + block_tokens - 1) / block_tokens));
+        const seq_id seq = cache.create_sequence();
+        const auto k = make_data(len * kv_heads * dim, data_kind::gaussian, 701);
+        const auto v = make_data(len * kv_heads * dim, data_kind::gaussian, 702);
+        cache.append(seq, 0, k.data(), v.data(), len);
+        const KvCache::layout lv = cache.view(seq, 0);
+        std::vector<const unsigned char*> k_blocks, v_blocks;
+        for (const unsigned char* b : lv.blocks) {
+          k_blocks.push_back(b + lv.k_offset);
+          v_blocks.push_back(b + lv.v_offset);
+        }
+        kernels::attn_kv kv{k_blocks.data(), v_blocks.data(), lv.block_tokens, lv.k_head_bytes, lv.v_head_bytes,
+                            lv.k_row_bytes, lv.v_row_bytes, dim};
+        for (size_t group : {1, 4, 8, 12}) {
+          SCOPED_TRACE(std::to_string(group) + " rows a head");
+          const size_t rows = heads * group;
+          const auto q = make_data(rows * dim, data_kind::gaussian, 703 + group);
+          std::vector<const float*> q_rows(rows);
+          std::vector<size_t> limits(rows);
+          for (size_t r = 0; r < rows; ++r) {
+            q_rows[r] = q.data() + r * dim;
+            // Decode's rows see every key; the others see fewer, by row and by head.
+            limits[r] = group == 1 || group == 4 ? len : len - 9 * (r % 5) - 40 * (r / group);  // head 2 stops before t1
+          }
+          const size_t state = rows * (dim + 2);
+          std::vector<float> together(state, 0.0f), alone(state, 0.0f);
+          for (auto* st : {&together, &alone})
+            std::fill(st->begin(), st->begin() + static_cast<std::ptrdiff_t>(rows),
+                      -std::numeric_limits<float>::infinity());
+          const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
+          kernels::attn_kv all = kv;
+          all.heads = heads;
+          e.fn(all, first_head, q_rows.data(), rows, limits.data(), t0, t1, scale, together.data(),
+               together.data() + rows, together.data() + 2 * rows);
+          for (size_t h = 0; h < heads; ++h) {
+            const size_t r0 = h * group;
+            e.fn(kv, first_head + h, q_rows.data() + r0, group, limits.data() + r0, t0, t1, scale, alone.data() + r0,
+                 alone.data() + rows + r0, alone.data() + 2 * rows + r0 * dim);
+          }
+          size_t seen = 0;
+          for (size_t r = 0; r < rows; ++r) seen += alone[rows + r] > 0.0f;
+          ASSERT_EQ(seen, rows) << "every row sees keys in [t0, t1)";
+          ASSERT_EQ(std::memcmp(together.data(), alone.data(), state * sizeof(float)), 0)
+              << "a multi-head call differs from one call per head";
+        }
+      }
+  }
+  EXPECT_GT(kernels_checked, 0u);
 }
 
 TEST(PagedAttention, ResultsDoNotDependOnTheThreadCount) {
