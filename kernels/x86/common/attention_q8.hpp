@@ -202,10 +202,11 @@ class q8_value_tile : public q8_value_groups<V, S> {
   using base::base;
 
   /// out[j] = out[j] * shrink[j] + sum over the tile's n keys of p[j * p_row
-  /// + i] * value i, for the rb real rows of a group of four (shrink null:
-  /// all ones).
-  void accumulate(float* const* out, size_t rb, const float* shrink, const float* p, size_t p_row, size_t n,
-                  prefetch_cursor& pf) const {
+  /// + i] * value i, for the real rows of a group of four (shrink null: all
+  /// ones); the rows past them alias the last real one and are computed too
+  /// (their results are overwritten), so the row count is not needed.
+  void accumulate(float* const* out, size_t /*real rows*/, const float* shrink, const float* p, size_t p_row,
+                  size_t n, prefetch_cursor& pf) const {
     using ops = attention_vec<V>;
     const size_t subs = (n + TK - 1) / TK;
     alignas(64) unsigned char u[4][S * TK];
@@ -243,17 +244,28 @@ class q8_value_tile : public q8_value_groups<V, S> {
             acc[j][1] = V::dot_u8s8(acc[j][1], weights, v1);
           }
         }
-        // Columns [c TK, (c + 2) TK) of the block, in order.
+        // Columns [c TK, (c + 2) TK) of the block, in order. Every row's
+        // accumulators are read before any is written, and the rows are
+        // written last to first: a row past rb aliases the last real one
+        // (out[]), whose own result is written last. Constant indices keep
+        // the sums in registers.
         const size_t lo_col = b * qk8_0 + c * TK, hi_col = lo_col + TK;
-        for (size_t j = 0; j < rb; ++j) {
-          const fvec lo = V::to_float(acc[j][0]), hi = V::to_float(acc[j][1]);
-          fvec o_lo = V::loadf(out[j] + lo_col), o_hi = V::loadf(out[j] + hi_col);
+        fvec o[4][2];
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < 4; ++j) {
+          o[j][0] = V::loadf(out[j] + lo_col);
+          o[j][1] = V::loadf(out[j] + hi_col);
           if (shrink) {
-            o_lo = V::mul(o_lo, V::set1f(shrink[j]));
-            o_hi = V::mul(o_hi, V::set1f(shrink[j]));
+            o[j][0] = V::mul(o[j][0], V::set1f(shrink[j]));
+            o[j][1] = V::mul(o[j][1], V::set1f(shrink[j]));
           }
-          V::store(out[j] + lo_col, V::fmadd(lo, V::set1f(step[j]), o_lo));
-          V::store(out[j] + hi_col, V::fmadd(hi, V::set1f(step[j]), o_hi));
+          o[j][0] = V::fmadd(V::to_float(acc[j][0]), V::set1f(step[j]), o[j][0]);
+          o[j][1] = V::fmadd(V::to_float(acc[j][1]), V::set1f(step[j]), o[j][1]);
+        }
+        #pragma GCC unroll 4
+        for (size_t k = 0; k < 4; ++k) {
+          V::store(out[3 - k] + lo_col, o[3 - k][0]);
+          V::store(out[3 - k] + hi_col, o[3 - k][1]);
         }
       }
     }
