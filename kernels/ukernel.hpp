@@ -92,6 +92,9 @@ struct attn_kv {
   /// head's rows of a cache block, then the next block), the order they lie
   /// in memory, instead of head by head.
   size_t heads = 1;
+
+  /// Rows of each KV head in a call of `rows` rows.
+  size_t rows_per_head(size_t rows) const { return rows / (heads ? heads : 1); }
 };
 /// Online-softmax attention of `rows` f32 query rows (row r at q_rows[r]) of
 /// one KV head over its tokens [t0, t1), row r seeing only tokens < limits[r].
@@ -116,7 +119,7 @@ inline void attention_per_head(const attn_kv& kv, size_t kv_head, const float* c
   if (kv.heads <= 1) return one_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
   attn_kv single = kv;
   single.heads = 1;
-  const size_t g = rows / kv.heads;
+  const size_t g = kv.rows_per_head(rows);
   for (size_t h = 0; h < kv.heads; ++h) {
     const size_t r0 = h * g;
     single.out_rows = kv.out_rows ? kv.out_rows + r0 : nullptr;

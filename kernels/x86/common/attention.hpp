@@ -298,11 +298,7 @@ struct prefetch_cursor {
   /// Aims at tokens [u, u + n) (clipped to u's block and to `last`), to be
   /// spread over `steps` calls of step().
   [[gnu::always_inline]] void aim(const attn_kv& kv, size_t kv_head, size_t u, size_t n, size_t last, size_t steps) {
-    if (u >= last) {
-      k = k_end = v = v_end = nullptr;
-      busy = 0;
-      return;
-    }
+    if (u >= last) return idle();
     const kv_position at = locate(kv, kv_head, u);
     const size_t c = std::min({n, at.in_block, last - u});
     k = reinterpret_cast<const char*>(at.k);
@@ -325,6 +321,11 @@ struct prefetch_cursor {
     --busy;
     for (size_t i = 0; i < k_per; ++i, k += 64) _mm_prefetch(k, _MM_HINT_T1);
     for (size_t i = 0; i < v_per; ++i, v += 64) _mm_prefetch(v, _MM_HINT_T1);
+  }
+  /// Nothing to prefetch until the next aim().
+  [[gnu::always_inline]] void idle() {
+    k = k_end = v = v_end = nullptr;
+    busy = 0;
   }
   /// Whatever the steps left.
   [[gnu::always_inline]] void rest() {
@@ -929,7 +930,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   // values are converted to f32 once per tile.
   constexpr bool grouped_values = VF == format::q8_0;
   constexpr bool integer_values = Scores::integer && grouped_values;
-  const size_t heads = std::max<size_t>(1, kv.heads), group = rows / heads;  // group: rows per KV head
+  const size_t heads = std::max<size_t>(1, kv.heads), group = kv.rows_per_head(rows);
   const bool v_convert = kv_converted_per_tile(VF, group);
   const size_t d = kv.head_dim;
   const auto [last, horizon] = keys_seen(limits, rows, t0, t1);
@@ -985,7 +986,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
     const unsigned char* kp = at.k;
     const unsigned char* vp = at.v;
     const size_t slot = t % kv.block_tokens;
-    if (ahead.done) pf.aim(kv, 0, horizon, 0, horizon, pf_steps);  // nothing left to ask for
+    if (ahead.done) pf.idle();  // nothing left to ask for
     else pf.aim(kv, kv_head + ahead.head, ahead.t, ahead.n, horizon, pf_steps);
     ahead.next();
     // Rows before the first that sees a sub-tile see none of it (causal
@@ -1242,7 +1243,7 @@ void attention_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* 
 template <class V, format KF, format VF>
 void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                       const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
-  if (rows / std::max<size_t>(1, kv.heads) > attention_decode_rows)  // prefill: one KV head at a time
+  if (kv.rows_per_head(rows) > attention_decode_rows)  // prefill: one KV head at a time
     return attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc,
                               attention_row_lanes<V, KF, VF>);
   attention_tiles<V, float_key_scores<V, KF>, VF>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);

@@ -591,7 +591,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
 template <class V, format VF>
 void attention_online_q8(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                          const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
-  if (rows / std::max<size_t>(1, kv.heads) > attention_decode_rows) {  // prefill: one KV head at a time
+  if (kv.rows_per_head(rows) > attention_decode_rows) {  // prefill: one KV head at a time
     if constexpr (VF == format::q8_0 && V::lanes == 16)
       attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc, attention_q8_row_lanes<V>);
     else
