@@ -300,7 +300,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   using ivec = typename V::ivec;
   using fvec = typename V::fvec;
   constexpr size_t R = V::lanes, G = kv_group_tokens, TT = attention_prefill_subtiles * G;
-  constexpr size_t KC = 8;  // keys per QKᵀ pass (their score vectors in registers)
+  constexpr size_t KC = 16;  // keys per QKᵀ pass (their integer sums in registers)
   constexpr size_t C = 16;  // value columns per P . V pass (their accumulators in registers)
   constexpr float minus_inf = -std::numeric_limits<float>::infinity();
   const size_t d = kv.head_dim, nb = d / qk8_0, gb = kv_group_bytes(d);
@@ -445,11 +445,11 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         q_per_step = ((q_end - q_next) * q_lines + steps - 1) / steps;
       }
       // QKᵀ for keys [0, nr) (rounded up to KC; scores past nr are masked).
+      // The KC keys' integer sums stay in registers for a block; their f32
+      // scores accumulate in sc across the blocks.
       for (size_t i0 = 0; i0 < nr; i0 += KC) {
         const unsigned char* group = kg[i0 / G] + i0 % G * 4;
-        fvec s[KC];
-        #pragma GCC unroll 8
-        for (size_t i = 0; i < KC; ++i) s[i] = V::zero();
+        float* const si = sc + i0 * R;
         for (size_t b = 0; b < nb; ++b) {
           ivec qv[8];
           #pragma GCC unroll 8
@@ -460,22 +460,28 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           const float* dkb = dk + b * TT + i0;
           query_step();
           // The KC keys' chains side by side, so that consecutive vpdpbusd
-          // are independent.
+          // are independent (more chains than vpdpbusd's latency times its
+          // issue rate).
           ivec a[KC];
-          #pragma GCC unroll 8
+          #pragma GCC unroll 16
           for (size_t i = 0; i < KC; ++i) a[i] = bias;
           #pragma GCC unroll 8
           for (size_t w = 0; w < 8; ++w) {
             pf.step();
-            #pragma GCC unroll 8
+            #pragma GCC unroll 16
             for (size_t i = 0; i < KC; ++i)
               a[i] = V::dot_u8s8(a[i], V::broadcast4(kb + w * kv_key_vector_bytes + i * 4), qv[w]);
           }
-          #pragma GCC unroll 8
-          for (size_t i = 0; i < KC; ++i) s[i] = V::fmadd(V::to_float(a[i]), V::mul(qs, V::set1f(dkb[i])), s[i]);
+          // s = a d_q d_k + s, from s = 0 (the first block's product alone is the same value).
+          if (b == 0) {
+            #pragma GCC unroll 16
+            for (size_t i = 0; i < KC; ++i) V::store(si + i * R, V::mul(V::to_float(a[i]), V::mul(qs, V::set1f(dkb[i]))));
+          } else {
+            #pragma GCC unroll 16
+            for (size_t i = 0; i < KC; ++i)
+              V::store(si + i * R, V::fmadd(V::to_float(a[i]), V::mul(qs, V::set1f(dkb[i])), V::loadf(si + i * R)));
+          }
         }
-        #pragma GCC unroll 8
-        for (size_t i = 0; i < KC; ++i) V::store(sc + (i0 + i) * R, s[i]);
       }
       // Online softmax, lane by lane, over whole key quads (P . V's unit);
       // keys a row does not see, and those past nr, weigh 0. Four maxima and
