@@ -472,14 +472,11 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
             for (size_t i = 0; i < KC; ++i)
               a[i] = V::dot_u8s8(a[i], V::broadcast4(kb + w * kv_key_vector_bytes + i * 4), qv[w]);
           }
-          // s = a d_q d_k + s, from s = 0 (the first block's product alone is the same value).
-          if (b == 0) {
-            #pragma GCC unroll 16
-            for (size_t i = 0; i < KC; ++i) V::store(si + i * R, V::mul(V::to_float(a[i]), V::mul(qs, V::set1f(dkb[i]))));
-          } else {
-            #pragma GCC unroll 16
-            for (size_t i = 0; i < KC; ++i)
-              V::store(si + i * R, V::fmadd(V::to_float(a[i]), V::mul(qs, V::set1f(dkb[i])), V::loadf(si + i * R)));
+          // s = a d_q d_k + s, from s = 0.
+          #pragma GCC unroll 16
+          for (size_t i = 0; i < KC; ++i) {
+            const fvec s = b == 0 ? V::zero() : V::loadf(si + i * R);
+            V::store(si + i * R, V::fmadd(V::to_float(a[i]), V::mul(qs, V::set1f(dkb[i])), s));
           }
         }
       }
