@@ -154,11 +154,12 @@ struct test_sequence {
 bool rounds_query(format kf, format vf) {
   const std::string kernel =
       selected_kernel("attention." + std::string(traits(kf).name) + "_" + std::string(traits(vf).name));
-  return kf == format::q8_0 && (kernel.ends_with("__avx512_vnni") || kernel.ends_with("__avx2_vnni"));
+  return kf == format::q8_0 &&
+         (kernel.ends_with("__avx512_vnni") || kernel.ends_with("__avx2_vnni") || kernel.ends_with("__amx"));
 }
 
 /// Whether that kernel also computes P . V in integers, rounding the softmax
-/// weights to u8: the VNNI tiers' q8_0/q8_0 kernels.
+/// weights to u8: the VNNI and AMX tiers' q8_0/q8_0 kernels.
 bool rounds_weights(format kf, format vf) { return vf == format::q8_0 && rounds_query(kf, vf); }
 
 /// Runs paged attention for `seqs` in one batched call and checks each
@@ -294,17 +295,20 @@ TEST(PagedAttention, GroupedQ8RowsAtAnyBlockSizeAndStart) {
 
 TEST(PagedAttention, VnniTiersComputeQkInIntegersForQ8Keys) {
   // Under each cap, every q8_0-K pair goes to the integer kernel dispatch
-  // prefers: avx512_vnni's when the cap allows it, avx2_vnni's only when it is
-  // the cap (avx512 outranks it, with float scores), else a float kernel.
+  // prefers: amx's for q8_0 values when the cap allows it (its only line),
+  // avx512_vnni's when the cap allows it, avx2_vnni's only when it is the cap
+  // (avx512 outranks it, with float scores), else a float kernel.
   const isa_set avail = compiled_isas() & detected_cpu().isas;
   if (!avail.contains(isa::avx2_vnni) && !avail.contains(isa::avx512_vnni))
     GTEST_SKIP() << "no VNNI tier here (available: " << to_string(avail) << "): the integer QK kernels cannot run";
   size_t integer_tiers = 0;
   for_each_tier([&](isa cap) {
-    const char* want = cap >= isa::avx512_vnni && avail.contains(isa::avx512_vnni) ? "avx512_vnni"
+    const char* vnni = cap >= isa::avx512_vnni && avail.contains(isa::avx512_vnni) ? "avx512_vnni"
                        : cap == isa::avx2_vnni                                      ? "avx2_vnni"
                                                                                     : nullptr;
+    const bool amx = cap >= isa::amx && avail.contains(isa::amx);
     for (format vf : {format::f32, format::f16, format::q8_0, format::q4_0}) {
+      const char* want = amx && vf == format::q8_0 ? "amx" : vnni;
       const std::string v(traits(vf).name);
       const std::string kernel = selected_kernel("attention.q8_0_" + v);
       if (want) {
@@ -314,7 +318,7 @@ TEST(PagedAttention, VnniTiersComputeQkInIntegersForQ8Keys) {
         EXPECT_FALSE(rounds_query(format::q8_0, vf)) << kernel;
       }
     }
-    integer_tiers += want != nullptr;
+    integer_tiers += vnni != nullptr;
   });
   // The oracle sweeps above run under the same caps, so they exercise these kernels.
   EXPECT_GT(integer_tiers, 0u);
@@ -400,6 +404,38 @@ TEST(PagedAttention, PrefillAndDecodeAgree) {
       }
     }
   });
+}
+
+TEST(PagedAttention, AmxPrefillMatchesAvx512VnniBitForBit) {
+  // The amx tier's q8_0/q8_0 kernel moves the prefill's two integer products
+  // onto tiles (staging each tile's keys by row and values by column) and
+  // keeps everything else of avx512_vnni's: integer sums are exact, so every
+  // output must be the same bits. Head dims with an odd block count (96),
+  // prompts that end inside a q8_0 group and inside a 64-key tile, GQA, and
+  // cache blocks of 16 and 48 tokens (tiles cut at block ends).
+  const isa_set avail = compiled_isas() & detected_cpu().isas;
+  if (!avail.contains(isa::amx)) GTEST_SKIP() << "no AMX here (available: " << to_string(avail) << ")";
+  isa_guard guard;
+  for (size_t dim : {64, 96, 128})
+    for (size_t block : {16, 48})
+      for (size_t n : {17, 70, 131}) {
+        SCOPED_TRACE("dim " + std::to_string(dim) + ", block " + std::to_string(block) + ", n " + std::to_string(n));
+        const size_t heads = 8, kv_heads = 2, q_row = heads * dim, kv_row = kv_heads * dim;
+        const auto k = make_data(n * kv_row, data_kind::gaussian, 31), v = make_data(n * kv_row, data_kind::gaussian, 32);
+        const auto q = make_data(n * q_row, data_kind::gaussian, 33);
+        KvCache cache(config(format::q8_0, format::q8_0, kv_heads, dim, block, (n + block - 1) / block));
+        const seq_id s = cache.create_sequence();
+        cache.append(s, 0, k.data(), v.data(), n);
+        std::vector<float> out[2];
+        for (int tier = 0; tier < 2; ++tier) {
+          set_isa_max(tier == 0 ? isa::avx512_vnni : isa::amx);
+          ASSERT_EQ(selected_kernel("attention.q8_0_q8_0"), tier == 0 ? "attn_q8_0_q8_0__avx512_vnni" : "attn_q8_0_q8_0__amx");
+          out[tier].assign(n * q_row, 0.0f);
+          const paged_query pq{s, q.data(), n, out[tier].data(), 0, 0};
+          attention(cache, 0, heads, &pq, 1);
+        }
+        ASSERT_EQ(std::memcmp(out[0].data(), out[1].data(), out[0].size() * sizeof(float)), 0);
+      }
 }
 
 TEST(PagedAttention, EveryKernelGivesEachHeadOfAMultiHeadCallItsOneHeadResult) {

@@ -273,6 +273,13 @@ class q8_value_tile : public q8_value_groups<V, S> {
 
 };
 
+/// attention_q8_row_lanes' integer products on vpdpbusd alone (no tile unit).
+struct vnni_products {
+  static constexpr bool tiles = false;
+  static void begin() {}
+  static void end() {}
+};
+
 /// Integer prefill for q8_0 keys and values on 512-bit vectors (more than
 /// attention_decode_rows rows per KV head): the query rows go sixteen at a
 /// time in the lanes of one vector (a row block), as in attention_row_lanes,
@@ -292,7 +299,15 @@ class q8_value_tile : public q8_value_groups<V, S> {
 ///   (a vector of rows per column) for the whole call, and written to acc at
 ///   its end.
 /// Results match attention_tiles' but for the order of the softmax sums.
-template <class V>
+///
+/// P supplies the two integer products. vnni_products (above): the vpdpbusd
+/// loops above. A tile unit's policy (amx_products, kernels/x86/amx) instead
+/// stages each tile once for all row blocks, its keys row by row (kt) and its
+/// values column by column (vt), and returns the integer sums laid out as the
+/// vpdpbusd loops leave them (a vector of rows per key, or per column), so
+/// that the scaling, the softmax and the rounding are the same code, with the
+/// same results.
+template <class V, class P>
 void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                             const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
   static_assert(V::vnni && V::lanes == 16, "the row blocks are sixteen rows of 512-bit vectors");
@@ -312,17 +327,24 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   // transposed P . V sums [d]. Then, for the tile in hand: scores (then
   // weights) [TT], one block's p d_v [TT], the packed u8 weights [TT / 4],
   // the keys' and values' block scales in f32 [nb][TT] each, and room to
-  // regroup runs that start inside a group.
+  // regroup runs that start inside a group; with a tile unit, the tile's
+  // keys row by row [TT][d] and values column by column [d][TT] (bytes), and
+  // the tile unit's sums [TT / R][R][R].
   const size_t blocks = (rows + R - 1) / R, per_block = (10 * nb + 2 + d) * R;
+  const size_t staged = P::tiles ? 2 * TT * d + std::max(TT, nb * R) * R * sizeof(int32_t) : 0;
   unsigned char* base = vector_aligned<fvec>(
-      buffers.value_tile, (blocks * per_block + (2 * TT + TT / 4 + 2 * nb * TT / R) * R) * sizeof(float) + 2 * 4 * gb);
+      buffers.value_tile,
+      (blocks * per_block + (2 * TT + TT / 4 + 2 * nb * TT / R) * R) * sizeof(float) + staged + 2 * 4 * gb);
   float* const state = reinterpret_cast<float*>(base);
   float* const sc = state + blocks * per_block;
   float* const wb = sc + TT * R;
   int32_t* const pb = reinterpret_cast<int32_t*>(wb + TT * R);
   float* const dk = reinterpret_cast<float*>(pb + TT / 4 * R);
   float* const dv = dk + nb * TT;
-  unsigned char* const kscratch = reinterpret_cast<unsigned char*>(dv + nb * TT);
+  unsigned char* const kt = reinterpret_cast<unsigned char*>(dv + nb * TT);
+  unsigned char* const vt = kt + (P::tiles ? TT * d : 0);
+  int32_t* const sums = reinterpret_cast<int32_t*>(vt + (P::tiles ? TT * d : 0));
+  unsigned char* const kscratch = kt + staged;
   unsigned char* const vscratch = kscratch + 4 * gb;
   struct block_state {
     int32_t* qt;
@@ -407,6 +429,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   alignas(64) float vis[R];
   const unsigned char* kg[TT / G];
   const unsigned char* vg[TT / G];
+  P::begin();
   for (size_t t = t0; t < last;) {
     const kv_position at = locate(kv, kv_head, t);
     const size_t n = std::min({TT, at.in_block, last - t});
@@ -424,6 +447,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         V::store(dv + b * TT + g * G, V::load_half(vg[g] + kv_group_scale(b, 0)));
       }
     }
+    if constexpr (P::tiles) P::stage(kg, vg, (n + G - 1) / G, nb, d, kt, vt);
     for (size_t k = 0; k < blocks; ++k) {
       // Keys of the tile each row sees; nr, the most any row of the block sees.
       size_t nr = 0, fewest = n;
@@ -452,8 +476,10 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         float* const si = sc + i0 * R;
         for (size_t b = 0; b < nb; ++b) {
           ivec qv[8];
-          #pragma GCC unroll 8
-          for (size_t w = 0; w < 8; ++w) qv[w] = V::load(bs.qt + (b * 8 + w) * R);
+          if constexpr (!P::tiles) {
+            #pragma GCC unroll 8
+            for (size_t w = 0; w < 8; ++w) qv[w] = V::load(bs.qt + (b * 8 + w) * R);
+          }
           const fvec qs = V::loadf(bs.qs + b * R);
           const ivec bias = V::load(bs.bias + b * R);
           const unsigned char* kb = group + kv_group_block(nb, b);
@@ -463,14 +489,22 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           // are independent (more chains than vpdpbusd's latency times its
           // issue rate).
           ivec a[KC];
-          #pragma GCC unroll 16
-          for (size_t i = 0; i < KC; ++i) a[i] = bias;
-          #pragma GCC unroll 8
-          for (size_t w = 0; w < 8; ++w) {
-            pf.step();
+          if constexpr (P::tiles) {
+            static_assert(KC == G, "one tile product per group of keys");
+            if (b == 0) P::scores(kt + i0 * d, d, bs.qt, nb, sums);  // every block's, at the first
+            for (size_t w = 0; w < 8; ++w) pf.step();
             #pragma GCC unroll 16
-            for (size_t i = 0; i < KC; ++i)
-              a[i] = V::dot_u8s8(a[i], V::broadcast4(kb + w * kv_key_vector_bytes + i * 4), qv[w]);
+            for (size_t i = 0; i < KC; ++i) a[i] = V::add(V::load(sums + (b * KC + i) * R), bias);
+          } else {
+            #pragma GCC unroll 16
+            for (size_t i = 0; i < KC; ++i) a[i] = bias;
+            #pragma GCC unroll 8
+            for (size_t w = 0; w < 8; ++w) {
+              pf.step();
+              #pragma GCC unroll 16
+              for (size_t i = 0; i < KC; ++i)
+                a[i] = V::dot_u8s8(a[i], V::broadcast4(kb + w * kv_key_vector_bytes + i * 4), qv[w]);
+            }
           }
           // s = a d_q d_k + s, from s = 0.
           #pragma GCC unroll 16
@@ -519,6 +553,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       V::store(bs.l, V::addf(V::mul(V::loadf(bs.l), shrink), V::addf(V::addf(sum[0], sum[1]), V::addf(sum[2], sum[3]))));
       V::store(bs.m, new_m);
       const bool rescale = ops::any_lt(old_m, new_m);
+      if constexpr (P::tiles) std::fill(pb + quads * R, pb + TT / 4 * R, 0);  // the tile unit reads all TT / 4 quads
       for (size_t b = 0; b < nb; ++b) {
         out_pf.step();
         // u = round(w * 255 / max w) per row; a row with no weight keeps u = 0.
@@ -545,13 +580,20 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         }
         for (size_t h = 0; h < qk8_0; h += C) {
           ivec a[C];
-          #pragma GCC unroll 16
-          for (size_t c = 0; c < C; ++c) a[c] = V::set1(0);
-          for (size_t q = 0; q < quads; ++q) {
-            const ivec u = V::load(pb + q * R);
-            const unsigned char* vq = vg[q / 4] + kv_group_block(nb, b) + q % 4 * kv_value_quad_bytes + h * 4;
+          if constexpr (P::tiles) {
+            P::values(vt + (b * qk8_0 + h) * TT, pb, sums);
+            for (size_t q = 0; q < quads; ++q) pf.step();
             #pragma GCC unroll 16
-            for (size_t c = 0; c < C; ++c) a[c] = V::dot_u8s8_at(a[c], u, vq + c * 4);
+            for (size_t c = 0; c < C; ++c) a[c] = V::load(sums + c * R);
+          } else {
+            #pragma GCC unroll 16
+            for (size_t c = 0; c < C; ++c) a[c] = V::set1(0);
+            for (size_t q = 0; q < quads; ++q) {
+              const ivec u = V::load(pb + q * R);
+              const unsigned char* vq = vg[q / 4] + kv_group_block(nb, b) + q % 4 * kv_value_quad_bytes + h * 4;
+              #pragma GCC unroll 16
+              for (size_t c = 0; c < C; ++c) a[c] = V::dot_u8s8_at(a[c], u, vq + c * 4);
+            }
           }
           float* ot = bs.ot + (b * qk8_0 + h) * R;
           #pragma GCC unroll 16
@@ -566,6 +608,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
     pf.rest();
     t += n;
   }
+  P::end();
   // Each row's sums into acc, m and l (natural units). The state starts
   // empty (attention_fn's contract), so a row that saw keys has its sums
   // written, not merged; a row that saw none is left as it was.
@@ -591,12 +634,12 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
 /// attention_fn for q8_0 keys with integer scores; values f32, f16 (read in
 /// place), q4_0 (dequantized per tile) or q8_0 (integer P . V). head_dim a
 /// multiple of 32.
-template <class V, format VF>
+template <class V, format VF, class P = vnni_products>
 void attention_online_q8(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                          const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
   if (kv.rows_per_head(rows) > attention_decode_rows) {  // prefill: one KV head at a time
     if constexpr (VF == format::q8_0 && V::lanes == 16)
-      attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc, attention_q8_row_lanes<V>);
+      attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc, attention_q8_row_lanes<V, P>);
     else
       attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc,
                          attention_tiles<V, q8_key_scores<V>, VF, attention_prefill_subtiles>);
