@@ -101,15 +101,29 @@ struct amx_products {
     asm volatile("" ::: "memory");  // the operands are written by ordinary stores
     for (size_t b0 = 0; b0 < nb; b0 += 4) {
       const size_t m = std::min<size_t>(4, nb - b0);
-#define LOWBIT_AMX_QK(t, j)                                         \
-  if (j < m) {                                                      \
-    _tile_zero(t);                                                  \
-    _tile_loadd(1, a + (b0 + j) * qk8_0, stride);                   \
-    _tile_loadd(2, q + (b0 + j) * 8 * 16, 64);                      \
-    _tile_dpbusd(t, 1, 2);                                          \
-  }
-      LOWBIT_AMX_QK(0, 0) LOWBIT_AMX_QK(5, 1) LOWBIT_AMX_QK(6, 2) LOWBIT_AMX_QK(7, 3)
-#undef LOWBIT_AMX_QK
+      // Block b0 + j's operands into tiles 1 and 2 (tile numbers are immediates).
+      const auto operands = [&](size_t j) {
+        _tile_loadd(1, a + (b0 + j) * qk8_0, stride);
+        _tile_loadd(2, q + (b0 + j) * 8 * 16, 64);
+      };
+      _tile_zero(0);
+      operands(0);
+      _tile_dpbusd(0, 1, 2);
+      if (m > 1) {
+        _tile_zero(5);
+        operands(1);
+        _tile_dpbusd(5, 1, 2);
+      }
+      if (m > 2) {
+        _tile_zero(6);
+        operands(2);
+        _tile_dpbusd(6, 1, 2);
+      }
+      if (m > 3) {
+        _tile_zero(7);
+        operands(3);
+        _tile_dpbusd(7, 1, 2);
+      }
       _tile_stored(0, sums + (b0 + 0) * 256, 64);
       if (m > 1) _tile_stored(5, sums + (b0 + 1) * 256, 64);
       if (m > 2) _tile_stored(6, sums + (b0 + 2) * 256, 64);
