@@ -553,7 +553,10 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       V::store(bs.l, V::addf(V::mul(V::loadf(bs.l), shrink), V::addf(V::addf(sum[0], sum[1]), V::addf(sum[2], sum[3]))));
       V::store(bs.m, new_m);
       const bool rescale = ops::any_lt(old_m, new_m);
-      if constexpr (P::tiles) std::fill(pb + quads * R, pb + TT / 4 * R, 0);  // the tile unit reads all TT / 4 quads
+      // P . V reads whole groups of four quads (the tile unit all TT / 4 of
+      // them): the quads past the weights' weigh 0.
+      const size_t quad_groups = (quads + 3) / 4;
+      std::fill(pb + quads * R, pb + (P::tiles ? TT / 4 : 4 * quad_groups) * R, 0);
       for (size_t b = 0; b < nb; ++b) {
         out_pf.step();
         // u = round(w * 255 / max w) per row; a row with no weight keeps u = 0.
@@ -588,11 +591,21 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           } else {
             #pragma GCC unroll 16
             for (size_t c = 0; c < C; ++c) a[c] = V::set1(0);
-            for (size_t q = 0; q < quads; ++q) {
-              const ivec u = V::load(pb + q * R);
-              const unsigned char* vq = vg[q / 4] + kv_group_block(nb, b) + q % 4 * kv_value_quad_bytes + h * 4;
-              #pragma GCC unroll 16
-              for (size_t c = 0; c < C; ++c) a[c] = V::dot_u8s8_at(a[c], u, vq + c * 4);
+            // A group's four quads with constant offsets from its base: no
+            // address arithmetic per quad beside the vpdpbusd.
+            for (size_t g = 0; g < quad_groups; ++g) {
+              const unsigned char* vb = vg[g] + kv_group_block(nb, b) + h * 4;
+              // Opaque to the optimiser: otherwise GCC hoists vb's runtime
+              // offset plus each of the 64 constants out of the loop as 64
+              // registers (spilled), one reload per vpdpbusd.
+              asm("" : "+r"(vb));
+              const int32_t* ub = pb + 4 * g * R;
+              #pragma GCC unroll 4
+              for (size_t q = 0; q < 4; ++q) {
+                const ivec u = V::load(ub + q * R);
+                #pragma GCC unroll 16
+                for (size_t c = 0; c < C; ++c) a[c] = V::dot_u8s8_at(a[c], u, vb + q * kv_value_quad_bytes + c * 4);
+              }
             }
           }
           float* ot = bs.ot + (b * qk8_0 + h) * R;
