@@ -187,13 +187,18 @@ void run_jobs(const attention_entry& kernel, attention_workspace& w, size_t head
       std::fill(m, m + rows, -std::numeric_limits<float>::infinity());
       std::fill(l, l + rows + rows * head_dim, 0.0f);
       kernels::attn_kv kv = job.kv;
-      if (t.split == no_split) kv.out_rows = job.out_rows.data() + t.row_begin;  // written below: a prefetch hint
+      bool finished = false;
+      if (t.split == no_split) {
+        kv.out_rows = job.out_rows.data() + t.row_begin;  // written below (a prefetch hint), or by the kernel
+        kv.finished = &finished;
+      }
       kernel.fn(kv, job.kv_head, job.q_rows.data() + t.row_begin, rows, job.limits.data() + t.row_begin, t.t0,
                 t.t1, scale, m, l, acc);
       if (t.split != no_split) {
         if (chunks_left[t.split].fetch_sub(1, std::memory_order_acq_rel) == 1) merge(splits[t.split]);
         continue;
       }
+      if (finished) continue;  // the kernel wrote the rows (attn_kv::finished)
       for (size_t r = 0; r < rows; ++r) {  // not split: finish here
         float* out = job.out_rows[t.row_begin + r];
         const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;

@@ -82,8 +82,18 @@ struct attn_kv {
   /// Optional, a hint: where the caller writes the call's results right
   /// after it, row r (head_dim floats) for query row r (a prefill task's
   /// output rows). A kernel may prefetch these lines for writing while it
-  /// computes; none reads or writes them.
+  /// computes; none reads them, and none writes them unless given
+  /// `finished` (below).
   float* const* out_rows = nullptr;
+  /// Optional, with out_rows, and only for a call that is the whole of its
+  /// rows' work (a prefill task: every key they see, no other chunk to
+  /// merge): a kernel may then finish the rows itself, writing each row's
+  /// result (acc / l, zeros for a row that saw no key) straight into
+  /// out_rows[r], head_dim floats and nothing else, instead of its m, l and
+  /// acc (then left unspecified), and say so by setting *finished (it
+  /// never clears it). A kernel that does not sets nothing, and the caller
+  /// finishes from m, l and acc as before.
+  bool* finished = nullptr;
   /// KV heads the call covers: kv_head, kv_head + 1, ... Its rows are split
   /// evenly among them, head by head (rows [h * rows / heads, (h + 1) * rows
   /// / heads) belong to KV head kv_head + h), and each head's rows get

@@ -624,24 +624,39 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   P::end();
   // Each row's sums into acc, m and l (natural units). The state starts
   // empty (attention_fn's contract), so a row that saw keys has its sums
-  // written, not merged; a row that saw none is left as it was.
+  // written, not merged; a row that saw none is left as it was. Or, when the
+  // caller lets the kernel finish the rows (attn_kv::finished), each row's
+  // result, acc / l, straight into its output row: the division and product
+  // the caller would do (1 / l, then times it), so the same bits, without
+  // acc's round trip through memory.
+  const bool finish = kv.finished && kv.out_rows;
   alignas(64) float chunk[R * R];
+  alignas(64) float inverse[R];
   for (size_t k = 0; k < blocks; ++k) {
     const block_state bs = row_block(k);
     const size_t real = std::min(R, rows - k * R);
-    for (size_t r = 0; r < real; ++r)
-      if (bs.l[r] > 0.0f) {
-        m[k * R + r] = bs.m[r] * ln_2;
-        l[k * R + r] = bs.l[r];
-      }
+    if (finish) {
+      const fvec lv = V::loadf(bs.l);
+      V::store(inverse, _mm512_maskz_div_ps(_mm512_cmp_ps_mask(lv, V::zero(), _CMP_GT_OQ), V::set1f(1.0f), lv));
+    } else {
+      for (size_t r = 0; r < real; ++r)
+        if (bs.l[r] > 0.0f) {
+          m[k * R + r] = bs.m[r] * ln_2;
+          l[k * R + r] = bs.l[r];
+        }
+    }
     for (size_t c0 = 0; c0 < d; c0 += R) {
       const float* cols[R];
       for (size_t i = 0; i < R; ++i) cols[i] = bs.ot + (c0 + i) * R;
       ops::transpose(cols, chunk);  // chunk[r * R + i] = row r, column c0 + i
       for (size_t r = 0; r < real; ++r)
-        if (bs.l[r] > 0.0f) V::store(acc + (k * R + r) * d + c0, V::loadf(chunk + r * R));
+        if (finish)
+          V::store(kv.out_rows[k * R + r] + c0, V::mul(V::loadf(chunk + r * R), V::set1f(inverse[r])));
+        else if (bs.l[r] > 0.0f)
+          V::store(acc + (k * R + r) * d + c0, V::loadf(chunk + r * R));
     }
   }
+  if (finish) *kv.finished = true;
 }
 
 /// attention_fn for q8_0 keys with integer scores; values f32, f16 (read in
