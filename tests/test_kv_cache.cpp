@@ -265,6 +265,11 @@ TEST(PagedAttention, MatchesOracleOverLengthsBlocksAndHeadsOnEveryTier) {
       // Prefill (several queries, causal) in a batch with decodes, MQA and MHA.
       check_paged(kf, vf, 4, 1, 128, 16, {{33, 33}, {40, 7}, {1, 1}, {70, 1}}, format_bound(kf, vf), 200);
       check_paged(kf, vf, 4, 4, 64, 32, {{50, 17}, {31, 1}}, format_bound(kf, vf), 300);
+      // Decode with more query rows per KV head than a decode kernel takes
+      // (16 heads on one): the prefill kernels run on the decode's chunks of
+      // keys and leave their state for the caller's merge, where a prefill
+      // task has them write its output rows themselves (attn_kv::finished).
+      check_paged(kf, vf, 16, 1, 64, 16, {{700, 1}, {33, 1}, {1, 1}}, format_bound(kf, vf), 350);
     }
     // Head sizes that are not a multiple of 32 need f16/f32 caches.
     for (size_t dim : {80, 96}) check_paged(format::f16, format::f16, 6, 2, dim, 16, {{45, 9}, {300, 1}}, 1e-5, 400);
@@ -332,36 +337,41 @@ TEST(PagedAttention, IntegerValuesAreExactWhenTheWeightsAreEqual) {
   // (one element +-1, the rest within +-0.99: the same q8_0 scale), so each weight
   // times its block scale is the tile maximum and rounds to exactly 255. The
   // integer P . V must then match the oracle on the held values to f32
-  // rounding, at every length, block crossing and causal row.
-  const size_t heads = 4, kv_heads = 2, dim = 64, n = 70, q_row = heads * dim, kv_row = kv_heads * dim;
-  const auto key = make_data(kv_row, data_kind::gaussian, 31);
-  std::vector<float> k(n * kv_row), v = make_data(n * kv_row, data_kind::gaussian, 32);
-  for (size_t t = 0; t < n; ++t) std::copy(key.begin(), key.end(), k.begin() + t * kv_row);
-  for (size_t i = 0; i < v.size(); i += 32) {
-    for (size_t e = i; e < i + 32; ++e) v[e] = std::max(-0.99f, std::min(0.99f, v[e] / 3));
-    v[i + (i / 32) % 32] = (i / 32) % 2 ? -1.0f : 1.0f;
-  }
+  // rounding, at every length, block crossing and causal row; with two query
+  // heads per KV head, and with sixteen on one, where a decode step runs the
+  // prefill kernel on its chunks of keys and leaves the rows to the merge.
   size_t checked = 0;
-  for_each_tier([&](isa) {
-    if (!rounds_weights(format::q8_0, format::q8_0)) return;
-    for (auto [nq, block_tokens] : {std::pair<size_t, size_t>{1, 16}, {5, 16}, {5, 100}}) {
-      KvCache cache(config(format::q8_0, format::q8_0, kv_heads, dim, block_tokens, 8));
-      const seq_id id = cache.create_sequence();
-      cache.append(id, 0, k.data(), v.data(), n);
-      const auto q = make_data(nq * q_row, data_kind::gaussian, 33);
-      std::vector<float> got(nq * q_row), want(nq * q_row), held_k(n * kv_row), held_v(n * kv_row);
-      paged_query pq{id, q.data(), nq, got.data(), 0, 0};
-      attention(cache, 0, heads, &pq, 1);
-      cache.read(id, 0, 0, n, held_k.data(), held_v.data());
-      const attention_shape s = dense_shape(nq, n, heads, kv_heads, dim, true);
-      const auto held_q = round_trip(format::q8_0, q.data(), q.size());
-      ref::attention(s, held_q.data(), held_k.data(), held_v.data(), want.data(), 0, heads);
-      for (size_t e = 0; e < got.size(); ++e)
-        ASSERT_NEAR(got[e], want[e], 2e-5 * (1 + std::fabs(want[e])))
-            << "n_q " << nq << ", block " << block_tokens << ", element " << e;
-      ++checked;
+  for (auto [heads, kv_heads] : {std::pair<size_t, size_t>{4, 2}, {16, 1}}) {
+    SCOPED_TRACE(std::to_string(heads) + " heads on " + std::to_string(kv_heads) + " KV heads");
+    const size_t dim = 64, n = 70, q_row = heads * dim, kv_row = kv_heads * dim;
+    const auto key = make_data(kv_row, data_kind::gaussian, 31);
+    std::vector<float> k(n * kv_row), v = make_data(n * kv_row, data_kind::gaussian, 32);
+    for (size_t t = 0; t < n; ++t) std::copy(key.begin(), key.end(), k.begin() + t * kv_row);
+    for (size_t i = 0; i < v.size(); i += 32) {
+      for (size_t e = i; e < i + 32; ++e) v[e] = std::max(-0.99f, std::min(0.99f, v[e] / 3));
+      v[i + (i / 32) % 32] = (i / 32) % 2 ? -1.0f : 1.0f;
     }
-  });
+    for_each_tier([&](isa) {
+      if (!rounds_weights(format::q8_0, format::q8_0)) return;
+      for (auto [nq, block_tokens] : {std::pair<size_t, size_t>{1, 16}, {5, 16}, {5, 100}}) {
+        KvCache cache(config(format::q8_0, format::q8_0, kv_heads, dim, block_tokens, 8));
+        const seq_id id = cache.create_sequence();
+        cache.append(id, 0, k.data(), v.data(), n);
+        const auto q = make_data(nq * q_row, data_kind::gaussian, 33);
+        std::vector<float> got(nq * q_row), want(nq * q_row), held_k(n * kv_row), held_v(n * kv_row);
+        paged_query pq{id, q.data(), nq, got.data(), 0, 0};
+        attention(cache, 0, heads, &pq, 1);
+        cache.read(id, 0, 0, n, held_k.data(), held_v.data());
+        const attention_shape s = dense_shape(nq, n, heads, kv_heads, dim, true);
+        const auto held_q = round_trip(format::q8_0, q.data(), q.size());
+        ref::attention(s, held_q.data(), held_k.data(), held_v.data(), want.data(), 0, heads);
+        for (size_t e = 0; e < got.size(); ++e)
+          ASSERT_NEAR(got[e], want[e], 2e-5 * (1 + std::fabs(want[e])))
+              << "n_q " << nq << ", block " << block_tokens << ", element " << e;
+        ++checked;
+      }
+    });
+  }
   if (checked == 0) GTEST_SKIP() << "no VNNI tier here: no kernel computes P . V in integers";
 }
 
