@@ -341,7 +341,10 @@ TEST(PagedAttention, IntegerValuesAreExactWhenTheWeightsAreEqual) {
   // heads per KV head, and with sixteen on one, where a decode step runs the
   // prefill kernel on its chunks of keys and leaves the rows to the merge.
   size_t checked = 0;
-  for (auto [heads, kv_heads] : {std::pair<size_t, size_t>{4, 2}, {16, 1}}) {
+  for (const auto& shape : {std::pair<size_t, size_t>{4, 2}, {16, 1}}) {
+    // Plain variables, not a structured binding: the lambda below uses them
+    // (Clang 14 cannot capture a binding).
+    const size_t heads = shape.first, kv_heads = shape.second;
     SCOPED_TRACE(std::to_string(heads) + " heads on " + std::to_string(kv_heads) + " KV heads");
     const size_t dim = 64, n = 70, q_row = heads * dim, kv_row = kv_heads * dim;
     const auto key = make_data(kv_row, data_kind::gaussian, 31);
