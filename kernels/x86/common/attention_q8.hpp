@@ -585,7 +585,6 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           ivec a[C];
           if constexpr (P::tiles) {
             P::values(vt + (b * qk8_0 + h) * TT, pb, sums);
-            for (size_t q = 0; q < quads; ++q) pf.step();
             #pragma GCC unroll 16
             for (size_t c = 0; c < C; ++c) a[c] = V::load(sums + c * R);
           } else {
