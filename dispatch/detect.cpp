@@ -84,10 +84,11 @@ isa_set decode_x86(const x86_registers& r, std::vector<std::string>* features) {
   const bool avx512bw = note(leaf7 && bit(r.leaf7_ebx, 30), "avx512bw");
   const bool avx512vl = note(leaf7 && bit(r.leaf7_ebx, 31), "avx512vl");
   const bool avx512vnni = note(leaf7 && bit(r.leaf7_ecx, 11), "avx512_vnni");
-  note(leaf7 && bit(r.leaf7_edx, 22), "amx_bf16");
+  const bool amx_bf16 = note(leaf7 && bit(r.leaf7_edx, 22), "amx_bf16");
   const bool amx_tile = note(leaf7 && bit(r.leaf7_edx, 24), "amx_tile");
   const bool amx_int8 = note(leaf7 && bit(r.leaf7_edx, 25), "amx_int8");
   const bool avxvnni = note(leaf7 && bit(r.leaf7_1_eax, 4), "avx_vnni");
+  const bool avx512bf16 = note(leaf7 && bit(r.leaf7_1_eax, 5), "avx512_bf16");
   // The OS must save the register state: XCR0 bits 1-2 (SSE, AVX), 5-7 (opmask,
   // ZMM_Hi256, Hi16_ZMM), 17-18 (XTILECFG, XTILEDATA).
   const bool os_ymm = note(osxsave && (r.xcr0 & 0x6) == 0x6, "os_ymm");
@@ -102,7 +103,10 @@ isa_set decode_x86(const x86_registers& r, std::vector<std::string>* features) {
   const bool tier_avx512 = tier_avx2 && avx512f && avx512bw && avx512dq && avx512vl && os_zmm;
   if (tier_avx512) s.insert(isa::avx512);
   if (tier_avx512 && avx512vnni) s.insert(isa::avx512_vnni);
-  if (tier_avx512 && avx512vnni && amx_tile && amx_int8 && os_tile && amx_perm) s.insert(isa::amx);
+  // The amx tier: int8 and bf16 tile products (every CPU with AMX so far
+  // has both), and AVX-512 BF16 for the conversions around them.
+  if (tier_avx512 && avx512vnni && avx512bf16 && amx_tile && amx_int8 && amx_bf16 && os_tile && amx_perm)
+    s.insert(isa::amx);
   return s;
 }
 

@@ -801,6 +801,8 @@ TEST(CApi, KvCacheHoldsWhatTheOracleRoundsAndAttendsOverIt) {
     ASSERT_EQ(lowbit_paged_attention(cache, 1, heads, pq, 2, 0.0f), LOWBIT_OK) << last_error();
     const std::string kernel = kernel_for(std::string("attention.") + format_name(f.k) + "_" + format_name(f.v));
     const bool integer_scores = f.k == LOWBIT_Q8_0 && (contains(kernel, "vnni") || contains(kernel, "amx"));
+    // Integer P . V (u8 weights), or on the amx tier's prefill bf16 values
+    // and weights: both within the same bound (test_kv_cache.cpp).
     const bool integer_values = integer_scores && f.v == LOWBIT_Q8_0;
     for (size_t i = 0; i < 2; ++i) {
       SCOPED_TRACE("sequence " + std::to_string(i));

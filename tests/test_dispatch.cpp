@@ -17,8 +17,8 @@ x86_registers sapphire_rapids() {
   r.leaf1_ecx = (1u << 12) | (1u << 27) | (1u << 28) | (1u << 29);
   r.leaf7_ebx = (1u << 5) | (1u << 8) | (1u << 16) | (1u << 17) | (1u << 30) | (1u << 31);
   r.leaf7_ecx = 1u << 11;
-  r.leaf7_edx = (1u << 24) | (1u << 25);
-  r.leaf7_1_eax = 1u << 4;
+  r.leaf7_edx = (1u << 22) | (1u << 24) | (1u << 25);
+  r.leaf7_1_eax = (1u << 4) | (1u << 5);
   r.xcr0 = 0x600e7;
   r.amx_permitted = true;
   return r;
@@ -41,9 +41,16 @@ TEST(Detect, X86RequiresOsSupportAndEveryBit) {
   EXPECT_FALSE(detail::decode_x86(r).contains(isa::amx));
   EXPECT_TRUE(detail::decode_x86(r).contains(isa::avx512_vnni));
   r = sapphire_rapids();
-  r.leaf7_1_eax = 0;  // Ice Lake: AVX-512 VNNI but no AVX-VNNI
+  r.leaf7_1_eax = 1u << 5;  // AVX-512 VNNI and BF16 but no AVX-VNNI
   EXPECT_EQ(detail::decode_x86(r),
             (isa_set{isa::scalar, isa::avx2, isa::avx512, isa::avx512_vnni, isa::amx}));
+  r = sapphire_rapids();
+  r.leaf7_edx &= ~(1u << 22);  // AMX int8 without AMX bf16: the amx tier needs both
+  EXPECT_FALSE(detail::decode_x86(r).contains(isa::amx));
+  EXPECT_TRUE(detail::decode_x86(r).contains(isa::avx512_vnni));
+  r = sapphire_rapids();
+  r.leaf7_1_eax = 1u << 4;  // no AVX-512 BF16
+  EXPECT_FALSE(detail::decode_x86(r).contains(isa::amx));
   r = sapphire_rapids();
   r.leaf7_ebx &= ~(1u << 30);  // no AVX-512 BW: no AVX-512 tier at all
   EXPECT_EQ(detail::decode_x86(r), (isa_set{isa::scalar, isa::avx2, isa::avx2_vnni}));

@@ -276,6 +276,7 @@ class q8_value_tile : public q8_value_groups<V, S> {
 /// attention_q8_row_lanes' integer products on vpdpbusd alone (no tile unit).
 struct vnni_products {
   static constexpr bool tiles = false;
+  static constexpr bool bf16_values = false;
   static void begin() {}
   static void end() {}
 };
@@ -331,19 +332,23 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   // keys row by row [TT][d] and values column by column [d][TT] (bytes), and
   // the tile unit's sums [TT / R][R][R].
   const size_t blocks = (rows + R - 1) / R, per_block = (10 * nb + 2 + d) * R;
-  const size_t staged = P::tiles ? 2 * TT * d + std::max(TT, nb * R) * R * sizeof(int32_t) : 0;
+  // The weights' rows: a quad of u8 weights per key quad, or a pair of
+  // bf16 weights per key pair (P::bf16_values).
+  constexpr size_t weight_rows = P::bf16_values ? TT / 2 : TT / 4;
+  const size_t value_bytes = P::tiles ? (P::bf16_values ? 2 : 1) * TT * d : 0;
+  const size_t staged = P::tiles ? TT * d + value_bytes + std::max(TT, nb * R) * R * sizeof(int32_t) : 0;
   unsigned char* base = vector_aligned<fvec>(
       buffers.value_tile,
-      (blocks * per_block + (2 * TT + TT / 4 + 2 * nb * TT / R) * R) * sizeof(float) + staged + 2 * 4 * gb);
+      (blocks * per_block + (2 * TT + weight_rows + 2 * nb * TT / R) * R) * sizeof(float) + staged + 2 * 4 * gb);
   float* const state = reinterpret_cast<float*>(base);
   float* const sc = state + blocks * per_block;
   float* const wb = sc + TT * R;
   int32_t* const pb = reinterpret_cast<int32_t*>(wb + TT * R);
-  float* const dk = reinterpret_cast<float*>(pb + TT / 4 * R);
+  float* const dk = reinterpret_cast<float*>(pb + weight_rows * R);
   float* const dv = dk + nb * TT;
   unsigned char* const kt = reinterpret_cast<unsigned char*>(dv + nb * TT);
   unsigned char* const vt = kt + (P::tiles ? TT * d : 0);
-  int32_t* const sums = reinterpret_cast<int32_t*>(vt + (P::tiles ? TT * d : 0));
+  int32_t* const sums = reinterpret_cast<int32_t*>(vt + value_bytes);
   unsigned char* const kscratch = kt + staged;
   unsigned char* const vscratch = kscratch + 4 * gb;
   struct block_state {
@@ -358,6 +363,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
                        st + 10 * nb * R, st + 10 * nb * R + R, st + 10 * nb * R + 2 * R};
   };
   const float score_scale = scale * log2_e;
+  constexpr float rescale_slack = 8.0f;  // log2 units: weights up to 256
   // Byte 4r + k of a 128-bit lane from byte 4k + r: four keys' (columns')
   // bytes of a row together.
   const ivec quad_order = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
@@ -367,6 +373,17 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   const auto quad_bytes = [&](ivec a, ivec b, ivec c, ivec e, bool is_signed) {
     const ivec ab = _mm512_packs_epi32(a, b), ce = _mm512_packs_epi32(c, e);
     return _mm512_shuffle_epi8(is_signed ? _mm512_packs_epi16(ab, ce) : _mm512_packus_epi16(ab, ce), quad_order);
+  };
+  // Two keys' weights (vectors of rows) -> bf16 pairs, lane r = (row r's
+  // first, its second): words 2r and 2r + 1 from words r and 16 + r of the
+  // two converted together (round to nearest even).
+  const ivec pair_order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                           21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const auto bf16_pairs = [&](fvec first, fvec second) {
+    if constexpr (P::bf16_values)
+      return _mm512_permutexvar_epi16(pair_order, reinterpret_cast<ivec>(_mm512_cvtne2ps_pbh(second, first)));
+    else
+      return V::set1(0);
   };
   // A row block's query rows, transposed (into its P . V sums, zeroed
   // after) and rounded to q8_0 lane by lane, each row exactly as the
@@ -447,7 +464,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         V::store(dv + b * TT + g * G, V::load_half(vg[g] + kv_group_scale(b, 0)));
       }
     }
-    if constexpr (P::tiles) P::stage(kg, vg, (n + G - 1) / G, nb, d, kt, vt);
+    if constexpr (P::tiles) P::stage(kg, vg, (n + G - 1) / G, n, nb, d, dv, kt, vt);
     for (size_t k = 0; k < blocks; ++k) {
       // Keys of the tile each row sees; nr, the most any row of the block sees.
       size_t nr = 0, fewest = n;
@@ -533,7 +550,14 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           top[j] = V::maxf(top[j], x);
         }
       }
-      const fvec new_m = V::maxf(old_m, V::maxf(V::maxf(top[0], top[1]), V::maxf(top[2], top[3])));
+      // The reference the weights are taken against: the running maximum,
+      // moved only when a score passes it by more than rescale_slack (so a
+      // weight is at most 2^rescale_slack). A maximum that creeps up tile
+      // after tile then costs no rescaling of the sums; the weights' u8 or
+      // bf16 rounding is relative to their own size, and m, l and the sums
+      // stay consistent with one another whatever the reference.
+      const fvec top_m = V::maxf(V::maxf(top[0], top[1]), V::maxf(top[2], top[3]));
+      const fvec new_m = ops::select_gt(top_m, V::addf(old_m, V::set1f(rescale_slack)), top_m, old_m);
       // A row that has seen no key yet keeps max -inf; its weights and factor
       // are taken against 0 instead (0 weights, a factor on zeros).
       const fvec ref = ops::select_gt(new_m, V::set1f(minus_inf), new_m, V::zero());
@@ -553,10 +577,24 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       V::store(bs.l, V::addf(V::mul(V::loadf(bs.l), shrink), V::addf(V::addf(sum[0], sum[1]), V::addf(sum[2], sum[3]))));
       V::store(bs.m, new_m);
       const bool rescale = ops::any_lt(old_m, new_m);
+      if constexpr (P::bf16_values) {
+        // P . V on the tile unit in bf16: each key pair's weights as one
+        // row of pairs (lane r: row r's two weights), zero past the keys
+        // up to the 32-key halves the products span; the sums go straight
+        // into the row block's (rescaled) f32 accumulators.
+        const size_t halves = (nk + 31) / 32;
+        for (size_t kp = 0; kp < nk / 2; ++kp)
+          V::storei(pb + kp * R, bf16_pairs(V::loadf(sc + 2 * kp * R), V::loadf(sc + (2 * kp + 1) * R)));
+        std::fill(pb + nk / 2 * R, pb + halves * 16 * R, 0);
+        if (rescale)
+          for (size_t c = 0; c < d; ++c) V::store(bs.ot + c * R, V::mul(V::loadf(bs.ot + c * R), shrink));
+        P::values(vt, pb, bs.ot, nb, halves);
+        continue;
+      }
       // P . V reads whole groups of four quads (the tile unit all TT / 4 of
       // them): the quads past the weights' weigh 0.
       const size_t quad_groups = (quads + 3) / 4;
-      std::fill(pb + quads * R, pb + (P::tiles ? TT / 4 : 4 * quad_groups) * R, 0);
+      std::fill(pb + quads * R, pb + 4 * quad_groups * R, 0);
       for (size_t b = 0; b < nb; ++b) {
         out_pf.step();
         // u = round(w * 255 / max w) per row; a row with no weight keeps u = 0.
@@ -583,28 +621,22 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         }
         for (size_t h = 0; h < qk8_0; h += C) {
           ivec a[C];
-          if constexpr (P::tiles) {
-            P::values(vt + (b * qk8_0 + h) * TT, pb, sums);
-            #pragma GCC unroll 16
-            for (size_t c = 0; c < C; ++c) a[c] = V::load(sums + c * R);
-          } else {
-            #pragma GCC unroll 16
-            for (size_t c = 0; c < C; ++c) a[c] = V::set1(0);
-            // A group's four quads with constant offsets from its base: no
-            // address arithmetic per quad beside the vpdpbusd.
-            for (size_t g = 0; g < quad_groups; ++g) {
-              const unsigned char* vb = vg[g] + kv_group_block(nb, b) + h * 4;
-              // Opaque to the optimiser: otherwise GCC hoists vb's runtime
-              // offset plus each of the 64 constants out of the loop as 64
-              // registers (spilled), one reload per vpdpbusd.
-              asm("" : "+r"(vb));
-              const int32_t* ub = pb + 4 * g * R;
-              #pragma GCC unroll 4
-              for (size_t q = 0; q < 4; ++q) {
-                const ivec u = V::load(ub + q * R);
-                #pragma GCC unroll 16
-                for (size_t c = 0; c < C; ++c) a[c] = V::dot_u8s8_at(a[c], u, vb + q * kv_value_quad_bytes + c * 4);
-              }
+          #pragma GCC unroll 16
+          for (size_t c = 0; c < C; ++c) a[c] = V::set1(0);
+          // A group's four quads with constant offsets from its base: no
+          // address arithmetic per quad beside the vpdpbusd.
+          for (size_t g = 0; g < quad_groups; ++g) {
+            const unsigned char* vb = vg[g] + kv_group_block(nb, b) + h * 4;
+            // Opaque to the optimiser: otherwise GCC hoists vb's runtime
+            // offset plus each of the 64 constants out of the loop as 64
+            // registers (spilled), one reload per vpdpbusd.
+            asm("" : "+r"(vb));
+            const int32_t* ub = pb + 4 * g * R;
+            #pragma GCC unroll 4
+            for (size_t q = 0; q < 4; ++q) {
+              const ivec u = V::load(ub + q * R);
+              #pragma GCC unroll 16
+              for (size_t c = 0; c < C; ++c) a[c] = V::dot_u8s8_at(a[c], u, vb + q * kv_value_quad_bytes + c * 4);
             }
           }
           float* ot = bs.ot + (b * qk8_0 + h) * R;
