@@ -133,6 +133,11 @@ struct vec512 {
   /// instruction where adding n to x's exponent bits takes three (a
   /// conversion, a shift and an add), with the same result for normal numbers.
   static fvec times_pow2i(fvec x, fvec n) { return _mm512_scalef_ps(x, n); }
+  /// v - floor(v) in [0, 1), exact: vreduceps (one instruction where
+  /// vrndscaleps, two uops, and a subtraction take three).
+  static fvec floor_fraction(fvec v) { return _mm512_reduce_ps(v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+  /// x * 2^floor(y): vscalefps floors its exponent operand itself.
+  static fvec times_pow2_floor(fvec x, fvec y) { return _mm512_scalef_ps(x, y); }
   /// Sum of the 128-bit quarters: four partial sums.
   static __m128 fold128(fvec v) {
     const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
