@@ -120,7 +120,8 @@ void run_jobs(const attention_entry& kernel, attention_workspace& w, size_t head
       }
       splits.push_back({j, tasks.size() - chunks, chunks});
     } else {
-      const size_t block_rows = attention_query_block * group;
+      const size_t block_rows =
+          (kernel.tier == isa::amx ? attention_query_block_staged : attention_query_block) * group;
       for (size_t r0 = 0; r0 < rows; r0 += block_rows) {
         const size_t r1 = std::min(rows, r0 + block_rows);
         const size_t keys = *std::max_element(job.limits.begin() + static_cast<std::ptrdiff_t>(r0),
