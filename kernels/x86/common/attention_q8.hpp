@@ -589,6 +589,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         if (rescale)
           for (size_t c = 0; c < d; ++c) V::store(bs.ot + c * R, V::mul(V::loadf(bs.ot + c * R), shrink));
         P::values(vt, pb, bs.ot, nb, halves);
+        for (size_t b = 0; b < nb; ++b) out_pf.step();  // the pace the u8 path keeps, a step a block
         continue;
       }
       // P . V reads whole groups of four quads (the tile unit all TT / 4 of
