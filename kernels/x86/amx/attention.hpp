@@ -42,7 +42,7 @@ struct amx_products {
   static constexpr bool tiles = true;
   static constexpr bool bf16_values = true;
   static constexpr size_t keys = attention_prefill_subtiles * kv_group_tokens;  // a tile's keys
-  static_assert(keys == 64, "a P . V tile product spans a whole tile of keys (64 bytes a row)");
+  static_assert(keys == 64, "P . V spans a tile of keys in two 32-key halves (bf16, 64 bytes a row)");
 
   static void begin() {
     struct alignas(64) config {

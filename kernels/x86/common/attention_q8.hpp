@@ -301,13 +301,14 @@ struct vnni_products {
 ///   its end.
 /// Results match attention_tiles' but for the order of the softmax sums.
 ///
-/// P supplies the two integer products. vnni_products (above): the vpdpbusd
-/// loops above. A tile unit's policy (amx_products, kernels/x86/amx) instead
+/// P supplies the two products. vnni_products (above): the vpdpbusd loops
+/// above. A tile unit's policy (amx_products, kernels/x86/amx) instead
 /// stages each tile once for all row blocks, its keys row by row (kt) and its
-/// values column by column (vt), and returns the integer sums laid out as the
-/// vpdpbusd loops leave them (a vector of rows per key, or per column), so
-/// that the scaling, the softmax and the rounding are the same code, with the
-/// same results.
+/// values column by column (vt). Its QKᵀ returns the integer sums laid out as
+/// the vpdpbusd loop leaves them (a vector of rows per key), so that the
+/// scaling and the softmax are the same code, with the same results; with
+/// P::bf16_values its P . V takes the weights as bf16 pairs (no rounding to
+/// u8 per block) and adds into the row block's f32 sums itself.
 template <class V, class P>
 void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                             const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
@@ -326,11 +327,12 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   // Per row block, vectors of R lanes: the query's dwords [nb][8] and its
   // block scales and biases [nb] (int32 where integer), m, l, and the
   // transposed P . V sums [d]. Then, for the tile in hand: scores (then
-  // weights) [TT], one block's p d_v [TT], the packed u8 weights [TT / 4],
-  // the keys' and values' block scales in f32 [nb][TT] each, and room to
-  // regroup runs that start inside a group; with a tile unit, the tile's
-  // keys row by row [TT][d] and values column by column [d][TT] (bytes), and
-  // the tile unit's sums [TT / R][R][R].
+  // weights) [TT], one block's p d_v [TT], the packed u8 weights [TT / 4]
+  // (or bf16 pairs [TT / 2]), the keys' and values' block scales in f32
+  // [nb][TT] each, and room to regroup runs that start inside a group; with
+  // a tile unit, the tile's keys row by row [TT][d] (bytes) and values
+  // column by column [d][TT] (bytes, or bf16), and the tile unit's QKᵀ sums
+  // [nb][KC][R].
   const size_t blocks = (rows + R - 1) / R, per_block = (10 * nb + 2 + d) * R;
   // The weights' rows: a quad of u8 weights per key quad, or a pair of
   // bf16 weights per key pair (P::bf16_values).
