@@ -338,7 +338,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   // bf16 weights per key pair (P::bf16_values).
   constexpr size_t weight_rows = P::bf16_values ? TT / 2 : TT / 4;
   const size_t value_bytes = P::tiles ? (P::bf16_values ? 2 : 1) * TT * d : 0;
-  const size_t staged = P::tiles ? TT * d + value_bytes + std::max(TT, nb * R) * R * sizeof(int32_t) : 0;
+  const size_t staged = P::tiles ? TT * d + value_bytes + nb * KC * R * sizeof(int32_t) : 0;
   unsigned char* base = vector_aligned<fvec>(
       buffers.value_tile,
       (blocks * per_block + (2 * TT + weight_rows + 2 * nb * TT / R) * R) * sizeof(float) + staged + 2 * 4 * gb);
@@ -375,17 +375,6 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   const auto quad_bytes = [&](ivec a, ivec b, ivec c, ivec e, bool is_signed) {
     const ivec ab = _mm512_packs_epi32(a, b), ce = _mm512_packs_epi32(c, e);
     return _mm512_shuffle_epi8(is_signed ? _mm512_packs_epi16(ab, ce) : _mm512_packus_epi16(ab, ce), quad_order);
-  };
-  // Two keys' weights (vectors of rows) -> bf16 pairs, lane r = (row r's
-  // first, its second): words 2r and 2r + 1 from words r and 16 + r of the
-  // two converted together (round to nearest even).
-  const ivec pair_order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                                           21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  const auto bf16_pairs = [&](fvec first, fvec second) {
-    if constexpr (P::bf16_values)
-      return _mm512_permutexvar_epi16(pair_order, reinterpret_cast<ivec>(_mm512_cvtne2ps_pbh(second, first)));
-    else
-      return V::set1(0);
   };
   // A row block's query rows, transposed (into its P . V sums, zeroed
   // after) and rounded to q8_0 lane by lane, each row exactly as the
@@ -584,9 +573,16 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         // row of pairs (lane r: row r's two weights), zero past the keys
         // up to the 32-key halves the products span; the sums go straight
         // into the row block's (rescaled) f32 accumulators.
+        // Two keys' weights -> bf16 pairs, lane r = (row r's first, its
+        // second): words 2r and 2r + 1 from words r and 16 + r of the two
+        // converted together (round to nearest even).
+        const ivec pair_order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                                 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
         const size_t halves = (nk + 31) / 32;
-        for (size_t kp = 0; kp < nk / 2; ++kp)
-          V::storei(pb + kp * R, bf16_pairs(V::loadf(sc + 2 * kp * R), V::loadf(sc + (2 * kp + 1) * R)));
+        for (size_t kp = 0; kp < nk / 2; ++kp) {
+          const __m512bh both = _mm512_cvtne2ps_pbh(V::loadf(sc + (2 * kp + 1) * R), V::loadf(sc + 2 * kp * R));
+          V::storei(pb + kp * R, _mm512_permutexvar_epi16(pair_order, reinterpret_cast<ivec>(both)));
+        }
         std::fill(pb + nk / 2 * R, pb + halves * 16 * R, 0);
         if (rescale)
           for (size_t c = 0; c < d; ++c) V::store(bs.ot + c * R, V::mul(V::loadf(bs.ot + c * R), shrink));
@@ -594,8 +590,8 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         for (size_t b = 0; b < nb; ++b) out_pf.step();  // the pace the u8 path keeps, a step a block
         continue;
       }
-      // P . V reads whole groups of four quads (the tile unit all TT / 4 of
-      // them): the quads past the weights' weigh 0.
+      // P . V reads whole groups of four quads: the quads past the weights'
+      // weigh 0.
       const size_t quad_groups = (quads + 3) / 4;
       std::fill(pb + quads * R, pb + 4 * quad_groups * R, 0);
       for (size_t b = 0; b < nb; ++b) {
