@@ -162,17 +162,44 @@ bool rounds_query(format kf, format vf) {
          (kernel.ends_with("__avx512_vnni") || kernel.ends_with("__avx2_vnni") || kernel.ends_with("__amx"));
 }
 
-/// Whether that kernel's prefill computes P . V in bf16 on the tile unit
-/// (values q d_v and weights each rounded to bf16): the amx tier's q8_0/q8_0
-/// kernel. Its decode steps are the avx512_vnni kernel's (rounds_weights).
-bool bf16_values(format kf, format vf) {
+/// Whether that kernel's prefill path (more than attention_decode_rows = 8
+/// query rows per KV head) computes both products in f32 on the tile unit
+/// over operands rounded to bf16: the query rows and the keys q d_k for
+/// QKᵀ, the weights and the values q d_v for P . V. The amx tier's q8_0/q8_0
+/// kernel; its decode steps are the avx512_vnni kernel's (a q8_0 query, u8
+/// weights).
+bool bf16_prefill(format kf, format vf) {
   return kf == format::q8_0 && vf == format::q8_0 && attention_kernel(kf, vf).ends_with("__amx");
 }
+
+/// Whether a call with `rows_per_head` query rows per KV head takes that path.
+bool on_bf16_prefill(format kf, format vf, size_t rows_per_head) { return bf16_prefill(kf, vf) && rows_per_head > 8; }
 
 /// Whether that kernel computes P . V in integers, rounding the softmax
 /// weights to u8: the VNNI tiers' q8_0/q8_0 kernels (and the amx tier's
 /// decode steps).
-bool rounds_weights(format kf, format vf) { return vf == format::q8_0 && rounds_query(kf, vf) && !bf16_values(kf, vf); }
+bool rounds_weights(format kf, format vf) { return vf == format::q8_0 && rounds_query(kf, vf) && !bf16_prefill(kf, vf); }
+
+/// x rounded to bf16 and back: to nearest, ties to even, as vcvtne2ps2bf16
+/// rounds (finite, normal inputs).
+std::vector<float> round_trip_bf16(const std::vector<float>& x) {
+  std::vector<float> out(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    uint32_t u;
+    std::memcpy(&u, &x[i], sizeof u);
+    u = (u + 0x7fff + ((u >> 16) & 1)) & 0xffff0000u;
+    std::memcpy(&out[i], &u, sizeof u);
+  }
+  return out;
+}
+
+/// The query rows as the kernel serving (kf, vf) rounds them in a call with
+/// `rows_per_head` rows per KV head: to bf16 on the amx prefill path, to
+/// q8_0 on the integer kernels' other paths, not at all elsewhere.
+std::vector<float> held_query(format kf, format vf, const std::vector<float>& q, size_t rows_per_head) {
+  if (on_bf16_prefill(kf, vf, rows_per_head)) return round_trip_bf16(q);
+  return rounds_query(kf, vf) ? round_trip(format::q8_0, q.data(), q.size()) : q;
+}
 
 /// Runs paged attention for `seqs` in one batched call and checks each
 /// sequence twice: against the oracle on the values the cache holds (only
@@ -206,7 +233,6 @@ void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim
     queries.push_back(pq);
   }
   attention(cache, 0, heads, queries.data(), queries.size());
-  const bool q_rounded = rounds_query(kf, vf);
 
   for (size_t i = 0; i < seqs.size(); ++i) {
     const test_sequence& t = seqs[i];
@@ -216,7 +242,8 @@ void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim
     std::vector<float> held_k(t.length * kv_row), held_v(t.length * kv_row);
     cache.read(queries[i].seq, 0, 0, t.length, held_k.data(), held_v.data());
     std::vector<float> want_held(t.n_q * q_row), want_f32(t.n_q * q_row), got(t.n_q * q_row);
-    const std::vector<float> held_q = q_rounded ? round_trip(format::q8_0, t.q.data(), t.q.size()) : t.q;
+    const bool amx_prefill = on_bf16_prefill(kf, vf, t.n_q * (heads / kv_heads));
+    const std::vector<float> held_q = held_query(kf, vf, t.q, t.n_q * (heads / kv_heads));
     ref::attention(s, held_q.data(), held_k.data(), held_v.data(), want_held.data(), 0, heads);
     ref::attention(s, t.q.data(), t.k.data(), t.v.data(), want_f32.data(), 0, heads);
     for (size_t j = 0; j < t.n_q; ++j) {
@@ -224,27 +251,29 @@ void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim
       for (size_t p = 0; p < pad; ++p) ASSERT_TRUE(is_poison(t.out[j * (q_row + pad) + q_row + p])) << "padding written";
     }
     for (size_t e = t.n_q * (q_row + pad); e < t.out.size(); ++e) ASSERT_TRUE(is_poison(t.out[e])) << "wrote past the end";
-    if (rounds_weights(kf, vf)) {
+    if (amx_prefill) {
+      // The amx kernel's prefill path rounds each key q d_k, each value q d_v
+      // and each weight to bf16 (the query rows are rounded in held_q too):
+      // 8 significant bits, an error uniform in +-half an ulp, variance
+      // 2^-14 / 12 times E[1/x^2] = 1/2 of x^2 (mantissas spread over
+      // [1, 2)): 3e-6 of a factor's square. P . V's two factors give 6e-6;
+      // the key's rounding reaches the output through the scores (a score
+      // error of 3e-6 relative, scaled by 1/sqrt(d) and spread by the
+      // softmax), about as much again. Measured over this sweep: 1.3e-6 to
+      // 8.9e-6 (avx512_vnni's u8 weights on the same sequences, against the
+      // oracle on its own q8_0 query: 5.5e-6 to 1.8e-5).
+      EXPECT_LE(nmse(got, want_held), 2e-5);
+    } else if (rounds_weights(kf, vf) || bf16_prefill(kf, vf)) {
       // Integer P . V rounds each softmax weight to u8 against the largest in
       // its tile and block: an error uniform in +-step/2, step = max w / 255,
       // variance step^2 / 12 = 1.3e-6 of the largest weight's square. The
       // worst case is one dominant key per tile with the others small but not
       // zero: (tile - 1) such errors against one value, NMSE ~4e-5 for a
-      // 32-key tile (avx512_vnni; 16 keys on avx2_vnni). Measured over this
-      // sweep: at most 2.5e-5. A systematic error this bound would miss is
-      // IntegerValuesAreExactWhenTheWeightsAreEqual's to catch.
+      // 32-key tile (avx512_vnni; 16 keys on avx2_vnni; the amx kernel's
+      // decode steps are avx512_vnni's). Measured over this sweep: at most
+      // 2.5e-5. A systematic error this bound would miss is
+      // IntegerAndBf16ValuesAreExactWhenTheWeightsAreEqual's to catch.
       EXPECT_LE(nmse(got, want_held), 1e-4);
-    } else if (bf16_values(kf, vf)) {
-      // The amx kernel's prefill path (more than 8 rows per KV head) does
-      // P . V in bf16: each value q d_v and each weight rounded to 8
-      // significant bits, an error uniform in +-half an ulp, variance
-      // 2^-14 / 12 times E[1/x^2] = 1/2 of x^2 (mantissas spread over
-      // [1, 2)): 3e-6 of a factor's square, 6e-6 for a product. Measured over
-      // this sweep: 3.8e-6 to 6.2e-6 (avx512_vnni's u8 weights on the same
-      // sequences: 5.5e-6 to 1.8e-5). Its decode path rounds the weights to
-      // u8 as avx512_vnni does: the bound above.
-      const bool prefill_path = t.n_q * (heads / kv_heads) > 8;
-      EXPECT_LE(nmse(got, want_held), prefill_path ? 2e-5 : 1e-4);
     } else {
       // f32 online softmax against the double oracle on identical inputs.
       for (size_t e = 0; e < got.size(); ++e)
@@ -379,7 +408,7 @@ TEST(PagedAttention, IntegerAndBf16ValuesAreExactWhenTheWeightsAreEqual) {
       v[i + (i / 32) % 32] = (i / 32) % 2 ? -127.0f / 128 : 127.0f / 128;
     }
     for_each_tier([&](isa) {
-      if (!rounds_weights(format::q8_0, format::q8_0) && !bf16_values(format::q8_0, format::q8_0)) return;
+      if (!rounds_weights(format::q8_0, format::q8_0) && !bf16_prefill(format::q8_0, format::q8_0)) return;
       for (auto [nq, block_tokens] : {std::pair<size_t, size_t>{1, 16}, {5, 16}, {5, 100}}) {
         KvCache cache(config(format::q8_0, format::q8_0, kv_heads, dim, block_tokens, 8));
         const seq_id id = cache.create_sequence();
@@ -390,7 +419,7 @@ TEST(PagedAttention, IntegerAndBf16ValuesAreExactWhenTheWeightsAreEqual) {
         attention(cache, 0, heads, &pq, 1);
         cache.read(id, 0, 0, n, held_k.data(), held_v.data());
         const attention_shape s = dense_shape(nq, n, heads, kv_heads, dim, true);
-        const auto held_q = round_trip(format::q8_0, q.data(), q.size());
+        const auto held_q = held_query(format::q8_0, format::q8_0, q, nq * (heads / kv_heads));
         ref::attention(s, held_q.data(), held_k.data(), held_v.data(), want.data(), 0, heads);
         for (size_t e = 0; e < got.size(); ++e)
           ASSERT_NEAR(got[e], want[e], 2e-5 * (1 + std::fabs(want[e])))
@@ -426,8 +455,8 @@ TEST(PagedAttention, AFreedSequencesValuesDoNotReachTheNextOne) {
       cache.append(s, 0, k.data(), v.data(), n);
       std::vector<float> held_k(n * kv_row), held_v(n * kv_row);
       cache.read(s, 0, 0, n, held_k.data(), held_v.data());
-      const std::vector<float> held_q = rounds_query(kf, vf) ? round_trip(format::q8_0, q.data(), q.size()) : q;
       for (size_t nq : {n, size_t{1}}) {
+        const std::vector<float> held_q = held_query(kf, vf, q, nq * (heads / kv_heads));
         std::vector<float> got(nq * q_row), want(nq * q_row);
         const float* qq = held_q.data() + (n - nq) * q_row;
         const paged_query pq{s, q.data() + (n - nq) * q_row, nq, got.data(), 0, 0};
@@ -454,10 +483,12 @@ TEST(PagedAttention, PrefillAndDecodeAgree) {
   // here to each other: a prompt's 40 positions in one prefill call against
   // each position decoded alone over its prefix. Only f32 rounding in a
   // different order separates them (measured relative squared error ~1e-12),
-  // except on the amx tier's q8_0/q8_0 kernel, whose prefill rounds P . V's
-  // operands to bf16 where its decode rounds the weights to u8 (each held to
-  // the oracle above): there the two may differ by both roundings, up to the
-  // u8 bound (1e-4; measured 2.6e-6 to 1.8e-5).
+  // except on the amx tier's q8_0/q8_0 kernel, whose prefill rounds both
+  // products' operands to bf16 where its decode rounds the query to q8_0 and
+  // the weights to u8 (each held to the oracle above): there the two differ
+  // by all of those roundings, the u8 weights' (up to 2.5e-5 above) and the
+  // q8_0 query's (about 3e-5, format_bound) the most; bound 1e-4, measured
+  // 2.6e-6 to 5.5e-5.
   const size_t heads = 9, kv_heads = 3, dim = 64, n = 40, q_row = heads * dim, kv_row = kv_heads * dim;
   const auto k = make_data(n * kv_row, data_kind::gaussian, 21), v = make_data(n * kv_row, data_kind::gaussian, 22);
   const auto q = make_data(n * q_row, data_kind::gaussian, 23);
@@ -480,7 +511,7 @@ TEST(PagedAttention, PrefillAndDecodeAgree) {
       for (size_t i = 0; i < n; ++i) {
         const std::vector<float> a(prefill.begin() + i * q_row, prefill.begin() + (i + 1) * q_row);
         const std::vector<float> b(decode.begin() + i * q_row, decode.begin() + (i + 1) * q_row);
-        EXPECT_LT(nmse(a, b), bf16_values(kf, vf) ? 1e-4 : 1e-9) << "position " << i;
+        EXPECT_LT(nmse(a, b), bf16_prefill(kf, vf) ? 1e-4 : 1e-9) << "position " << i;
       }
     }
   });
@@ -488,14 +519,14 @@ TEST(PagedAttention, PrefillAndDecodeAgree) {
 
 TEST(PagedAttention, AmxPrefillMatchesTheOracleToItsBf16Rounding) {
   // The amx tier's q8_0/q8_0 kernel moves the prefill's products onto tiles
-  // (staging each tile's keys by row, and its values by column in bf16): its
-  // integer QKᵀ is avx512_vnni's, its P . V rounds each value q d_v and each
-  // weight to bf16 (check_paged's bound for it: 2e-5 against the oracle on
-  // the held values, a q8_0-rounded query). Over the staging's edges: head
-  // dims with an odd block count (96), prompts that end inside a q8_0 group
-  // and inside a 64-key tile, GQA, and cache blocks of 16 and 48 tokens
-  // (tiles cut at block ends). And against avx512_vnni's own prefill (u8
-  // weights), within the u8 bound.
+  // in bf16 (staging each tile's keys q d_k by row and its values q d_v by
+  // column): check_paged's bound for it, 2e-5 against the oracle on the held
+  // values and a bf16-rounded query (measured here: 4.3e-6 to 6.1e-6). Over
+  // the staging's edges: head dims with an odd block count (96), prompts that
+  // end inside a q8_0 group and inside a 64-key tile, GQA, and cache blocks
+  // of 16 and 48 tokens (tiles cut at block ends). And against avx512_vnni's
+  // own prefill (q8_0 query, u8 weights) within the u8 bound, 1e-4 (measured
+  // 2.1e-5 to 3.9e-5).
   const isa_set avail = compiled_isas() & detected_cpu().isas;
   if (!avail.contains(isa::amx)) GTEST_SKIP() << "no AMX here (available: " << to_string(avail) << ")";
   isa_guard guard;
@@ -519,7 +550,7 @@ TEST(PagedAttention, AmxPrefillMatchesTheOracleToItsBf16Rounding) {
         }
         std::vector<float> held_k(n * kv_row), held_v(n * kv_row), want(n * q_row);
         cache.read(s, 0, 0, n, held_k.data(), held_v.data());
-        const auto held_q = round_trip(format::q8_0, q.data(), q.size());
+        const auto held_q = round_trip_bf16(q);
         ref::attention(dense_shape(n, n, heads, kv_heads, dim, true), held_q.data(), held_k.data(), held_v.data(),
                        want.data(), 0, heads);
         EXPECT_LE(nmse(out[1], want), 2e-5);

@@ -1,13 +1,14 @@
 // The amx tier's attention kernel: q8_0 keys and values, the prefill's two
-// products on the AMX tile unit: QKᵀ in integers (TDPBUSD, the same exact
-// sums as the avx512_vnni kernel's vpdpbusd, so the same scores and softmax
-// weights), and P . V in bf16 (TDPBF16PS) on values staged as q d_v and
-// weights rounded to bf16 once per key, where the VNNI kernels round w = p
-// d_v to u8 per 32-value block (about a third of their vector work). The
-// rest is attention_q8_row_lanes on 512-bit vectors. Decode steps (a few rows
-// per KV head) keep the avx512_vnni kernel's tiles of keys: a tile product
-// needs 16 rows to pay. The other (K format, V format) pairs come from the
-// tiers below.
+// products on the AMX tile unit in f32 over bf16 operands (TDPBF16PS): QKᵀ
+// on the query rows rounded to bf16 and the keys staged as q d_k in bf16,
+// one f32 sum over the whole head (no per-block integer sums to convert and
+// scale, which were half the vector work of the integer QKᵀ); P . V on the
+// values staged as q d_v and the weights rounded to bf16 once per key,
+// where the VNNI kernels round w = p d_v to u8 per 32-value block. The rest
+// is attention_q8_row_lanes on 512-bit vectors. Decode steps (a few rows
+// per KV head) keep the avx512_vnni kernel's tiles of keys (a q8_0 query,
+// u8 weights): a tile product needs 16 rows to pay. The other (K format, V
+// format) pairs come from the tiers below.
 #pragma once
 
 
@@ -18,29 +19,28 @@ namespace lowbit::kernels {
 namespace x86 {
 LOWBIT_CODEGEN_BEGIN
 
-/// attention_q8_row_lanes' products on AMX tiles. The cache's key groups
-/// are laid out as a tile product's second operand wants (four bytes of
-/// each of 16 keys per 64-byte row), but as the second operand they give
-/// sums with the query rows in columns, where the kernel keeps a vector of
-/// query rows per key. So each tile of keys is staged once for all row
-/// blocks, its keys row by row (kt) and its values column by column in
-/// bf16 (vt), and those are the first operands:
-/// - QKᵀ, per 16 keys and 32-value block: C[key][row] = sum of the key's
-///   biased bytes (unsigned) times the row's query bytes (signed), the
-///   second operand being the row block's transposed query dwords as the
-///   vpdpbusd loop reads them;
+/// attention_q8_row_lanes' products on AMX tiles, in f32 over bf16
+/// operands. The kernel keeps a vector of query rows per key (scores) and
+/// per value column (sums), so the tile products' results must have the
+/// rows in columns: C[key][row] and C[column][row]. Each tile of keys is
+/// staged once for all row blocks, in bf16, as the first operands: its keys
+/// row by row (kt: q d_k, d values a key) and its values column by column
+/// (vt: q d_v, a tile's keys a column). Then:
+/// - QKᵀ, per 16 keys: C[key][row] = sum over the head's values of the
+///   key's times the row's, one product per 32-value block (a 64-byte row
+///   of A), the second operand being the row block's query as pairs of
+///   values (a row of 64 bytes per pair: 16 rows' two values);
 /// - P . V, per 16 value columns: C[column][row] += sum over the keys of the
-///   column's q d_v times the row's weight, both bf16, the second operand
-///   being the weights as pairs of keys (a row of 64 bytes per key pair),
-///   C being the row block's f32 accumulators themselves (a vector of rows
-///   per column), loaded and stored back.
-/// The tile registers: 0 the sums (16 x 64 bytes), 1 and 2 QKᵀ's operands
-/// (16 keys x 32 bytes, 8 dwords x 64 bytes), 5-7 three more sums of QKᵀ;
-/// for P . V, 3 and 4 the values (16 columns x 32 keys, each half of the
-/// tile) and 5 and 6 the weights (16 key pairs x 16 rows, each half).
+///   column's q d_v times the row's weight, the second operand being the
+///   weights as pairs of keys (a row of 64 bytes per key pair), C being the
+///   row block's f32 accumulators themselves (a vector of rows per column),
+///   loaded and stored back.
+/// Every tile register is 16 rows of 64 bytes. QKᵀ: 0 the scores, 1 a
+/// block of keys, 2 a block of the query. P . V: 0 the sums, 3 and 4 the
+/// values (16 columns x 32 keys, each half of the tile), 5 and 6 the
+/// weights (16 key pairs x 16 rows, each half).
 struct amx_products {
   static constexpr bool tiles = true;
-  static constexpr bool bf16_values = true;
   static constexpr size_t keys = attention_prefill_subtiles * kv_group_tokens;  // a tile's keys
   static_assert(keys == 64, "P . V spans a tile of keys in two 32-key halves (bf16, 64 bytes a row)");
 
@@ -51,31 +51,32 @@ struct amx_products {
       uint8_t rows[16];
     } c{};
     c.palette = 1;
-    const uint16_t bytes[8] = {64, 32, 64, 64, 64, 64, 64, 64};
-    const uint8_t rows[8] = {16, 16, 8, 16, 16, 16, 16, 16};
     for (int t = 0; t < 8; ++t) {
-      c.bytes[t] = bytes[t];
-      c.rows[t] = rows[t];
+      c.bytes[t] = 64;
+      c.rows[t] = 16;
     }
     _tile_loadconfig(&c);
   }
   static void end() { _tile_release(); }
 
-  /// Keys [0, 16 groups) of the tile row by row (kt: d bytes a key) and its
-  /// values column by column in bf16 (vt: per block, a row of 64 keys' q
-  /// d_v per column), through the 16 x 16 dword transpose. Key groups past
-  /// `groups` are not staged: what their rows hold is finite (earlier
-  /// tiles', or zeros) and only meets masked scores. Values of keys past
-  /// `n` are staged as zeros: their weights are zero, and a zero weight
-  /// times an unwritten slot's scale (not necessarily finite) must give 0.
+  /// Keys [0, 16 groups) of the tile row by row in bf16 (kt: a row of d
+  /// values q d_k per key) and its values column by column in bf16 (vt: per
+  /// block, a row of 64 keys' q d_v per column), through the 16 x 16 dword
+  /// transpose. Key groups past `groups` are not staged: their rows are
+  /// never read (QKᵀ covers the groups holding keys below n). Keys and
+  /// values of slots past `n` are staged as zeros: their scores are masked
+  /// and their weights zero, and an unwritten slot's scale need not be
+  /// finite.
   static void stage(const unsigned char* const* kg, const unsigned char* const* vg, size_t groups, size_t n,
-                    size_t nb, size_t d, const float* dv, unsigned char* kt, unsigned char* vt) {
+                    size_t nb, size_t d, const float* dk, const float* dv, unsigned char* kt, unsigned char* vt) {
     using ops = attention_vec<vec512<true>>;
     constexpr size_t G = kv_group_tokens;
     alignas(64) static constexpr uint32_t zeros[16] = {};
     alignas(64) uint32_t out[16 * 16];
     const float* rows[16];
-    // Keys: two blocks at a time, 8 dwords of 16 keys each -> 16 keys of 64 bytes.
+    // Keys: two blocks at a time, 8 dwords of 16 keys each -> 16 keys of 64
+    // bytes, then each block's 32 bytes (unbiased) times the key's d_k in
+    // bf16 (exact products in f32, rounded once); keys past n times 0.
     for (size_t g = 0; g < groups; ++g)
       for (size_t b = 0; b < nb; b += 2) {
         const size_t pair = std::min<size_t>(2, nb - b);
@@ -85,9 +86,20 @@ struct amx_products {
                                  : reinterpret_cast<const float*>(zeros);
         ops::transpose(rows, reinterpret_cast<float*>(out));  // out + key * 16: its dwords
         for (size_t i = 0; i < G; ++i) {
-          unsigned char* row = kt + (g * G + i) * d + b * qk8_0;
-          if (pair == 2) _mm512_storeu_si512(row, _mm512_load_si512(out + i * 16));
-          else _mm256_storeu_si256(reinterpret_cast<__m256i*>(row), _mm256_load_si256(reinterpret_cast<const __m256i*>(out + i * 16)));
+          const size_t key = g * G + i;
+          const unsigned char* bytes = reinterpret_cast<const unsigned char*>(out + i * 16);
+          uint16_t* row = reinterpret_cast<uint16_t*>(kt) + key * d + b * qk8_0;
+          for (size_t j = 0; j < pair; ++j) {
+            const __m512 scale = _mm512_set1_ps(key < n ? dk[(b + j) * keys + key] : 0.0f);
+            const __m128i bias = _mm_set1_epi8(char(0x80));
+            const __m512 lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_xor_si128(
+                                                _mm_load_si128(reinterpret_cast<const __m128i*>(bytes + 32 * j)), bias))),
+                                            scale);
+            const __m512 hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_xor_si128(
+                                                _mm_load_si128(reinterpret_cast<const __m128i*>(bytes + 32 * j + 16)), bias))),
+                                            scale);
+            _mm512_storeu_si512(row + j * qk8_0, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
+          }
         }
       }
     // Values: per block and 16 columns, the 16 quads' dwords -> 16 columns
@@ -122,44 +134,19 @@ struct amx_products {
     }
   }
 
-  /// sums[(b * 16 + key) * 16 + row] for 16 keys (rows of kt from `a`,
-  /// `stride` bytes apart) and every 32-value block b < nb, against a row
-  /// block's query dwords (8 vectors of 16 rows per block at `q`). Four
-  /// blocks' products go to four sum tiles before any is stored, so the
-  /// tile unit has them in flight together.
-  static void scores(const unsigned char* a, size_t stride, const int32_t* q, size_t nb, int32_t* sums) {
+  /// scores[key * 16 + row] for 16 keys (bf16 rows of kt from `a`, `stride`
+  /// bytes apart) against a row block's query as bf16 pairs (16 pairs of 16
+  /// rows per 32-value block at `q`): one f32 sum over every block.
+  static void scores(const unsigned char* a, size_t stride, const int32_t* q, size_t nb, float* scores) {
     asm volatile("" ::: "memory");  // the operands are written by ordinary stores
-    for (size_t b0 = 0; b0 < nb; b0 += 4) {
-      const size_t m = std::min<size_t>(4, nb - b0);
-      // Block b0 + j's operands into tiles 1 and 2 (tile numbers are immediates).
-      const auto operands = [&](size_t j) {
-        _tile_loadd(1, a + (b0 + j) * qk8_0, stride);
-        _tile_loadd(2, q + (b0 + j) * 8 * 16, 64);
-      };
-      _tile_zero(0);
-      operands(0);
-      _tile_dpbusd(0, 1, 2);
-      if (m > 1) {
-        _tile_zero(5);
-        operands(1);
-        _tile_dpbusd(5, 1, 2);
-      }
-      if (m > 2) {
-        _tile_zero(6);
-        operands(2);
-        _tile_dpbusd(6, 1, 2);
-      }
-      if (m > 3) {
-        _tile_zero(7);
-        operands(3);
-        _tile_dpbusd(7, 1, 2);
-      }
-      _tile_stored(0, sums + (b0 + 0) * 256, 64);
-      if (m > 1) _tile_stored(5, sums + (b0 + 1) * 256, 64);
-      if (m > 2) _tile_stored(6, sums + (b0 + 2) * 256, 64);
-      if (m > 3) _tile_stored(7, sums + (b0 + 3) * 256, 64);
+    _tile_zero(0);
+    for (size_t b = 0; b < nb; ++b) {
+      _tile_loadd(1, a + b * 64, stride);
+      _tile_loadd(2, q + b * 256, 64);
+      _tile_dpbf16ps(0, 1, 2);
     }
-    asm volatile("" ::: "memory");  // and the sums read by ordinary loads
+    _tile_stored(0, scores, 64);
+    asm volatile("" ::: "memory");  // and the scores read by ordinary loads
   }
 
   /// out[column * 16 + row] += sum over the tile's keys of row's weight

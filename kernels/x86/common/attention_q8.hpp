@@ -276,7 +276,6 @@ class q8_value_tile : public q8_value_groups<V, S> {
 /// attention_q8_row_lanes' integer products on vpdpbusd alone (no tile unit).
 struct vnni_products {
   static constexpr bool tiles = false;
-  static constexpr bool bf16_values = false;
   static void begin() {}
   static void end() {}
 };
@@ -302,13 +301,15 @@ struct vnni_products {
 /// Results match attention_tiles' but for the order of the softmax sums.
 ///
 /// P supplies the two products. vnni_products (above): the vpdpbusd loops
-/// above. A tile unit's policy (amx_products, kernels/x86/amx) instead
-/// stages each tile once for all row blocks, its keys row by row (kt) and its
-/// values column by column (vt). Its QKᵀ returns the integer sums laid out as
-/// the vpdpbusd loop leaves them (a vector of rows per key), so that the
-/// scaling and the softmax are the same code, with the same results; with
-/// P::bf16_values its P . V takes the weights as bf16 pairs (no rounding to
-/// u8 per block) and adds into the row block's f32 sums itself.
+/// above. A tile unit's policy (P::tiles: amx_products, kernels/x86/amx)
+/// instead computes both in f32 over bf16 operands: the query rows are
+/// rounded to bf16 (not to q8_0) and kept transposed as pairs; each tile of
+/// keys is staged once for all row blocks, its keys q d_k row by row (kt)
+/// and its values q d_v column by column (vt), in bf16. Its QKᵀ writes the
+/// f32 scores laid out as the vpdpbusd loop leaves them (a vector of rows
+/// per key), so that the softmax is the same code; its P . V takes the
+/// weights as bf16 pairs (no rounding to u8 per block) and adds into the row
+/// block's f32 sums itself.
 template <class V, class P>
 void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                             const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
@@ -324,21 +325,21 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   const auto [last, horizon] = keys_seen(limits, rows, t0, t1);
   if (last == t0) return;
   attention_buffers& buffers = attention_scratch();
-  // Per row block, vectors of R lanes: the query's dwords [nb][8] and its
-  // block scales and biases [nb] (int32 where integer), m, l, and the
-  // transposed P . V sums [d]. Then, for the tile in hand: scores (then
-  // weights) [TT], one block's p d_v [TT], the packed u8 weights [TT / 4]
-  // (or bf16 pairs [TT / 2]), the keys' and values' block scales in f32
-  // [nb][TT] each, and room to regroup runs that start inside a group; with
-  // a tile unit, the tile's keys row by row [TT][d] (bytes) and values
-  // column by column [d][TT] (bytes, or bf16), and the tile unit's QKᵀ sums
-  // [nb][KC][R].
-  const size_t blocks = (rows + R - 1) / R, per_block = (10 * nb + 2 + d) * R;
+  // Per row block, vectors of R lanes: the query's dwords, [nb][8] (q8_0
+  // quads) or with a tile unit [nb][16] (bf16 pairs), and its block scales
+  // and biases [nb] (int32 where integer; unused with a tile unit), m, l,
+  // and the transposed P . V sums [d]. Then, for the tile in hand: scores
+  // (then weights) [TT], one block's p d_v [TT], the packed u8 weights
+  // [TT / 4] (or bf16 pairs [TT / 2]), the keys' and values' block scales in
+  // f32 [nb][TT] each, and room to regroup runs that start inside a group;
+  // with a tile unit, the tile's keys row by row [TT][d] and values column
+  // by column [d][TT], both bf16.
+  const size_t query_dwords = (P::tiles ? 16 : 8) * nb;
+  const size_t blocks = (rows + R - 1) / R, per_block = (query_dwords + 2 * nb + 2 + d) * R;
   // The weights' rows: a quad of u8 weights per key quad, or a pair of
-  // bf16 weights per key pair (P::bf16_values).
-  constexpr size_t weight_rows = P::bf16_values ? TT / 2 : TT / 4;
-  const size_t value_bytes = P::tiles ? (P::bf16_values ? 2 : 1) * TT * d : 0;
-  const size_t staged = P::tiles ? TT * d + value_bytes + nb * KC * R * sizeof(int32_t) : 0;
+  // bf16 weights per key pair (P::tiles).
+  constexpr size_t weight_rows = P::tiles ? TT / 2 : TT / 4;
+  const size_t staged = P::tiles ? 2 * 2 * TT * d : 0;  // kt and vt, bf16
   unsigned char* base = vector_aligned<fvec>(
       buffers.value_tile,
       (blocks * per_block + (2 * TT + weight_rows + 2 * nb * TT / R) * R) * sizeof(float) + staged + 2 * 4 * gb);
@@ -349,8 +350,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   float* const dk = reinterpret_cast<float*>(pb + weight_rows * R);
   float* const dv = dk + nb * TT;
   unsigned char* const kt = reinterpret_cast<unsigned char*>(dv + nb * TT);
-  unsigned char* const vt = kt + (P::tiles ? TT * d : 0);
-  int32_t* const sums = reinterpret_cast<int32_t*>(vt + value_bytes);
+  unsigned char* const vt = kt + (P::tiles ? 2 * TT * d : 0);
   unsigned char* const kscratch = kt + staged;
   unsigned char* const vscratch = kscratch + 4 * gb;
   struct block_state {
@@ -361,14 +361,20 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   };
   const auto row_block = [&](size_t k) {
     float* st = state + k * per_block;
-    return block_state{reinterpret_cast<int32_t*>(st), st + 8 * nb * R, reinterpret_cast<int32_t*>(st + 9 * nb * R),
-                       st + 10 * nb * R, st + 10 * nb * R + R, st + 10 * nb * R + 2 * R};
+    float* const tail = st + query_dwords * R;
+    return block_state{reinterpret_cast<int32_t*>(st), tail, reinterpret_cast<int32_t*>(tail + nb * R),
+                       tail + 2 * nb * R, tail + 2 * nb * R + R, tail + 2 * nb * R + 2 * R};
   };
   const float score_scale = scale * log2_e;
   constexpr float rescale_slack = 8.0f;  // log2 units: weights up to 256
   // Byte 4r + k of a 128-bit lane from byte 4k + r: four keys' (columns')
   // bytes of a row together.
   const ivec quad_order = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+  // Two vectors of sixteen f32 converted together to bf16
+  // (_mm512_cvtne2ps_pbh) -> pairs, lane r = (the first's r, the second's r):
+  // word 2r from word r, word 2r + 1 from word 16 + r.
+  const ivec pair_order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                           21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   // Four int32 vectors -> one of bytes, byte k of lane r from vector k:
   // unsigned weights in [0, 255], or signed quants in [-127, 127] (both
   // exact as int16 words; only the byte packing's saturation differs).
@@ -379,7 +385,8 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   // A row block's query rows, transposed (into its P . V sums, zeroed
   // after) and rounded to q8_0 lane by lane, each row exactly as the
   // activation quantizer rounds it: d = amax / 127, q = x / d rounded half
-  // away from zero, the scale d kept as f16. Each block's rows are rounded
+  // away from zero, the scale d kept as f16; or, with a tile unit, to bf16
+  // (to nearest even) as pairs of columns. Each block's rows are rounded
   // when the first tile comes to it (every row that sees a key sees that
   // tile's first), the next block's rows prefetched meanwhile: read all at
   // once, a 512-token prefill's rows (8 MiB) waited on DRAM.
@@ -393,6 +400,16 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
     for (size_t r = 0; r < R; ++r) src[r] = q_rows[std::min(k * R + r, rows - 1)];
     transpose_rows<V>(src, d, bs.ot);
     const __mmask16 real = rows - k * R >= R ? __mmask16(0xffff) : static_cast<__mmask16>((1u << (rows - k * R)) - 1);
+    if constexpr (P::tiles) {
+      // bf16 pairs, lane r = row r's (x[2p], x[2p + 1]); padding lanes zero.
+      for (size_t p = 0; p < d / 2; ++p) {
+        const __m512bh both = _mm512_cvtne2ps_pbh(V::loadf(bs.ot + (2 * p + 1) * R), V::loadf(bs.ot + 2 * p * R));
+        const ivec pairs = _mm512_permutexvar_epi16(pair_order, reinterpret_cast<ivec>(both));
+        V::storei(bs.qt + p * R, _mm512_maskz_mov_epi32(real, pairs));
+      }
+      std::fill(bs.ot, bs.ot + d * R, 0.0f);
+      return;
+    }
     for (size_t b = 0; b < nb; ++b) {
       const float* x = bs.ot + b * qk8_0 * R;
       fvec amax = V::zero();
@@ -455,7 +472,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         V::store(dv + b * TT + g * G, V::load_half(vg[g] + kv_group_scale(b, 0)));
       }
     }
-    if constexpr (P::tiles) P::stage(kg, vg, (n + G - 1) / G, n, nb, d, dv, kt, vt);
+    if constexpr (P::tiles) P::stage(kg, vg, (n + G - 1) / G, n, nb, d, dk, dv, kt, vt);
     for (size_t k = 0; k < blocks; ++k) {
       // Keys of the tile each row sees; nr, the most any row of the block sees.
       size_t nr = 0, fewest = n;
@@ -477,33 +494,35 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         q_per_step = ((q_end - q_next) * q_lines + steps - 1) / steps;
       }
       // QKᵀ for keys [0, nr) (rounded up to KC; scores past nr are masked).
-      // The KC keys' integer sums stay in registers for a block; their f32
-      // scores accumulate in sc across the blocks.
-      for (size_t i0 = 0; i0 < nr; i0 += KC) {
-        const unsigned char* group = kg[i0 / G] + i0 % G * 4;
-        float* const si = sc + i0 * R;
-        for (size_t b = 0; b < nb; ++b) {
-          ivec qv[8];
-          if constexpr (!P::tiles) {
+      if constexpr (P::tiles) {
+        // The tile unit's f32 scores of KC keys at a time, straight into sc.
+        static_assert(KC == G, "one tile product per group of keys");
+        for (size_t i0 = 0; i0 < nr; i0 += KC) {
+          P::scores(kt + i0 * d * 2, d * 2, bs.qt, nb, sc + i0 * R);
+          for (size_t b = 0; b < nb; ++b) {
+            query_step();
+            for (size_t w = 0; w < 8; ++w) pf.step();
+          }
+        }
+      } else {
+        // The KC keys' integer sums stay in registers for a block; their f32
+        // scores accumulate in sc across the blocks.
+        for (size_t i0 = 0; i0 < nr; i0 += KC) {
+          const unsigned char* group = kg[i0 / G] + i0 % G * 4;
+          float* const si = sc + i0 * R;
+          for (size_t b = 0; b < nb; ++b) {
+            ivec qv[8];
             #pragma GCC unroll 8
             for (size_t w = 0; w < 8; ++w) qv[w] = V::load(bs.qt + (b * 8 + w) * R);
-          }
-          const fvec qs = V::loadf(bs.qs + b * R);
-          const ivec bias = V::load(bs.bias + b * R);
-          const unsigned char* kb = group + kv_group_block(nb, b);
-          const float* dkb = dk + b * TT + i0;
-          query_step();
-          // The KC keys' chains side by side, so that consecutive vpdpbusd
-          // are independent (more chains than vpdpbusd's latency times its
-          // issue rate).
-          ivec a[KC];
-          if constexpr (P::tiles) {
-            static_assert(KC == G, "one tile product per group of keys");
-            if (b == 0) P::scores(kt + i0 * d, d, bs.qt, nb, sums);  // every block's, at the first
-            for (size_t w = 0; w < 8; ++w) pf.step();
-            #pragma GCC unroll 16
-            for (size_t i = 0; i < KC; ++i) a[i] = V::add(V::load(sums + (b * KC + i) * R), bias);
-          } else {
+            const fvec qs = V::loadf(bs.qs + b * R);
+            const ivec bias = V::load(bs.bias + b * R);
+            const unsigned char* kb = group + kv_group_block(nb, b);
+            const float* dkb = dk + b * TT + i0;
+            query_step();
+            // The KC keys' chains side by side, so that consecutive vpdpbusd
+            // are independent (more chains than vpdpbusd's latency times its
+            // issue rate); the first starts at minus the bias.
+            ivec a[KC];
             #pragma GCC unroll 16
             for (size_t i = 0; i < KC; ++i) a[i] = bias;
             #pragma GCC unroll 8
@@ -513,12 +532,12 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
               for (size_t i = 0; i < KC; ++i)
                 a[i] = V::dot_u8s8(a[i], V::broadcast4(kb + w * kv_key_vector_bytes + i * 4), qv[w]);
             }
-          }
-          // s = a d_q d_k + s, from s = 0.
-          #pragma GCC unroll 16
-          for (size_t i = 0; i < KC; ++i) {
-            const fvec s = b == 0 ? V::zero() : V::loadf(si + i * R);
-            V::store(si + i * R, V::fmadd(V::to_float(a[i]), V::mul(qs, V::set1f(dkb[i])), s));
+            // s = a d_q d_k + s, from s = 0.
+            #pragma GCC unroll 16
+            for (size_t i = 0; i < KC; ++i) {
+              const fvec s = b == 0 ? V::zero() : V::loadf(si + i * R);
+              V::store(si + i * R, V::fmadd(V::to_float(a[i]), V::mul(qs, V::set1f(dkb[i])), s));
+            }
           }
         }
       }
@@ -568,7 +587,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       V::store(bs.l, V::addf(V::mul(V::loadf(bs.l), shrink), V::addf(V::addf(sum[0], sum[1]), V::addf(sum[2], sum[3]))));
       V::store(bs.m, new_m);
       const bool rescale = ops::any_lt(old_m, new_m);
-      if constexpr (P::bf16_values) {
+      if constexpr (P::tiles) {
         // P . V on the tile unit in bf16: each key pair's weights as one
         // row of pairs (lane r: row r's two weights), zero past the keys
         // up to the 32-key halves the products span; the sums go straight
@@ -576,8 +595,6 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         // Two keys' weights -> bf16 pairs, lane r = (row r's first, its
         // second): words 2r and 2r + 1 from words r and 16 + r of the two
         // converted together (round to nearest even).
-        const ivec pair_order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
-                                                 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
         const size_t halves = (nk + 31) / 32;
         for (size_t kp = 0; kp < nk / 2; ++kp) {
           const __m512bh both = _mm512_cvtne2ps_pbh(V::loadf(sc + (2 * kp + 1) * R), V::loadf(sc + 2 * kp * R));
