@@ -522,15 +522,16 @@ TEST(PagedAttention, AmxPrefillMatchesTheOracleToItsBf16Rounding) {
   // in bf16 (staging each tile's keys q d_k by row and its values q d_v by
   // column): check_paged's bound for it, 2e-5 against the oracle on the held
   // values and a bf16-rounded query (measured here: 4.3e-6 to 6.1e-6). Over
-  // the staging's edges: head dims with an odd block count (96), prompts that
-  // end inside a q8_0 group and inside a 64-key tile, GQA, and cache blocks
-  // of 16 and 48 tokens (tiles cut at block ends). And against avx512_vnni's
+  // the staging's edges: head dims with an odd block count (96) and with
+  // eight blocks (256), prompts that end inside a q8_0 group and inside a
+  // 64-key tile, GQA, and cache blocks of 16 and 48 tokens (tiles cut at
+  // block ends). And against avx512_vnni's
   // own prefill (q8_0 query, u8 weights) within the u8 bound, 1e-4 (measured
   // 2.1e-5 to 3.9e-5).
   const isa_set avail = compiled_isas() & detected_cpu().isas;
   if (!avail.contains(isa::amx)) GTEST_SKIP() << "no AMX here (available: " << to_string(avail) << ")";
   isa_guard guard;
-  for (size_t dim : {64, 96, 128})
+  for (size_t dim : {64, 96, 128, 256})
     for (size_t block : {16, 48})
       for (size_t n : {17, 70, 131}) {
         SCOPED_TRACE("dim " + std::to_string(dim) + ", block " + std::to_string(block) + ", n " + std::to_string(n));
