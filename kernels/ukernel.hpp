@@ -114,7 +114,9 @@ struct attn_kv {
 /// order is the caller's business (that is what keeps results independent of
 /// the thread count). Kernels may round the query rows on the way: the VNNI
 /// tiers' q8_0-K kernels compute QKᵀ in integers on query rows rounded to
-/// q8_0 exactly as ref::quantize_row does (see kernels/x86/common/attention_q8.hpp).
+/// q8_0 exactly as ref::quantize_row does, and the amx tier's q8_0/q8_0
+/// kernel, on more than attention_decode_rows rows per KV head, in f32 on
+/// rows rounded to bf16 (see kernels/x86/common/attention_q8.hpp).
 using attention_fn = void (*)(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                               const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l,
                               float* acc);

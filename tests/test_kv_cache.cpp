@@ -155,7 +155,8 @@ std::string attention_kernel(format kf, format vf) {
 }
 
 /// Whether dispatch serves (kf, vf) with a kernel that rounds the query rows
-/// to q8_0 and computes QKᵀ in integers: the VNNI and AMX tiers' q8_0-K kernels.
+/// to q8_0 and computes QKᵀ in integers: the VNNI and AMX tiers' q8_0-K
+/// kernels (the AMX one on its decode path; its prefill: bf16_prefill).
 bool rounds_query(format kf, format vf) {
   const std::string kernel = attention_kernel(kf, vf);
   return kf == format::q8_0 &&
