@@ -91,14 +91,13 @@ struct amx_products {
           uint16_t* row = reinterpret_cast<uint16_t*>(kt) + key * d + b * qk8_0;
           for (size_t j = 0; j < pair; ++j) {
             const __m512 scale = _mm512_set1_ps(key < n ? dk[(b + j) * keys + key] : 0.0f);
-            const __m128i bias = _mm_set1_epi8(char(0x80));
-            const __m512 lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_xor_si128(
-                                                _mm_load_si128(reinterpret_cast<const __m128i*>(bytes + 32 * j)), bias))),
-                                            scale);
-            const __m512 hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_xor_si128(
-                                                _mm_load_si128(reinterpret_cast<const __m128i*>(bytes + 32 * j + 16)), bias))),
-                                            scale);
-            _mm512_storeu_si512(row + j * qk8_0, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
+            // 16 biased bytes -> their signed values times the scale, in f32.
+            const auto scaled = [&](const unsigned char* p) {
+              const __m128i q = _mm_xor_si128(_mm_load_si128(reinterpret_cast<const __m128i*>(p)), _mm_set1_epi8(char(0x80)));
+              return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), scale);
+            };
+            const __m512bh both = _mm512_cvtne2ps_pbh(scaled(bytes + 32 * j + 16), scaled(bytes + 32 * j));
+            _mm512_storeu_si512(row + j * qk8_0, reinterpret_cast<__m512i>(both));
           }
         }
       }
@@ -134,10 +133,11 @@ struct amx_products {
     }
   }
 
-  /// scores[key * 16 + row] for 16 keys (bf16 rows of kt from `a`, `stride`
-  /// bytes apart) against a row block's query as bf16 pairs (16 pairs of 16
-  /// rows per 32-value block at `q`): one f32 sum over every block.
-  static void scores(const unsigned char* a, size_t stride, const int32_t* q, size_t nb, float* scores) {
+  /// out[key * 16 + row]: the scores of 16 keys (bf16 rows of kt from `a`,
+  /// `stride` bytes apart) against a row block's query as bf16 pairs (16
+  /// pairs of 16 rows per 32-value block at `q`), one f32 sum over every
+  /// block.
+  static void scores(const unsigned char* a, size_t stride, const int32_t* q, size_t nb, float* out) {
     asm volatile("" ::: "memory");  // the operands are written by ordinary stores
     _tile_zero(0);
     for (size_t b = 0; b < nb; ++b) {
@@ -145,7 +145,7 @@ struct amx_products {
       _tile_loadd(2, q + b * 256, 64);
       _tile_dpbf16ps(0, 1, 2);
     }
-    _tile_stored(0, scores, 64);
+    _tile_stored(0, out, 64);
     asm volatile("" ::: "memory");  // and the scores read by ordinary loads
   }
 
