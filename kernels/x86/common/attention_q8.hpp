@@ -396,20 +396,33 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
     std::fill(bs.l, bs.l + R, 0.0f);
   }
   const auto round_rows = [&](size_t k, const block_state& bs) {
-    const float* src[R];  // padding lanes repeat the last row, then are zeroed
-    for (size_t r = 0; r < R; ++r) src[r] = q_rows[std::min(k * R + r, rows - 1)];
-    transpose_rows<V>(src, d, bs.ot);
-    const __mmask16 real = rows - k * R >= R ? __mmask16(0xffff) : static_cast<__mmask16>((1u << (rows - k * R)) - 1);
+    const size_t real_rows = std::min(R, rows - k * R);
     if constexpr (P::tiles) {
-      // bf16 pairs, lane r = row r's (x[2p], x[2p + 1]); padding lanes zero.
-      for (size_t p = 0; p < d / 2; ++p) {
-        const __m512bh both = _mm512_cvtne2ps_pbh(V::loadf(bs.ot + (2 * p + 1) * R), V::loadf(bs.ot + 2 * p * R));
-        const ivec pairs = _mm512_permutexvar_epi16(pair_order, reinterpret_cast<ivec>(both));
-        V::storei(bs.qt + p * R, _mm512_maskz_mov_epi32(real, pairs));
+      // Each row to bf16 (to nearest even) in the P . V sums' room, where a
+      // pair of columns is a dword, (x[2p], x[2p + 1]); padding rows zero.
+      // Then 16 x 16 dword transposes: lane r of pair p = row r's pair p.
+      uint32_t* const half = reinterpret_cast<uint32_t*>(bs.ot);
+      for (size_t r = 0; r < R; ++r)
+        for (size_t c = 0; c < d; c += 2 * R) {
+          ivec pairs = V::set1(0);
+          if (r < real_rows) {
+            const float* x = q_rows[k * R + r] + c;
+            pairs = reinterpret_cast<ivec>(_mm512_cvtne2ps_pbh(V::loadf(x + R), V::loadf(x)));
+          }
+          V::storei(reinterpret_cast<int32_t*>(half + r * d / 2 + c / 2), pairs);
+        }
+      for (size_t p0 = 0; p0 < d / 2; p0 += R) {
+        const float* cols[R];
+        for (size_t r = 0; r < R; ++r) cols[r] = reinterpret_cast<const float*>(half + r * d / 2 + p0);
+        ops::transpose(cols, reinterpret_cast<float*>(bs.qt + p0 * R));
       }
       std::fill(bs.ot, bs.ot + d * R, 0.0f);
       return;
     }
+    const float* src[R];  // padding lanes repeat the last row, then are zeroed
+    for (size_t r = 0; r < R; ++r) src[r] = q_rows[std::min(k * R + r, rows - 1)];
+    transpose_rows<V>(src, d, bs.ot);
+    const __mmask16 real = real_rows == R ? __mmask16(0xffff) : static_cast<__mmask16>((1u << real_rows) - 1);
     for (size_t b = 0; b < nb; ++b) {
       const float* x = bs.ot + b * qk8_0 * R;
       fvec amax = V::zero();
