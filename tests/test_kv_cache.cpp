@@ -243,8 +243,9 @@ void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim
     std::vector<float> held_k(t.length * kv_row), held_v(t.length * kv_row);
     cache.read(queries[i].seq, 0, 0, t.length, held_k.data(), held_v.data());
     std::vector<float> want_held(t.n_q * q_row), want_f32(t.n_q * q_row), got(t.n_q * q_row);
-    const bool amx_prefill = on_bf16_prefill(kf, vf, t.n_q * (heads / kv_heads));
-    const std::vector<float> held_q = held_query(kf, vf, t.q, t.n_q * (heads / kv_heads));
+    const size_t rows_per_head = t.n_q * (heads / kv_heads);
+    const bool amx_prefill = on_bf16_prefill(kf, vf, rows_per_head);
+    const std::vector<float> held_q = held_query(kf, vf, t.q, rows_per_head);
     ref::attention(s, held_q.data(), held_k.data(), held_v.data(), want_held.data(), 0, heads);
     ref::attention(s, t.q.data(), t.k.data(), t.v.data(), want_f32.data(), 0, heads);
     for (size_t j = 0; j < t.n_q; ++j) {
@@ -526,9 +527,8 @@ TEST(PagedAttention, AmxPrefillMatchesTheOracleToItsBf16Rounding) {
   // the staging's edges: head dims with an odd block count (96) and with
   // eight blocks (256), prompts that end inside a q8_0 group and inside a
   // 64-key tile, GQA, and cache blocks of 16 and 48 tokens (tiles cut at
-  // block ends). And against avx512_vnni's
-  // own prefill (q8_0 query, u8 weights) within the u8 bound, 1e-4 (measured
-  // 2.1e-5 to 3.9e-5).
+  // block ends). And against avx512_vnni's own prefill (q8_0 query, u8
+  // weights) within the u8 bound, 1e-4 (measured 2.1e-5 to 3.9e-5).
   const isa_set avail = compiled_isas() & detected_cpu().isas;
   if (!avail.contains(isa::amx)) GTEST_SKIP() << "no AMX here (available: " << to_string(avail) << ")";
   isa_guard guard;

@@ -59,6 +59,14 @@ struct amx_products {
   }
   static void end() { _tile_release(); }
 
+  /// 32 signed bytes (lo: the first 16, hi: the next 16), each 16 times its
+  /// scale, as 32 bf16: exact products in f32, rounded once (to nearest even).
+  static __m512i bf16_scaled(__m128i lo, __m128i hi, __m512 lo_scale, __m512 hi_scale) {
+    const __m512 a = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), lo_scale);
+    const __m512 b = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)), hi_scale);
+    return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(b, a));
+  }
+
   /// Keys [0, 16 groups) of the tile row by row in bf16 (kt: a row of d
   /// values q d_k per key) and its values column by column in bf16 (vt: per
   /// block, a row of 64 keys' q d_v per column), through the 16 x 16 dword
@@ -76,7 +84,7 @@ struct amx_products {
     const float* rows[16];
     // Keys: two blocks at a time, 8 dwords of 16 keys each -> 16 keys of 64
     // bytes, then each block's 32 bytes (unbiased) times the key's d_k in
-    // bf16 (exact products in f32, rounded once); keys past n times 0.
+    // bf16; keys past n times 0.
     for (size_t g = 0; g < groups; ++g)
       for (size_t b = 0; b < nb; b += 2) {
         const size_t pair = std::min<size_t>(2, nb - b);
@@ -91,19 +99,15 @@ struct amx_products {
           uint16_t* row = reinterpret_cast<uint16_t*>(kt) + key * d + b * qk8_0;
           for (size_t j = 0; j < pair; ++j) {
             const __m512 scale = _mm512_set1_ps(key < n ? dk[(b + j) * keys + key] : 0.0f);
-            // 16 biased bytes -> their signed values times the scale, in f32.
-            const auto scaled = [&](const unsigned char* p) {
-              const __m128i q = _mm_xor_si128(_mm_load_si128(reinterpret_cast<const __m128i*>(p)), _mm_set1_epi8(char(0x80)));
-              return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), scale);
-            };
-            const __m512bh both = _mm512_cvtne2ps_pbh(scaled(bytes + 32 * j + 16), scaled(bytes + 32 * j));
-            _mm512_storeu_si512(row + j * qk8_0, reinterpret_cast<__m512i>(both));
+            const __m256i q = _mm256_xor_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(bytes + 32 * j)),
+                                               _mm256_set1_epi8(char(0x80)));  // biased -> signed
+            _mm512_storeu_si512(row + j * qk8_0, bf16_scaled(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1),
+                                                             scale, scale));
           }
         }
       }
     // Values: per block and 16 columns, the 16 quads' dwords -> 16 columns
-    // of 64 bytes, then each column's bytes times their keys' d_v in bf16
-    // (exact products in f32, rounded once).
+    // of 64 bytes, then each column's bytes times their keys' d_v in bf16.
     for (size_t b = 0; b < nb; ++b) {
       __m512 scale[keys / 16];
       for (size_t j = 0; j < keys / 16; ++j) {
@@ -119,15 +123,11 @@ struct amx_products {
         for (size_t c = 0; c < 16; ++c) {
           const unsigned char* bytes = reinterpret_cast<const unsigned char*>(out + c * 16);
           uint16_t* row = reinterpret_cast<uint16_t*>(vt) + (b * qk8_0 + h + c) * keys;
-          for (size_t j = 0; j < keys / 16; j += 2) {
-            const __m512 lo = _mm512_mul_ps(
-                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(bytes + 16 * j)))),
-                scale[j]);
-            const __m512 hi = _mm512_mul_ps(
-                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(bytes + 16 * j + 16)))),
-                scale[j + 1]);
-            _mm512_storeu_si512(row + 16 * j, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
-          }
+          for (size_t j = 0; j < keys / 16; j += 2)
+            _mm512_storeu_si512(row + 16 * j,
+                                bf16_scaled(_mm_load_si128(reinterpret_cast<const __m128i*>(bytes + 16 * j)),
+                                            _mm_load_si128(reinterpret_cast<const __m128i*>(bytes + 16 * j + 16)),
+                                            scale[j], scale[j + 1]));
         }
       }
     }

@@ -326,16 +326,16 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   if (last == t0) return;
   attention_buffers& buffers = attention_scratch();
   // Per row block, vectors of R lanes: the query's dwords, [nb][8] (q8_0
-  // quads) or with a tile unit [nb][16] (bf16 pairs), and its block scales
-  // and biases [nb] (int32 where integer; unused with a tile unit), m, l,
-  // and the transposed P . V sums [d]. Then, for the tile in hand: scores
+  // quads) or with a tile unit [nb][16] (bf16 pairs), its block scales and
+  // biases [nb] (int32 where integer; none with a tile unit), m, l, and the
+  // transposed P . V sums [d]. Then, for the tile in hand: scores
   // (then weights) [TT], one block's p d_v [TT], the packed u8 weights
   // [TT / 4] (or bf16 pairs [TT / 2]), the keys' and values' block scales in
   // f32 [nb][TT] each, and room to regroup runs that start inside a group;
   // with a tile unit, the tile's keys row by row [TT][d] and values column
   // by column [d][TT], both bf16.
-  const size_t query_dwords = (P::tiles ? 16 : 8) * nb;
-  const size_t blocks = (rows + R - 1) / R, per_block = (query_dwords + 2 * nb + 2 + d) * R;
+  const size_t query_dwords = (P::tiles ? 16 : 8) * nb, query_scales = P::tiles ? 0 : 2 * nb;
+  const size_t blocks = (rows + R - 1) / R, per_block = (query_dwords + query_scales + 2 + d) * R;
   // The weights' rows: a quad of u8 weights per key quad, or a pair of
   // bf16 weights per key pair (P::tiles).
   constexpr size_t weight_rows = P::tiles ? TT / 2 : TT / 4;
@@ -361,9 +361,10 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   };
   const auto row_block = [&](size_t k) {
     float* st = state + k * per_block;
-    float* const tail = st + query_dwords * R;
-    return block_state{reinterpret_cast<int32_t*>(st), tail, reinterpret_cast<int32_t*>(tail + nb * R),
-                       tail + 2 * nb * R, tail + 2 * nb * R + R, tail + 2 * nb * R + 2 * R};
+    float* const scales = st + query_dwords * R;  // none with a tile unit: qs and bias null
+    float* const ml = scales + query_scales * R;
+    return block_state{reinterpret_cast<int32_t*>(st), P::tiles ? nullptr : scales,
+                       P::tiles ? nullptr : reinterpret_cast<int32_t*>(scales + nb * R), ml, ml + R, ml + 2 * R};
   };
   const float score_scale = scale * log2_e;
   constexpr float rescale_slack = 8.0f;  // log2 units: weights up to 256
@@ -602,12 +603,9 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       const bool rescale = ops::any_lt(old_m, new_m);
       if constexpr (P::tiles) {
         // P . V on the tile unit in bf16: each key pair's weights as one
-        // row of pairs (lane r: row r's two weights), zero past the keys
-        // up to the 32-key halves the products span; the sums go straight
-        // into the row block's (rescaled) f32 accumulators.
-        // Two keys' weights -> bf16 pairs, lane r = (row r's first, its
-        // second): words 2r and 2r + 1 from words r and 16 + r of the two
-        // converted together (round to nearest even).
+        // row of pairs (lane r: row r's two weights, through pair_order),
+        // zero past the keys up to the 32-key halves the products span; the
+        // sums go straight into the row block's (rescaled) f32 accumulators.
         const size_t halves = (nk + 31) / 32;
         for (size_t kp = 0; kp < nk / 2; ++kp) {
           const __m512bh both = _mm512_cvtne2ps_pbh(V::loadf(sc + (2 * kp + 1) * R), V::loadf(sc + 2 * kp * R));
