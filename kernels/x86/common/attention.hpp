@@ -24,8 +24,8 @@
 // More rows (prefill, float scores), attention_row_lanes: the query rows go
 // V::lanes at a time in the lanes of one vector, so each key's score for a
 // block of rows is one chain of broadcast-key FMAs (no reduction across
-// lanes) and the online softmax runs lane by lane. On avx512_vnni, prefill
-// with q8_0 keys and values does the same in integers
+// lanes) and the online softmax runs lane by lane. On the VNNI tiers (and
+// amx), prefill with q8_0 keys and values does the same in integers
 // (attention_q8_row_lanes, attention_q8.hpp).
 //
 // No score matrix is kept beyond one tile. The K and V rows two tiles ahead
@@ -761,7 +761,9 @@ inline void pv_float(float* const* out, const float* rescaled, const float* shri
 
 /// The most rows per KV head a call takes the decode way: attention_tiles
 /// with decode's tiles. More rows (prefill) go to attention_row_lanes with
-/// float scores, or to attention_tiles with prefill's tiles with integer ones.
+/// float scores, to attention_q8_row_lanes with integer scores over q8_0
+/// values, or to attention_tiles with prefill's tiles with integer scores
+/// over other values.
 inline constexpr size_t attention_decode_rows = 8;
 
 /// Sub-tiles of V::lanes keys per tile of attention_tiles: for a decode step,

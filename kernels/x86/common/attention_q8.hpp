@@ -280,11 +280,11 @@ struct vnni_products {
   static void end() {}
 };
 
-/// Integer prefill for q8_0 keys and values on 512-bit vectors (more than
-/// attention_decode_rows rows per KV head): the query rows go sixteen at a
-/// time in the lanes of one vector (a row block), as in attention_row_lanes,
-/// so that nothing is reduced across lanes and every step is a stream of
-/// independent vectors:
+/// Integer prefill for q8_0 keys and values on the VNNI tiers (more than
+/// attention_decode_rows rows per KV head): the query rows go V::lanes at a
+/// time (sixteen on avx512_vnni, eight on avx2_vnni) in the lanes of one
+/// vector (a row block), as in attention_row_lanes, so that nothing is
+/// reduced across lanes and every step is a stream of independent vectors:
 /// - QKᵀ: per key and 32-value block, eight vpdpbusd of the key's four bytes
 ///   (broadcast from its group, the unsigned operand) against the row
 ///   block's transposed query bytes, then the block's integer sums times d_q
@@ -294,8 +294,9 @@ struct vnni_products {
 /// - P . V: per 32-value block the weights w = p d_v, rounded to u8 against
 ///   each row's largest in the tile as q8_value_tile rounds them, four keys'
 ///   bytes of a row packed into its lane; one vpdpbusd of that vector with a
-///   column's four value bytes (an embedded broadcast from the group) adds
-///   four keys to sixteen rows of the column. The sums are kept transposed
+///   column's four value bytes (broadcast from the group: embedded in the
+///   vpdpbusd on 512-bit vectors) adds four keys to a row block's rows of
+///   the column. The sums are kept transposed
 ///   (a vector of rows per column) for the whole call, and written to acc at
 ///   its end.
 /// Results match attention_tiles' but for the order of the softmax sums.
@@ -313,13 +314,16 @@ struct vnni_products {
 template <class V, class P>
 void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                             const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
-  static_assert(V::vnni && V::lanes == 16, "the row blocks are sixteen rows of 512-bit vectors");
+  static_assert(V::vnni, "the integer products need vpdpbusd");
+  static_assert(!P::tiles || V::lanes == 16, "a tile unit's row blocks are sixteen rows of 512-bit vectors");
   using ops = attention_vec<V>;
   using ivec = typename V::ivec;
   using fvec = typename V::fvec;
   constexpr size_t R = V::lanes, G = kv_group_tokens, TT = attention_prefill_subtiles * G;
-  constexpr size_t KC = 16;  // keys per QKᵀ pass (their integer sums in registers)
-  constexpr size_t C = 16;  // value columns per P . V pass (their accumulators in registers)
+  // Keys per QKᵀ pass (their integer sums in registers) and value columns per
+  // P . V pass (their accumulators in registers): sixteen of 32 registers on
+  // 512-bit vectors, eight of 16 on 256-bit ones.
+  constexpr size_t KC = R, C = R;
   constexpr float minus_inf = -std::numeric_limits<float>::infinity();
   const size_t d = kv.head_dim, nb = d / qk8_0, gb = kv_group_bytes(d);
   const auto [last, horizon] = keys_seen(limits, rows, t0, t1);
@@ -368,21 +372,6 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   };
   const float score_scale = scale * log2_e;
   constexpr float rescale_slack = 8.0f;  // log2 units: weights up to 256
-  // Byte 4r + k of a 128-bit lane from byte 4k + r: four keys' (columns')
-  // bytes of a row together.
-  const ivec quad_order = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
-  // Two vectors of sixteen f32 converted together to bf16
-  // (_mm512_cvtne2ps_pbh) -> pairs, lane r = (the first's r, the second's r):
-  // word 2r from word r, word 2r + 1 from word 16 + r.
-  const ivec pair_order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                                           21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  // Four int32 vectors -> one of bytes, byte k of lane r from vector k:
-  // unsigned weights in [0, 255], or signed quants in [-127, 127] (both
-  // exact as int16 words; only the byte packing's saturation differs).
-  const auto quad_bytes = [&](ivec a, ivec b, ivec c, ivec e, bool is_signed) {
-    const ivec ab = _mm512_packs_epi32(a, b), ce = _mm512_packs_epi32(c, e);
-    return _mm512_shuffle_epi8(is_signed ? _mm512_packs_epi16(ab, ce) : _mm512_packus_epi16(ab, ce), quad_order);
-  };
   // A row block's query rows, transposed (into its P . V sums, zeroed
   // after) and rounded to q8_0 lane by lane, each row exactly as the
   // activation quantizer rounds it: d = amax / 127, q = x / d rounded half
@@ -423,28 +412,25 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
     const float* src[R];  // padding lanes repeat the last row, then are zeroed
     for (size_t r = 0; r < R; ++r) src[r] = q_rows[std::min(k * R + r, rows - 1)];
     transpose_rows<V>(src, d, bs.ot);
-    const __mmask16 real = real_rows == R ? __mmask16(0xffff) : static_cast<__mmask16>((1u << real_rows) - 1);
+    using lanes = typename ops::q8_lanes;
     for (size_t b = 0; b < nb; ++b) {
       const float* x = bs.ot + b * qk8_0 * R;
       fvec amax = V::zero();
-      for (size_t c = 0; c < qk8_0; ++c) amax = V::maxf(amax, _mm512_abs_ps(V::loadf(x + c * R)));
-      const fvec dd = _mm512_div_ps(amax, V::set1f(127.0f));
-      const fvec id = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(dd, V::zero(), _CMP_NEQ_UQ), V::set1f(1.0f), dd);
-      V::store(bs.qs + b * R,
-               _mm512_maskz_cvtph_ps(real, _mm512_cvtps_ph(dd, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+      for (size_t c = 0; c < qk8_0; ++c) amax = V::maxf(amax, lanes::abs(V::loadf(x + c * R)));
+      const fvec dd = V::divf(amax, V::set1f(127.0f));
+      const fvec id = ops::quotient_if_nonzero(V::set1f(1.0f), dd);
+      V::store(bs.qs + b * R, V::keep_first(ops::f16_rounded(dd), real_rows));
       ivec sum = V::set1(0);
       for (size_t w = 0; w < 8; ++w) {
         ivec v[4];
         #pragma GCC unroll 4
         for (size_t j = 0; j < 4; ++j) {
-          const fvec p = V::mul(V::loadf(x + (4 * w + j) * R), id);
-          const fvec nudge = _mm512_or_ps(V::set1f(half_down), _mm512_and_ps(p, V::set1f(-0.0f)));
-          v[j] = _mm512_cvttps_epi32(V::addf(p, nudge));
+          v[j] = lanes::round_away(V::mul(V::loadf(x + (4 * w + j) * R), id));
           sum = V::add(sum, v[j]);
         }
-        V::storei(bs.qt + (b * 8 + w) * R, _mm512_maskz_mov_epi32(real, quad_bytes(v[0], v[1], v[2], v[3], true)));
+        V::storei(bs.qt + (b * 8 + w) * R, ops::keep_first(ops::quad_bytes(v[0], v[1], v[2], v[3], true), real_rows));
       }
-      V::storei(bs.bias + b * R, _mm512_maskz_sub_epi32(real, V::set1(0), _mm512_slli_epi32(sum, 7)));
+      V::storei(bs.bias + b * R, ops::keep_first(V::mullo(sum, V::set1(-128)), real_rows));
     }
     std::fill(bs.ot, bs.ot + d * R, 0.0f);
   };
@@ -481,10 +467,11 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
                         kscratch + g * gb).group;
       vg[g] = q8_run<V>(kv_side::value, at.v + g * G * kv.v_row_bytes, kv.v_row_bytes, slot + g * G, count, d,
                         vscratch + g * gb).group;
-      for (size_t b = 0; b < nb; ++b) {
-        V::store(dk + b * TT + g * G, V::load_half(kg[g] + kv_group_scale(b, 0)));
-        V::store(dv + b * TT + g * G, V::load_half(vg[g] + kv_group_scale(b, 0)));
-      }
+      for (size_t b = 0; b < nb; ++b)
+        for (size_t i = 0; i < G; i += R) {
+          V::store(dk + b * TT + g * G + i, V::load_half(kg[g] + kv_group_scale(b, i)));
+          V::store(dv + b * TT + g * G + i, V::load_half(vg[g] + kv_group_scale(b, i)));
+        }
     }
     if constexpr (P::tiles) P::stage(kg, vg, (n + G - 1) / G, n, nb, d, dk, dv, kt, vt);
     for (size_t k = 0; k < blocks; ++k) {
@@ -525,9 +512,6 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           const unsigned char* group = kg[i0 / G] + i0 % G * 4;
           float* const si = sc + i0 * R;
           for (size_t b = 0; b < nb; ++b) {
-            ivec qv[8];
-            #pragma GCC unroll 8
-            for (size_t w = 0; w < 8; ++w) qv[w] = V::load(bs.qt + (b * 8 + w) * R);
             const fvec qs = V::loadf(bs.qs + b * R);
             const ivec bias = V::load(bs.bias + b * R);
             const unsigned char* kb = group + kv_group_block(nb, b);
@@ -542,9 +526,10 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
             #pragma GCC unroll 8
             for (size_t w = 0; w < 8; ++w) {
               pf.step();
+              const ivec qv = V::load(bs.qt + (b * 8 + w) * R);
               #pragma GCC unroll 16
               for (size_t i = 0; i < KC; ++i)
-                a[i] = V::dot_u8s8(a[i], V::broadcast4(kb + w * kv_key_vector_bytes + i * 4), qv[w]);
+                a[i] = V::dot_u8s8(a[i], V::broadcast4(kb + w * kv_key_vector_bytes + i * 4), qv);
             }
             // s = a d_q d_k + s, from s = 0.
             #pragma GCC unroll 16
@@ -608,6 +593,11 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         // sums go straight into the row block's (rescaled) f32 accumulators.
         const size_t halves = (nk + 31) / 32;
         for (size_t kp = 0; kp < nk / 2; ++kp) {
+          // Two vectors of sixteen f32 converted together to bf16 -> pairs,
+          // lane r = (the first's r, the second's r): word 2r from word r,
+          // word 2r + 1 from word 16 + r.
+          const ivec pair_order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                                   22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
           const __m512bh both = _mm512_cvtne2ps_pbh(V::loadf(sc + (2 * kp + 1) * R), V::loadf(sc + 2 * kp * R));
           V::storei(pb + kp * R, _mm512_permutexvar_epi16(pair_order, reinterpret_cast<ivec>(both)));
         }
@@ -637,14 +627,13 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           }
         }
         const fvec most = V::maxf(V::maxf(most4[0], most4[1]), V::maxf(most4[2], most4[3]));
-        const fvec inverse =
-            _mm512_maskz_div_ps(_mm512_cmp_ps_mask(most, V::zero(), _CMP_GT_OQ), V::set1f(255.0f), most);
+        const fvec inverse = ops::quotient_if_positive(V::set1f(255.0f), most);
         const fvec step = V::mul(most, V::set1f(1.0f / 255.0f));
         for (size_t q = 0; q < quads; ++q) {
           ivec u[4];
           #pragma GCC unroll 4
-          for (size_t j = 0; j < 4; ++j) u[j] = _mm512_cvtps_epi32(V::mul(V::loadf(wb + (4 * q + j) * R), inverse));
-          V::storei(pb + q * R, quad_bytes(u[0], u[1], u[2], u[3], false));
+          for (size_t j = 0; j < 4; ++j) u[j] = ops::round_to_int(V::mul(V::loadf(wb + (4 * q + j) * R), inverse));
+          V::storei(pb + q * R, ops::quad_bytes(u[0], u[1], u[2], u[3], false));
         }
         for (size_t h = 0; h < qk8_0; h += C) {
           ivec a[C];
@@ -694,8 +683,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
     const block_state bs = row_block(k);
     const size_t real = std::min(R, rows - k * R);
     if (finish) {
-      const fvec lv = V::loadf(bs.l);
-      V::store(inverse, _mm512_maskz_div_ps(_mm512_cmp_ps_mask(lv, V::zero(), _CMP_GT_OQ), V::set1f(1.0f), lv));
+      V::store(inverse, ops::quotient_if_positive(V::set1f(1.0f), V::loadf(bs.l)));
     } else {
       for (size_t r = 0; r < real; ++r)
         if (bs.l[r] > 0.0f) {
@@ -724,7 +712,7 @@ template <class V, format VF, class P = vnni_products>
 void attention_online_q8(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                          const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
   if (kv.rows_per_head(rows) > attention_decode_rows) {  // prefill: one KV head at a time
-    if constexpr (VF == format::q8_0 && V::lanes == 16)
+    if constexpr (VF == format::q8_0)
       attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc, attention_q8_row_lanes<V, P>);
     else
       attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc,

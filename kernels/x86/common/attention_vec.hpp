@@ -27,6 +27,10 @@ LOWBIT_CODEGEN_BEGIN
 template <class V>
 struct attention_vec;
 
+/// Byte 4r + k of a 128-bit lane from byte 4k + r: after the packs of
+/// quad_bytes, four vectors' (keys', columns') bytes of a lane together.
+inline __m128i quad_order() { return _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15); }
+
 /// AVX2 (+ AVX-VNNI): 8 keys per tile.
 template <bool Vnni>
 struct attention_vec<vec256<Vnni>> {
@@ -98,6 +102,34 @@ struct attention_vec<vec256<Vnni>> {
   static ivec byte_of(ivec v) {
     return _mm256_srai_epi32(T == 3 ? v : _mm256_slli_epi32(v, 24 - 8 * T), 24);
   }
+  /// Four int32 vectors -> one of bytes, byte k of lane r from vector k:
+  /// unsigned weights in [0, 255] (is_signed false) or signed quants in
+  /// [-127, 127] (both exact as int16 words; only the byte packing's
+  /// saturation differs). The packs work within 128-bit lanes, and so does
+  /// the byte shuffle that puts lane r's four bytes together.
+  static ivec quad_bytes(ivec a, ivec b, ivec c, ivec e, bool is_signed) {
+    const ivec ab = _mm256_packs_epi32(a, b), ce = _mm256_packs_epi32(c, e);
+    return _mm256_shuffle_epi8(is_signed ? _mm256_packs_epi16(ab, ce) : _mm256_packus_epi16(ab, ce),
+                               _mm256_broadcastsi128_si256(quad_order()));
+  }
+  /// num / den where den > 0, else 0.
+  static fvec quotient_if_positive(fvec num, fvec den) {
+    return _mm256_and_ps(_mm256_div_ps(num, den), _mm256_cmp_ps(den, _mm256_setzero_ps(), _CMP_GT_OQ));
+  }
+  /// num / den where den != 0 (or is NaN), else 0.
+  static fvec quotient_if_nonzero(fvec num, fvec den) {
+    return _mm256_and_ps(_mm256_div_ps(num, den), _mm256_cmp_ps(den, _mm256_setzero_ps(), _CMP_NEQ_UQ));
+  }
+  /// v through binary16 and back (to nearest even): an f16 scale as stored.
+  static fvec f16_rounded(fvec v) { return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)); }
+  /// To int32 in the current rounding mode (to nearest even).
+  static ivec round_to_int(fvec v) { return _mm256_cvtps_epi32(v); }
+  /// Lanes [0, n) of v, the rest zero.
+  static ivec keep_first(ivec v, size_t n) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_and_si256(v, _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), lane));
+  }
+
   /// Weights already scaled to [0, 255] -> one byte each (rounded to nearest),
   /// keys in order at out[0..8).
   static void weights_to_u8(fvec w, unsigned char* out) {
@@ -178,6 +210,25 @@ struct attention_vec<vec512<Vnni>> {
   template <int T>
   static ivec byte_of(ivec v) {
     return _mm512_srai_epi32(T == 3 ? v : _mm512_slli_epi32(v, 24 - 8 * T), 24);
+  }
+  /// As for vec256.
+  static ivec quad_bytes(ivec a, ivec b, ivec c, ivec e, bool is_signed) {
+    const ivec ab = _mm512_packs_epi32(a, b), ce = _mm512_packs_epi32(c, e);
+    return _mm512_shuffle_epi8(is_signed ? _mm512_packs_epi16(ab, ce) : _mm512_packus_epi16(ab, ce),
+                               _mm512_broadcast_i32x4(quad_order()));
+  }
+  static fvec quotient_if_positive(fvec num, fvec den) {
+    return _mm512_maskz_div_ps(_mm512_cmp_ps_mask(den, _mm512_setzero_ps(), _CMP_GT_OQ), num, den);
+  }
+  static fvec quotient_if_nonzero(fvec num, fvec den) {
+    return _mm512_maskz_div_ps(_mm512_cmp_ps_mask(den, _mm512_setzero_ps(), _CMP_NEQ_UQ), num, den);
+  }
+  static fvec f16_rounded(fvec v) {
+    return _mm512_maskz_cvtph_ps(0xffff, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  static ivec round_to_int(fvec v) { return _mm512_cvtps_epi32(v); }
+  static ivec keep_first(ivec v, size_t n) {
+    return _mm512_maskz_mov_epi32(n >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << n) - 1), v);
   }
   /// As for vec256, 16 keys.
   static void weights_to_u8(fvec w, unsigned char* out) {

@@ -35,10 +35,16 @@ inline constexpr float half_down = 0x1.fffffep-2f;  // 0.5 - 2^-25, the float ju
 /// 8 floats at a time (AVX2).
 struct q8_lanes256 {
   static constexpr size_t width = 8;
+  /// |x|.
+  static __m256 abs(__m256 x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x); }
+  /// p rounded half away from zero (see half_down), as int32.
+  static __m256i round_away(__m256 p) {
+    const __m256 nudge = _mm256_or_ps(_mm256_set1_ps(half_down), _mm256_and_ps(p, _mm256_set1_ps(-0.0f)));
+    return _mm256_cvttps_epi32(_mm256_add_ps(p, nudge));
+  }
   static float abs_max(const float* x, size_t n) {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 m = _mm256_setzero_ps();
-    for (size_t i = 0; i < n; i += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
+    for (size_t i = 0; i < n; i += 8) m = _mm256_max_ps(m, abs(_mm256_loadu_ps(x + i)));
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, m);
     return *std::max_element(lanes, lanes + 8);
@@ -53,8 +59,7 @@ struct q8_lanes256 {
       if constexpr (Even) {
         v[j] = _mm256_min_epi32(_mm256_cvtps_epi32(p), _mm256_set1_epi32(127));
       } else {
-        const __m256 nudge = _mm256_or_ps(_mm256_set1_ps(half_down), _mm256_and_ps(p, _mm256_set1_ps(-0.0f)));
-        v[j] = _mm256_cvttps_epi32(_mm256_add_ps(p, nudge));
+        v[j] = round_away(p);
       }
     }
     const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
@@ -76,12 +81,22 @@ struct q8_lanes256 {
   }
 };
 
-/// 16 floats at a time (AVX-512 F/BW).
-struct q8_lanes512 {
+/// 16 floats at a time (AVX-512 F/BW). A class template (q8_lanes512 is
+/// its one instance), so that units without AVX-512 never compile its
+/// 512-bit returns, which would change their ABI.
+template <int = 0>
+struct q8_lanes512_of {
   static constexpr size_t width = 16;
+  static __m512 abs(__m512 x) { return _mm512_abs_ps(x); }
+  static __m512i round_away(__m512 p) {
+    const __m512i nudge = _mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(half_down)),
+                                          _mm512_and_si512(_mm512_castps_si512(p),
+                                                           _mm512_set1_epi32(static_cast<int>(0x80000000u))));
+    return _mm512_cvttps_epi32(_mm512_add_ps(p, _mm512_castsi512_ps(nudge)));
+  }
   static float abs_max(const float* x, size_t n) {
     __m512 m = _mm512_setzero_ps();
-    for (size_t i = 0; i < n; i += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+    for (size_t i = 0; i < n; i += 16) m = _mm512_max_ps(m, abs(_mm512_loadu_ps(x + i)));
     alignas(64) float lanes[16];
     _mm512_store_ps(lanes, m);
     return *std::max_element(lanes, lanes + 16);
@@ -96,10 +111,7 @@ struct q8_lanes512 {
         v = _mm512_min_epi32(_mm512_cvt_roundps_epi32(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
                              _mm512_set1_epi32(127));
       } else {
-        const __m512i nudge = _mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(half_down)),
-                                              _mm512_and_si512(_mm512_castps_si512(p),
-                                                               _mm512_set1_epi32(static_cast<int>(0x80000000u))));
-        v = _mm512_cvttps_epi32(_mm512_add_ps(p, _mm512_castsi512_ps(nudge)));
+        v = round_away(p);
       }
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * j), _mm512_cvtsepi32_epi8(v));
     }
@@ -115,6 +127,7 @@ struct q8_lanes512 {
     return s;
   }
 };
+using q8_lanes512 = q8_lanes512_of<>;
 
 template <class L>
 void quant_q8_0_row(const float* x, void* out, size_t k) {

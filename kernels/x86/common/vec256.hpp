@@ -101,6 +101,7 @@ struct vec256 {
   static fvec set1f(float v) { return _mm256_set1_ps(v); }
   static fvec to_float(ivec v) { return _mm256_cvtepi32_ps(v); }
   static fvec mul(fvec a, fvec b) { return _mm256_mul_ps(a, b); }
+  static fvec divf(fvec a, fvec b) { return _mm256_div_ps(a, b); }
   static fvec addf(fvec a, fvec b) { return _mm256_add_ps(a, b); }
   static fvec sub(fvec a, fvec b) { return _mm256_sub_ps(a, b); }
   /// `lanes` binary16 values -> floats (exact).

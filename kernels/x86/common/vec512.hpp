@@ -114,6 +114,7 @@ struct vec512 {
   // maskz forms: GCC 12's unmasked ones trip -Wmaybe-uninitialized in its own header.
   static fvec to_float(ivec v) { return _mm512_maskz_cvtepi32_ps(0xffff, v); }
   static fvec mul(fvec a, fvec b) { return _mm512_mul_ps(a, b); }
+  static fvec divf(fvec a, fvec b) { return _mm512_div_ps(a, b); }
   static fvec addf(fvec a, fvec b) { return _mm512_add_ps(a, b); }
   static fvec sub(fvec a, fvec b) { return _mm512_sub_ps(a, b); }
   static fvec load_half(const void* p) {
