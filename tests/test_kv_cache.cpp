@@ -271,9 +271,11 @@ void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim
       // variance step^2 / 12 = 1.3e-6 of the largest weight's square. The
       // worst case is one dominant key per tile with the others small but not
       // zero: (tile - 1) such errors against one value, NMSE ~4e-5 for a
-      // 32-key tile (avx512_vnni; 16 keys on avx2_vnni; the amx kernel's
-      // decode steps are avx512_vnni's). Measured over this sweep: at most
-      // 2.5e-5. A systematic error this bound would miss is
+      // 32-key tile (decode on avx512_vnni; 16 keys on avx2_vnni; the amx
+      // kernel's decode steps are avx512_vnni's), twice that for the 64-key
+      // tiles of both VNNI tiers' prefill (attention_q8_row_lanes). Measured
+      // over this sweep: at most 2.5e-5 (decode), 1.8e-5 (prefill, both
+      // tiers). A systematic error this bound would miss is
       // IntegerAndBf16ValuesAreExactWhenTheWeightsAreEqual's to catch.
       EXPECT_LE(nmse(got, want_held), 1e-4);
     } else {

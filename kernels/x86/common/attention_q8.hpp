@@ -635,10 +635,11 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           for (size_t j = 0; j < 4; ++j) u[j] = ops::round_to_int(V::mul(V::loadf(wb + (4 * q + j) * R), inverse));
           V::storei(pb + q * R, ops::quad_bytes(u[0], u[1], u[2], u[3], false));
         }
-        for (size_t h = 0; h < qk8_0; h += C) {
-          ivec a[C];
+        // Columns [h, h + Cn) of the block, their Cn sums in registers.
+        const auto columns = [&]<size_t Cn>(size_t h) {
+          ivec a[Cn];
           #pragma GCC unroll 16
-          for (size_t c = 0; c < C; ++c) a[c] = V::set1(0);
+          for (size_t c = 0; c < Cn; ++c) a[c] = V::set1(0);
           // A group's four quads with constant offsets from its base: no
           // address arithmetic per quad beside the vpdpbusd.
           for (size_t g = 0; g < quad_groups; ++g) {
@@ -652,16 +653,23 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
             for (size_t q = 0; q < 4; ++q) {
               const ivec u = V::load(ub + q * R);
               #pragma GCC unroll 16
-              for (size_t c = 0; c < C; ++c) a[c] = V::dot_u8s8_at(a[c], u, vb + q * kv_value_quad_bytes + c * 4);
+              for (size_t c = 0; c < Cn; ++c) a[c] = V::dot_u8s8_at(a[c], u, vb + q * kv_value_quad_bytes + c * 4);
             }
           }
           float* ot = bs.ot + (b * qk8_0 + h) * R;
           #pragma GCC unroll 16
-          for (size_t c = 0; c < C; ++c) {
+          for (size_t c = 0; c < Cn; ++c) {
             fvec o = V::loadf(ot + c * R);
             if (rescale) o = V::mul(o, shrink);
             V::store(ot + c * R, V::fmadd(V::to_float(a[c]), step, o));
           }
+        };
+        if constexpr (C == 16) {
+          for (size_t h = 0; h < qk8_0; h += C) columns.template operator()<C>(h);
+        } else {
+          columns.template operator()<12>(0);
+          columns.template operator()<12>(12);
+          columns.template operator()<8>(24);
         }
       }
     }
