@@ -131,6 +131,12 @@ struct vec256 {
   static fvec times_pow2i(fvec x, fvec n) {
     return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(x), _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23)));
   }
+  /// x * 2^n where t = n + 1.5 * 2^23 as a float (n in t's low mantissa
+  /// bits, two's complement): t's bits shifted into x's exponent field, the
+  /// same as times_pow2i(x, n) (the result must be a normal number).
+  static fvec times_pow2_shifted(fvec x, fvec t) {
+    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(x), _mm256_slli_epi32(_mm256_castps_si256(t), 23)));
+  }
   /// Sum of the 128-bit quarters: four partial sums.
   static __m128 fold128(fvec v) { return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); }
   static void store(float* p, fvec v) { _mm256_storeu_ps(p, v); }
