@@ -205,10 +205,17 @@ std::vector<float> held_query(format kf, format vf, const std::vector<float>& q,
 /// Runs paged attention for `seqs` in one batched call and checks each
 /// sequence twice: against the oracle on the values the cache holds (only
 /// f32 rounding may differ: tight), and against the oracle on the original
-/// f32 values, within `format_nmse` (the cost of the K/V formats).
+/// f32 values, within `format_nmse` (the cost of the K/V formats). `scale`
+/// as attention() takes it (0: 1/sqrt(dim)). The bounds on errors that
+/// reach the output through the scores (the keys' rounding: the formats',
+/// and bf16's on the amx prefill path) are set for 1/sqrt(dim) and grow
+/// with the scale: a score's error is the key's times the scale, so they
+/// are multiplied by (scale sqrt(dim))^2 for a larger one.
 void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim, size_t block_tokens,
-                 const std::vector<std::pair<size_t, size_t>>& shapes, double format_nmse, uint32_t seed) {
+                 const std::vector<std::pair<size_t, size_t>>& shapes, double format_nmse, uint32_t seed,
+                 float scale = 0.0f) {
   const size_t kv_row = kv_heads * dim, q_row = heads * dim, pad = 3;
+  const double sharper = std::max(1.0, static_cast<double>(scale) * scale * static_cast<double>(dim));
   size_t blocks = 0;
   for (auto [len, nq] : shapes) blocks += (len + block_tokens - 1) / block_tokens;
   KvCache cache(config(kf, vf, kv_heads, dim, block_tokens, blocks + 1));
@@ -233,13 +240,14 @@ void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim
     pq.out_stride = q_row + pad;
     queries.push_back(pq);
   }
-  attention(cache, 0, heads, queries.data(), queries.size());
+  attention(cache, 0, heads, queries.data(), queries.size(), scale);
 
   for (size_t i = 0; i < seqs.size(); ++i) {
     const test_sequence& t = seqs[i];
     SCOPED_TRACE("sequence " + std::to_string(i) + ": length " + std::to_string(t.length) + ", n_q " +
                  std::to_string(t.n_q));
-    const attention_shape s = dense_shape(t.n_q, t.length, heads, kv_heads, dim, true);
+    attention_shape s = dense_shape(t.n_q, t.length, heads, kv_heads, dim, true);
+    if (scale != 0.0f) s.scale = scale;
     std::vector<float> held_k(t.length * kv_row), held_v(t.length * kv_row);
     cache.read(queries[i].seq, 0, 0, t.length, held_k.data(), held_v.data());
     std::vector<float> want_held(t.n_q * q_row), want_f32(t.n_q * q_row), got(t.n_q * q_row);
@@ -264,7 +272,7 @@ void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim
       // softmax), about as much again. Measured over this sweep: 1.3e-6 to
       // 8.9e-6 (avx512_vnni's u8 weights on the same sequences, against the
       // oracle on its own q8_0 query: 5.5e-6 to 1.8e-5).
-      EXPECT_LE(nmse(got, want_held), 2e-5);
+      EXPECT_LE(nmse(got, want_held), 1e-5 + 1e-5 * sharper);
     } else if (rounds_weights(kf, vf) || bf16_prefill(kf, vf)) {
       // Integer P . V rounds each softmax weight to u8 against the largest in
       // its tile and block: an error uniform in +-step/2, step = max w / 255,
@@ -283,7 +291,7 @@ void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim
       for (size_t e = 0; e < got.size(); ++e)
         ASSERT_NEAR(got[e], want_held[e], 2e-5 * (1 + std::fabs(want_held[e]))) << "element " << e;
     }
-    EXPECT_LE(nmse(got, want_f32), format_nmse) << traits(kf).name << "/" << traits(vf).name;
+    EXPECT_LE(nmse(got, want_f32), format_nmse * sharper) << traits(kf).name << "/" << traits(vf).name;
   }
 }
 
@@ -329,6 +337,26 @@ TEST(PagedAttention, MatchesOracleOverLengthsBlocksAndHeadsOnEveryTier) {
     }
     // Head sizes that are not a multiple of 32 need f16/f32 caches.
     for (size_t dim : {80, 96}) check_paged(format::f16, format::f16, 6, 2, dim, 16, {{45, 9}, {300, 1}}, 1e-5, 400);
+  });
+}
+
+TEST(PagedAttention, AnyFiniteScaleMatchesTheOracle) {
+  // attention() takes any finite scale. A negative one gives the most
+  // weight to the smallest q . k (a kernel that assumed a positive scale,
+  // say by taking maxima before scaling, would weigh the wrong end); a tiny
+  // one flattens the weights, a large one sharpens them and spreads the
+  // scaled scores over far more than 1/sqrt(d) does. Decode and prefill,
+  // every tier, held to the oracle as check_paged holds them (its bounds on
+  // the keys' rounding grown with the scale).
+  const std::vector<std::pair<format, format>> formats = {
+      {format::q8_0, format::q8_0}, {format::f16, format::f16}, {format::q8_0, format::f16}};
+  for_each_tier([&](isa) {
+    for (auto [kf, vf] : formats)
+      for (float scale : {-0.3f, -2.5f, 0.01f, 0.9f}) {
+        SCOPED_TRACE(std::string(traits(kf).name) + "/" + std::string(traits(vf).name) + " scale " +
+                     std::to_string(scale));
+        check_paged(kf, vf, 8, 2, 64, 16, {{300, 1}, {90, 40}, {17, 9}}, format_bound(kf, vf), 700, scale);
+      }
   });
 }
 
