@@ -177,9 +177,9 @@ bool bf16_prefill(format kf, format vf) {
 bool on_bf16_prefill(format kf, format vf, size_t rows_per_head) { return bf16_prefill(kf, vf) && rows_per_head > 8; }
 
 /// Whether that kernel computes P . V in integers, rounding the softmax
-/// weights to u8: the VNNI tiers' q8_0/q8_0 kernels (and the amx tier's
-/// decode steps).
-bool rounds_weights(format kf, format vf) { return vf == format::q8_0 && rounds_query(kf, vf) && !bf16_prefill(kf, vf); }
+/// weights to u8, on some path: the VNNI tiers' q8_0/q8_0 kernels, and the
+/// amx tier's on its decode steps (bf16_prefill implies it).
+bool rounds_weights(format kf, format vf) { return vf == format::q8_0 && rounds_query(kf, vf); }
 
 /// x rounded to bf16 and back: to nearest, ties to even, as vcvtne2ps2bf16
 /// rounds (finite, normal inputs).
@@ -273,7 +273,7 @@ void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim
       // 8.9e-6 (avx512_vnni's u8 weights on the same sequences, against the
       // oracle on its own q8_0 query: 5.5e-6 to 1.8e-5).
       EXPECT_LE(nmse(got, want_held), 1e-5 + 1e-5 * sharper);
-    } else if (rounds_weights(kf, vf) || bf16_prefill(kf, vf)) {
+    } else if (rounds_weights(kf, vf)) {
       // Integer P . V rounds each softmax weight to u8 against the largest in
       // its tile and block: an error uniform in +-step/2, step = max w / 255,
       // variance step^2 / 12 = 1.3e-6 of the largest weight's square. The
@@ -440,7 +440,7 @@ TEST(PagedAttention, IntegerAndBf16ValuesAreExactWhenTheWeightsAreEqual) {
       v[i + (i / 32) % 32] = (i / 32) % 2 ? -127.0f / 128 : 127.0f / 128;
     }
     for_each_tier([&](isa) {
-      if (!rounds_weights(format::q8_0, format::q8_0) && !bf16_prefill(format::q8_0, format::q8_0)) return;
+      if (!rounds_weights(format::q8_0, format::q8_0)) return;  // bf16_prefill implies it
       for (auto [nq, block_tokens] : {std::pair<size_t, size_t>{1, 16}, {5, 16}, {5, 100}}) {
         KvCache cache(config(format::q8_0, format::q8_0, kv_heads, dim, block_tokens, 8));
         const seq_id id = cache.create_sequence();
