@@ -289,11 +289,15 @@ struct vnni_products {
 ///   (broadcast from its group, the unsigned operand) against the row
 ///   block's transposed query bytes, then the block's integer sums times d_q
 ///   d_k into the key's score vector (lane r = row r): the products and sums
-///   of q8_key_scores, in its order.
+///   of q8_key_scores, in its order, but for the score scale (scale log2 e),
+///   which the row block's d_q carry (rounded to f16 first, as the
+///   activation quantizer stores them), so that the scores come out in log2
+///   units with no multiply of their own.
 /// - the online softmax lane by lane, in log2 units as attention_tiles.
 /// - P . V: per 32-value block the weights w = p d_v, rounded to u8 against
-///   each row's largest in the tile as q8_value_tile rounds them, four keys'
-///   bytes of a row packed into its lane; one vpdpbusd of that vector with a
+///   each row's largest in the tile as q8_value_tile rounds them (but with
+///   w * 255 / largest rounded once, in an FMA: attention_vec::u8_quad), four
+///   keys' bytes of a row packed into its lane; one vpdpbusd of that vector with a
 ///   column's four value bytes (broadcast from the group: embedded in the
 ///   vpdpbusd on 512-bit vectors) adds four keys to a row block's rows of
 ///   the column. The sums are kept transposed (a vector of rows per column)
@@ -414,11 +418,18 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
     using lanes = typename ops::q8_lanes;
     for (size_t b = 0; b < nb; ++b) {
       const float* x = bs.ot + b * qk8_0 * R;
-      fvec amax = V::zero();
-      for (size_t c = 0; c < qk8_0; ++c) amax = V::maxf(amax, lanes::abs(V::loadf(x + c * R)));
+      // |x|'s maximum over the block's 32 columns in four chains, so that
+      // the rounding is not one long chain of dependent maxima.
+      fvec am[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+      #pragma GCC unroll 8
+      for (size_t c = 0; c < qk8_0; c += 4) {
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < 4; ++j) am[j] = V::maxf(am[j], lanes::abs(V::loadf(x + (c + j) * R)));
+      }
+      const fvec amax = V::maxf(V::maxf(am[0], am[1]), V::maxf(am[2], am[3]));
       const fvec dd = V::divf(amax, V::set1f(127.0f));
       const fvec id = ops::quotient_if_nonzero(V::set1f(1.0f), dd);
-      V::store(bs.qs + b * R, V::keep_first(ops::f16_rounded(dd), real_rows));
+      V::store(bs.qs + b * R, V::keep_first(V::mul(ops::f16_rounded(dd), V::set1f(score_scale)), real_rows));
       ivec sum = V::set1(0);
       for (size_t w = 0; w < 8; ++w) {
         ivec v[4];
@@ -427,7 +438,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           v[j] = lanes::round_away(V::mul(V::loadf(x + (4 * w + j) * R), id));
           sum = V::add(sum, v[j]);
         }
-        V::storei(bs.qt + (b * 8 + w) * R, ops::keep_first(ops::quad_bytes(v[0], v[1], v[2], v[3], true), real_rows));
+        V::storei(bs.qt + (b * 8 + w) * R, ops::keep_first(ops::quad_bytes(v[0], v[1], v[2], v[3]), real_rows));
       }
       V::storei(bs.bias + b * R, ops::keep_first(V::mullo(sum, V::set1(-128)), real_rows));
     }
@@ -530,7 +541,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
               for (size_t i = 0; i < KC; ++i)
                 a[i] = V::dot_u8s8(a[i], V::broadcast4(kb + w * kv_key_vector_bytes + i * 4), qv);
             }
-            // s = a d_q d_k + s, from s = 0.
+            // s = a d_q d_k + s, from s = 0 (d_q times the score scale).
             #pragma GCC unroll 16
             for (size_t i = 0; i < KC; ++i) {
               const fvec s = b == 0 ? V::zero() : V::loadf(si + i * R);
@@ -552,7 +563,8 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       for (size_t i = 0; i < nk; i += 4) {
         #pragma GCC unroll 4
         for (size_t j = 0; j < 4; ++j) {
-          fvec x = V::mul(V::loadf(sc + (i + j) * R), V::set1f(score_scale));
+          fvec x = V::loadf(sc + (i + j) * R);
+          if constexpr (P::tiles) x = V::mul(x, V::set1f(score_scale));
           if (masked) x = ops::select_gt(visible, V::set1f(static_cast<float>(i + j)), x, V::set1f(minus_inf));
           V::store(sc + (i + j) * R, x);
           top[j] = V::maxf(top[j], x);
@@ -629,10 +641,8 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         const fvec inverse = ops::quotient_if_positive(V::set1f(255.0f), most);
         const fvec step = V::mul(most, V::set1f(1.0f / 255.0f));
         for (size_t q = 0; q < quads; ++q) {
-          ivec u[4];
-          #pragma GCC unroll 4
-          for (size_t j = 0; j < 4; ++j) u[j] = ops::round_to_int(V::mul(V::loadf(wb + (4 * q + j) * R), inverse));
-          V::storei(pb + q * R, ops::quad_bytes(u[0], u[1], u[2], u[3], false));
+          const float* wq = wb + 4 * q * R;
+          V::storei(pb + q * R, ops::u8_quad(V::loadf(wq), V::loadf(wq + R), V::loadf(wq + 2 * R), V::loadf(wq + 3 * R), inverse));
         }
         // Columns [h, h + Cn) of the block, their Cn sums in registers.
         const auto columns = [&]<size_t Cn>(size_t h) {

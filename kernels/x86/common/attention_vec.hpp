@@ -102,15 +102,12 @@ struct attention_vec<vec256<Vnni>> {
   static ivec byte_of(ivec v) {
     return _mm256_srai_epi32(T == 3 ? v : _mm256_slli_epi32(v, 24 - 8 * T), 24);
   }
-  /// Four int32 vectors -> one of bytes, byte k of lane r from vector k:
-  /// unsigned weights in [0, 255] (is_signed false) or signed quants in
-  /// [-127, 127] (both exact as int16 words; only the byte packing's
-  /// saturation differs). The packs work within 128-bit lanes, and so does
-  /// the byte shuffle that puts lane r's four bytes together.
-  static ivec quad_bytes(ivec a, ivec b, ivec c, ivec e, bool is_signed) {
+  /// Four int32 vectors of signed quants in [-127, 127] -> one of bytes,
+  /// byte k of lane r from vector k. The packs work within 128-bit lanes,
+  /// and so does the byte shuffle that puts lane r's four bytes together.
+  static ivec quad_bytes(ivec a, ivec b, ivec c, ivec e) {
     const ivec ab = _mm256_packs_epi32(a, b), ce = _mm256_packs_epi32(c, e);
-    return _mm256_shuffle_epi8(is_signed ? _mm256_packs_epi16(ab, ce) : _mm256_packus_epi16(ab, ce),
-                               _mm256_broadcastsi128_si256(quad_order()));
+    return _mm256_shuffle_epi8(_mm256_packs_epi16(ab, ce), _mm256_broadcastsi128_si256(quad_order()));
   }
   /// num / den where den > 0, else 0.
   static fvec quotient_if_positive(fvec num, fvec den) {
@@ -122,8 +119,21 @@ struct attention_vec<vec256<Vnni>> {
   }
   /// v through binary16 and back (to nearest even): an f16 scale as stored.
   static fvec f16_rounded(fvec v) { return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)); }
-  /// To int32 in the current rounding mode (to nearest even).
-  static ivec round_to_int(fvec v) { return _mm256_cvtps_epi32(v); }
+  /// Four vectors of weights times `scale` (each product in [0, 255.5)),
+  /// rounded to the nearest integer (ties to even) and packed as quad_bytes
+  /// packs them: byte k of lane r from vector k. One FMA rounds a product:
+  /// x scale + 2^23 lies in [2^23, 2^24), where floats are the integers, so
+  /// the sum's one rounding leaves round(x scale) in its low mantissa bits
+  /// (the exponent field's 0x4b above them); shifts and ors then put each
+  /// vector's byte in place, where cvtps2dq and three packs took twice the
+  /// uops on the ports vpdpbusd uses.
+  static ivec u8_quad(fvec a, fvec b, fvec c, fvec e, fvec scale) {
+    const fvec magic = _mm256_set1_ps(0x1p23f);
+    const auto rounded = [&](fvec x) { return _mm256_castps_si256(_mm256_fmadd_ps(x, scale, magic)); };
+    const ivec first = _mm256_xor_si256(rounded(a), _mm256_castps_si256(magic));
+    return _mm256_or_si256(_mm256_or_si256(first, _mm256_slli_epi32(rounded(b), 8)),
+                           _mm256_or_si256(_mm256_slli_epi32(rounded(c), 16), _mm256_slli_epi32(rounded(e), 24)));
+  }
   /// Lanes [0, n) of v, the rest zero.
   static ivec keep_first(ivec v, size_t n) {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -212,10 +222,9 @@ struct attention_vec<vec512<Vnni>> {
     return _mm512_srai_epi32(T == 3 ? v : _mm512_slli_epi32(v, 24 - 8 * T), 24);
   }
   /// As for vec256.
-  static ivec quad_bytes(ivec a, ivec b, ivec c, ivec e, bool is_signed) {
+  static ivec quad_bytes(ivec a, ivec b, ivec c, ivec e) {
     const ivec ab = _mm512_packs_epi32(a, b), ce = _mm512_packs_epi32(c, e);
-    return _mm512_shuffle_epi8(is_signed ? _mm512_packs_epi16(ab, ce) : _mm512_packus_epi16(ab, ce),
-                               _mm512_broadcast_i32x4(quad_order()));
+    return _mm512_shuffle_epi8(_mm512_packs_epi16(ab, ce), _mm512_broadcast_i32x4(quad_order()));
   }
   static fvec quotient_if_positive(fvec num, fvec den) {
     return _mm512_maskz_div_ps(_mm512_cmp_ps_mask(den, _mm512_setzero_ps(), _CMP_GT_OQ), num, den);
@@ -226,7 +235,14 @@ struct attention_vec<vec512<Vnni>> {
   static fvec f16_rounded(fvec v) {
     return _mm512_maskz_cvtph_ps(0xffff, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }
-  static ivec round_to_int(fvec v) { return _mm512_cvtps_epi32(v); }
+  /// As for vec256; ternary logic merges the ors.
+  static ivec u8_quad(fvec a, fvec b, fvec c, fvec e, fvec scale) {
+    const fvec magic = _mm512_set1_ps(0x1p23f);
+    const auto rounded = [&](fvec x) { return _mm512_castps_si512(_mm512_fmadd_ps(x, scale, magic)); };
+    // (a ^ magic) | b << 8, then that | c << 16 | e << 24.
+    const ivec low = _mm512_ternarylogic_epi32(rounded(a), _mm512_castps_si512(magic), _mm512_slli_epi32(rounded(b), 8), 0xbe);
+    return _mm512_ternarylogic_epi32(low, _mm512_slli_epi32(rounded(c), 16), _mm512_slli_epi32(rounded(e), 24), 0xfe);
+  }
   static ivec keep_first(ivec v, size_t n) {
     return _mm512_maskz_mov_epi32(n >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << n) - 1), v);
   }
