@@ -587,13 +587,13 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       for (size_t i = 0; i < nk; i += 4) {
         #pragma GCC unroll 4
         for (size_t j = 0; j < 4; ++j) {
-          fvec p = exp2_nonpositive<V>(V::sub(V::loadf(sc + (i + j) * R), ref));
+          fvec p = exp2_nonpositive<V, true>(V::sub(V::loadf(sc + (i + j) * R), ref));
           if (masked) p = ops::select_gt(visible, V::set1f(static_cast<float>(i + j)), p, V::zero());
           sum[j] = V::addf(sum[j], p);
           V::store(sc + (i + j) * R, p);
         }
       }
-      const fvec shrink = exp2_nonpositive<V>(V::sub(old_m, ref));
+      const fvec shrink = exp2_nonpositive<V, true>(V::sub(old_m, ref));
       V::store(bs.l, V::addf(V::mul(V::loadf(bs.l), shrink), V::addf(V::addf(sum[0], sum[1]), V::addf(sum[2], sum[3]))));
       V::store(bs.m, new_m);
       const bool rescale = ops::any_lt(old_m, new_m);
