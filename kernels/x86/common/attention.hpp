@@ -114,9 +114,10 @@ inline constexpr float log2_e = 1.44269504088896341f, ln_2 = 0.69314718055994530
 /// Weights (the integer prefill's softmax weights, which it rounds to 8 bits
 /// per block, and their sums): degree-4 polynomials instead, fitted the same
 /// way with 2^0 kept exact, largest relative error 3.0e-6 on [0, 1) and
-/// 2.9e-6 on [-1/2, 1/2] evaluated in f32 (a hundredth of the u8 rounding's
-/// step, and below the sums' own f32 error over a few thousand keys): one
-/// FMA fewer on 512-bit vectors, two otherwise.
+/// 2.9e-6 on [-1/2, 1/2] evaluated in f32 (about a thousandth of the u8
+/// rounding's step at the largest weight, and of the order of the f32
+/// rounding in the weights' sums over a few thousand keys): one FMA fewer
+/// on 512-bit vectors, two otherwise.
 template <class V, bool Weights = false>
 inline typename V::fvec exp2_nonpositive(typename V::fvec y) {
   const auto yc = V::maxf(y, V::set1f(-125.0f));
@@ -968,8 +969,9 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   attention_buffers& buffers = attention_scratch();
   const Scores all_rows(q_rows, rows, group, d, buffers);
   // Integer scores: softmax in log2 units (see log2_e); with integer P . V
-  // too, weights rounded to u8, so exp2_nonpositive's weights polynomial (as
-  // the row-lanes prefill, whose results decode's match).
+  // too, the weights are rounded to u8, so exp2_nonpositive's weights
+  // polynomial, the one the row-lanes prefill uses (decode and prefill then
+  // take their weights from the same polynomial).
   constexpr bool log2_units = Scores::integer;
   const auto softmax_exp = [](fvec x) {
     return log2_units ? exp2_nonpositive<V, integer_values>(x) : exp_nonpositive<V>(x);
