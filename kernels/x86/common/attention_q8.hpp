@@ -438,9 +438,9 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           v[j] = lanes::round_away(V::mul(V::loadf(x + (4 * w + j) * R), id));
           sum = V::add(sum, v[j]);
         }
-        V::storei(bs.qt + (b * 8 + w) * R, ops::keep_first(ops::quad_bytes(v[0], v[1], v[2], v[3]), real_rows));
+        V::storei(bs.qt + (b * 8 + w) * R, V::keep_first(ops::quad_bytes(v[0], v[1], v[2], v[3]), real_rows));
       }
-      V::storei(bs.bias + b * R, ops::keep_first(V::mullo(sum, V::set1(-128)), real_rows));
+      V::storei(bs.bias + b * R, V::keep_first(V::mullo(sum, V::set1(-128)), real_rows));
     }
     std::fill(bs.ot, bs.ot + d * R, 0.0f);
   };

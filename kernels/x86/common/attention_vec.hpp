@@ -134,11 +134,6 @@ struct attention_vec<vec256<Vnni>> {
     return _mm256_or_si256(_mm256_or_si256(first, _mm256_slli_epi32(rounded(b), 8)),
                            _mm256_or_si256(_mm256_slli_epi32(rounded(c), 16), _mm256_slli_epi32(rounded(e), 24)));
   }
-  /// Lanes [0, n) of v, the rest zero.
-  static ivec keep_first(ivec v, size_t n) {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_and_si256(v, _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), lane));
-  }
 
   /// Weights already scaled to [0, 255] -> one byte each (rounded to nearest),
   /// keys in order at out[0..8).
@@ -242,9 +237,6 @@ struct attention_vec<vec512<Vnni>> {
     // (a ^ magic) | b << 8, then that | c << 16 | e << 24.
     const ivec low = _mm512_ternarylogic_epi32(rounded(a), _mm512_castps_si512(magic), _mm512_slli_epi32(rounded(b), 8), 0xbe);
     return _mm512_ternarylogic_epi32(low, _mm512_slli_epi32(rounded(c), 16), _mm512_slli_epi32(rounded(e), 24), 0xfe);
-  }
-  static ivec keep_first(ivec v, size_t n) {
-    return _mm512_maskz_mov_epi32(n >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << n) - 1), v);
   }
   /// As for vec256, 16 keys.
   static void weights_to_u8(fvec w, unsigned char* out) {

@@ -121,11 +121,13 @@ struct vec256 {
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
-  /// Lanes [0, n) of v, the rest zero.
-  static fvec keep_first(fvec v, size_t n) {
-    const __m256i lane = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
-    return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), lane)));
+  /// All ones in lanes [0, n), zeros in the rest.
+  static ivec first_lanes(size_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
+  /// Lanes [0, n) of v, the rest zero.
+  static fvec keep_first(fvec v, size_t n) { return _mm256_and_ps(v, _mm256_castsi256_ps(first_lanes(n))); }
+  static ivec keep_first(ivec v, size_t n) { return _mm256_and_si256(v, first_lanes(n)); }
   static fvec round_nearest(fvec v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   /// x * 2^n for integral n, by adding n to x's exponent bits (the result must be a normal number).
   static fvec times_pow2i(fvec x, fvec n) {

@@ -126,9 +126,9 @@ struct vec512 {
   static float hsum(fvec v) { return _mm512_reduce_add_ps(v); }
   static float hmax(fvec v) { return _mm512_reduce_max_ps(v); }
   /// Lanes [0, n) of v, the rest zero.
-  static fvec keep_first(fvec v, size_t n) {
-    return _mm512_maskz_mov_ps(n >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << n) - 1), v);
-  }
+  static __mmask16 first_lanes(size_t n) { return n >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << n) - 1); }
+  static fvec keep_first(fvec v, size_t n) { return _mm512_maskz_mov_ps(first_lanes(n), v); }
+  static ivec keep_first(ivec v, size_t n) { return _mm512_maskz_mov_epi32(first_lanes(n), v); }
   static fvec round_nearest(fvec v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   /// x * 2^n for integral n (the result must be a normal number): vscalefps, one
   /// instruction where adding n to x's exponent bits takes three (a
