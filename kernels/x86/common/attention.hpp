@@ -560,6 +560,11 @@ class float_key_scores {
     using ops = attention_vec<V>;
     using fvec = typename V::fvec;
     constexpr size_t lanes = V::lanes, quads = lanes / 4;
+    // Keys per pass over the columns: a quad's four on 512-bit vectors
+    // (sixteen accumulators, four keys and a query vector in 32 registers);
+    // two on 256-bit ones, where sixteen accumulators alone fill the 16
+    // registers and the spilled ones' FMAs went through memory.
+    constexpr size_t KP = lanes == 16 ? 4 : 2;
     const size_t d = d_;
     const size_t vec_end = d / lanes * lanes;
     for (size_t r0 = r_begin; r0 < rows_; r0 += 4) {
@@ -576,22 +581,33 @@ class float_key_scores {
         const unsigned char* k[4];
         for (size_t i = 0; i < 4; ++i) k[i] = kp + std::min(4 * g + i, n - 1) * stride;
         fvec a[4][4];
-        #pragma GCC unroll 4
-        for (size_t j = 0; j < 4; ++j)
+        // Keys [i0, i0 + KP) of the quad: their sums in registers (constant
+        // indices), copied into a at the end.
+        const auto pass = [&]<size_t i0>() {
+          fvec t[4][KP];
           #pragma GCC unroll 4
-          for (size_t i = 0; i < 4; ++i) a[j][i] = V::zero();
-        for (size_t col = 0; col < vec_end; col += lanes) {
-          pf.step();
-          fvec x[4];
-          #pragma GCC unroll 4
-          for (size_t i = 0; i < 4; ++i) x[i] = kv_vec<V, KS2>(k[i], col);
-          #pragma GCC unroll 4
-          for (size_t j = 0; j < 4; ++j) {
-            const fvec y = V::loadf(q[j] + col);
+          for (size_t j = 0; j < 4; ++j)
             #pragma GCC unroll 4
-            for (size_t i = 0; i < 4; ++i) a[j][i] = V::fmadd(y, x[i], a[j][i]);
+            for (size_t i = 0; i < KP; ++i) t[j][i] = V::zero();
+          for (size_t col = 0; col < vec_end; col += lanes) {
+            if constexpr (i0 == 0) pf.step();
+            fvec x[KP];
+            #pragma GCC unroll 4
+            for (size_t i = 0; i < KP; ++i) x[i] = kv_vec<V, KS2>(k[i0 + i], col);
+            #pragma GCC unroll 4
+            for (size_t j = 0; j < 4; ++j) {
+              const fvec y = V::loadf(q[j] + col);
+              #pragma GCC unroll 4
+              for (size_t i = 0; i < KP; ++i) t[j][i] = V::fmadd(y, x[i], t[j][i]);
+            }
           }
-        }
+          #pragma GCC unroll 4
+          for (size_t j = 0; j < 4; ++j)
+            #pragma GCC unroll 4
+            for (size_t i = 0; i < KP; ++i) a[j][i0 + i] = t[j][i];
+        };
+        pass.template operator()<0>();
+        if constexpr (KP == 2) pass.template operator()<2>();
         #pragma GCC unroll 4
         for (size_t j = 0; j < 4; ++j) folded[j][g] = ops::sum4(a[j][0], a[j][1], a[j][2], a[j][3]);
       }
@@ -739,7 +755,10 @@ inline void pv_float(float* const* out, const float* rescaled, const float* shri
   using fvec = typename V::fvec;
   constexpr size_t TK = V::lanes;
   size_t col = 0;
-  for (; col + 4 * TK <= d; col += 4 * TK) {
+  // Four vectors of columns at a time where their sixteen accumulators fit
+  // in registers beside the values (32 on 512-bit vectors); on 256-bit ones
+  // two, eight accumulators.
+  for (; TK == 16 && col + 4 * TK <= d; col += 4 * TK) {
     accumulate_quads<V, true>(out, col, rescaled, p, p, n, [&](size_t i, fvec* v) {
       pf.step();
       #pragma GCC unroll 4
