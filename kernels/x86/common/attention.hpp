@@ -639,10 +639,12 @@ struct weight_view {
 };
 
 /// prefetch_cursor::step() calls P . V makes per tile for one group of four
-/// rows: one per key per four (then two) vectors of value columns.
+/// rows: one per key per four (then two) vectors of value columns, or per
+/// two from the start on 256-bit vectors (pv_float).
 template <size_t Lanes>
 constexpr size_t pv_prefetch_steps(size_t d) {
-  return d / (4 * Lanes) * Lanes + d % (4 * Lanes) / (2 * Lanes) * Lanes;
+  constexpr size_t first = Lanes == 16 ? 4 * Lanes : 2 * Lanes;  // pv_float's widest pass
+  return d / first * Lanes + d % first / (2 * Lanes) * Lanes;
 }
 
 /// Lanes rows of d floats (row i at rows[i]) transposed into out[c * Lanes
