@@ -407,6 +407,14 @@ class out_row_prefetch {
 /// as wide, was fastest one tile (8 KiB) ahead.
 inline constexpr size_t attention_prefetch_lead = 8192;
 
+/// Vectors per group of four rows that the float kernels' QKᵀ and P . V keep
+/// as accumulators at once: four (sixteen accumulators) where the vector
+/// policy has 32 registers (512-bit vectors), two on 256-bit ones, where
+/// sixteen accumulators alone would fill the 16 registers and the spilled
+/// ones' FMAs went through memory.
+template <size_t Lanes>
+inline constexpr size_t accumulator_vectors = Lanes == 16 ? 4 : 2;
+
 /// How many keys ahead the prefetch cursor aims, for tiles of `tile` keys:
 /// whole tiles, at least one, and at least attention_prefetch_lead bytes of
 /// the wider of the K and V rows.
@@ -560,11 +568,8 @@ class float_key_scores {
     using ops = attention_vec<V>;
     using fvec = typename V::fvec;
     constexpr size_t lanes = V::lanes, quads = lanes / 4;
-    // Keys per pass over the columns: a quad's four on 512-bit vectors
-    // (sixteen accumulators, four keys and a query vector in 32 registers);
-    // two on 256-bit ones, where sixteen accumulators alone fill the 16
-    // registers and the spilled ones' FMAs went through memory.
-    constexpr size_t KP = lanes == 16 ? 4 : 2;
+    // Keys per pass over the columns: the whole quad, or two at a time.
+    constexpr size_t KP = accumulator_vectors<lanes>;
     const size_t d = d_;
     const size_t vec_end = d / lanes * lanes;
     for (size_t r0 = r_begin; r0 < rows_; r0 += 4) {
@@ -639,11 +644,11 @@ struct weight_view {
 };
 
 /// prefetch_cursor::step() calls P . V makes per tile for one group of four
-/// rows: one per key per four (then two) vectors of value columns, or per
-/// two from the start on 256-bit vectors (pv_float).
+/// rows: one per key per pass of pv_float over value columns
+/// (accumulator_vectors of them, then two).
 template <size_t Lanes>
 constexpr size_t pv_prefetch_steps(size_t d) {
-  constexpr size_t first = Lanes == 16 ? 4 * Lanes : 2 * Lanes;  // pv_float's widest pass
+  constexpr size_t first = accumulator_vectors<Lanes> * Lanes;
   return d / first * Lanes + d % first / (2 * Lanes) * Lanes;
 }
 
@@ -758,9 +763,8 @@ inline void pv_float(float* const* out, const float* rescaled, const float* shri
   constexpr size_t TK = V::lanes;
   size_t col = 0;
   // Four vectors of columns at a time where their sixteen accumulators fit
-  // in registers beside the values (32 on 512-bit vectors); on 256-bit ones
-  // two, eight accumulators.
-  for (; TK == 16 && col + 4 * TK <= d; col += 4 * TK) {
+  // in registers beside the values (accumulator_vectors), then two.
+  for (; accumulator_vectors<TK> == 4 && col + 4 * TK <= d; col += 4 * TK) {
     accumulate_quads<V, true>(out, col, rescaled, p, p, n, [&](size_t i, fvec* v) {
       pf.step();
       #pragma GCC unroll 4
