@@ -318,13 +318,14 @@ inline key_range keys_seen(const size_t* limits, size_t rows, size_t t0, size_t 
 /// slower for f16 decode). A software prefetch waits for a line fill buffer,
 /// and the work behind it waits too: a burst of a whole tile's lines, or even
 /// of a few lines at a time, stalls the computation; a line or two per inner
-/// step keeps the memory busy without stalling it. Where a tile has more
-/// steps than twice its lines, every `steps / lines`th step asks, so the
-/// asks span the whole tile: f16 decode on 256-bit vectors has 192 steps a
-/// tile for 64 lines of each stream, and asking for them in its first 64
-/// steps (the first third of the tile, its scores) left the memory idle
-/// through P . V: one step in three took 0.87-0.94 of the time from DRAM
-/// (Xeon, contexts 4096 and 16384, one thread and two; bench/ab.py).
+/// step keeps the memory busy without stalling it. Where a tile has at
+/// least twice as many steps as asks, every `steps / asks`th step asks, so
+/// the asks span the whole tile: f16 decode on 256-bit vectors has 192
+/// steps a tile for 64 lines of each stream, and asking for them in its
+/// first 64 steps (the first third of the tile, its scores) left the memory
+/// idle through P . V: one step in three took 0.87-0.91 of the time from
+/// DRAM (Xeon, contexts 4096 and 16384, one thread and two; bench/ab.py).
+/// Asks a partial tile's steps leave over go in rest()'s burst, as before.
 struct prefetch_cursor {
   const char *k = nullptr, *k_end = nullptr, *v = nullptr, *v_end = nullptr;
   size_t k_per = 0, v_per = 0;  ///< lines of each stream per step() that asks for lines
