@@ -491,7 +491,9 @@ class float_key_scores {
  public:
   /// Whether QKᵀ runs in integers (q8_key_scores), and q8_0 values may too.
   static constexpr bool integer = false;
-  /// prefetch_cursor::step() calls per tile for one group of four rows.
+  /// prefetch_cursor::step() calls per sub-tile for one group of four rows:
+  /// q8_0, four per block (tile_q8); f32 and f16, one per column vector of
+  /// each key quad's first pass (tile_from steps in that pass only).
   static size_t prefetch_steps(size_t d) {
     return KF == format::q8_0 ? d / qk8_0 * 4 : V::lanes / 4 * (d / V::lanes);
   }
@@ -581,6 +583,7 @@ class float_key_scores {
     constexpr size_t lanes = V::lanes, quads = lanes / 4;
     // Keys per pass over the columns: the whole quad, or two at a time.
     constexpr size_t KP = accumulator_vectors<lanes>;
+    static_assert(KP == 4 || KP == 2, "a quad's keys in one pass or two");
     const size_t d = d_;
     const size_t vec_end = d / lanes * lanes;
     for (size_t r0 = r_begin; r0 < rows_; r0 += 4) {
