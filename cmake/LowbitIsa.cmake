@@ -1,10 +1,13 @@
 # lowbit_add_isa(<isa> KERNEL_DIR <dir> [FLAGS <flag>...])
 #
 # Declares one ISA tier. It generates a translation unit that includes every
-# kernel header in <dir> and registers the kernels of that tier from the .inc
-# lists (kernels/*.inc). Only that unit is compiled with <flags>; everything
-# else in lowbit is compiled for the baseline, so no static initializer or
-# shared inline function can carry an instruction the CPU lacks. Inline code in
+# kernel header in <dir> and lists the kernels of that tier from the .inc
+# lists (kernels/*.inc) as constant data (dispatch/register_isa.inc), so no
+# code of the unit runs before dispatch has checked the CPU. Only that unit
+# is compiled with <flags>; everything else in lowbit is compiled for the
+# baseline, so no static initializer or shared inline function can carry an
+# instruction the CPU lacks (tests/isa/baseline_code.sh checks the linked
+# binaries). Inline code in
 # the unit lives in an ISA-named inline namespace (LOWBIT_CODEGEN_NAMESPACE),
 # so the linker can never merge an AVX-512 copy of a helper into baseline code.
 #

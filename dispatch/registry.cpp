@@ -22,7 +22,7 @@
 
 namespace lowbit::detail {
 
-#define LOWBIT_COMPILED_ISA(i) void register_kernels_##i(kernel_registry&);
+#define LOWBIT_COMPILED_ISA(i) extern const isa_kernels kernels_##i;
 #include "compiled_isas.inc"
 #undef LOWBIT_COMPILED_ISA
 
@@ -30,10 +30,19 @@ std::vector<kernel_choice> selected_kernels_of(const dispatch_table& t);
 
 namespace {
 
+/// Every ISA unit's lists, copied here in baseline code (isa_kernels).
 kernel_registry build_registry() {
   kernel_registry r;
+  const auto add = [&r](const isa_kernels& k) {
+    r.quantize.insert(r.quantize.end(), k.quantize, k.quantize + k.n_quantize);
+    r.dequantize.insert(r.dequantize.end(), k.dequantize, k.dequantize + k.n_dequantize);
+    r.packers.insert(r.packers.end(), k.packers, k.packers + k.n_packers);
+    r.linear.insert(r.linear.end(), k.linear, k.linear + k.n_linear);
+    r.gemm_s8.insert(r.gemm_s8.end(), k.gemm_s8, k.gemm_s8 + k.n_gemm_s8);
+    r.attention.insert(r.attention.end(), k.attention, k.attention + k.n_attention);
+  };
 #define LOWBIT_COMPILED_ISA(i) \
-  register_kernels_##i(r);     \
+  add(kernels_##i);            \
   r.compiled.insert(isa::i);
 #include "compiled_isas.inc"
 #undef LOWBIT_COMPILED_ISA

@@ -69,6 +69,25 @@ struct attention_entry {
   kernels::attention_fn fn;
 };
 
+/// One ISA unit's kernels (dispatch/register_isa.inc): constant data, laid
+/// out by the compiler and linker, so that nothing the unit compiled with
+/// its ISA's flags runs before dispatch has checked the CPU. Each list ends
+/// with one value-initialised entry (an array cannot be empty), not counted.
+struct isa_kernels {
+  const quant_entry* quantize;
+  size_t n_quantize;
+  const dequant_entry* dequantize;
+  size_t n_dequantize;
+  const packer_entry* packers;
+  size_t n_packers;
+  const linear_entry* linear;
+  size_t n_linear;
+  const gemm_s8_entry* gemm_s8;
+  size_t n_gemm_s8;
+  const attention_entry* attention;
+  size_t n_attention;
+};
+
 /// Every kernel compiled into this build.
 struct kernel_registry {
   isa_set compiled;
