@@ -800,9 +800,12 @@ TEST(CApi, KvCacheHoldsWhatTheOracleRoundsAndAttendsOverIt) {
     }
     ASSERT_EQ(lowbit_paged_attention(cache, 1, heads, pq, 2, 0.0f), LOWBIT_OK) << last_error();
     const std::string kernel = kernel_for(std::string("attention.") + format_name(f.k) + "_" + format_name(f.v));
-    const bool integer_scores = f.k == LOWBIT_Q8_0 && (contains(kernel, "vnni") || contains(kernel, "amx"));
-    // Integer P . V (u8 weights), or on the amx tier's prefill bf16 values
-    // and weights: both within the same bound (test_kv_cache.cpp).
+    // Integer QKᵀ: the VNNI and amx tiers, and avx2's sign trick.
+    const bool integer_scores =
+        f.k == LOWBIT_Q8_0 && (contains(kernel, "vnni") || contains(kernel, "amx") || kernel.ends_with("__avx2"));
+    // Integer P . V (u8 weights, 7-bit on avx2), or on the amx tier's
+    // prefill bf16 values and weights: within the bounds test_kv_cache.cpp
+    // justifies.
     const bool integer_values = integer_scores && f.v == LOWBIT_Q8_0;
     for (size_t i = 0; i < 2; ++i) {
       SCOPED_TRACE("sequence " + std::to_string(i));

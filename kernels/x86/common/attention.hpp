@@ -3,7 +3,7 @@
 // has per KV head (query positions times the heads sharing it):
 //
 // Few rows (decode: at most 8), and any rows with integer scores (q8_0 keys
-// on the VNNI tiers), attention_tiles. Keys go a tile at a time (sub-tiles
+// on the VNNI tiers and avx2), attention_tiles. Keys go a tile at a time (sub-tiles
 // of V::lanes tokens, never across a cache block; two per tile for decode,
 // four for more rows). A scores policy turns each sub-tile into one vector
 // of scores per query row (lane i = key i):
@@ -81,7 +81,7 @@ inline typename V::fvec exp_nonpositive(typename V::fvec x) {
   return V::times_pow2i(e, n);  // e * 2^n, always a normal number here (n >= -126 only with e >= 1)
 }
 
-/// The integer-score kernels (q8_0 keys on the VNNI tiers) keep scores in
+/// The integer-score kernels (q8_0 keys on the VNNI tiers and avx2) keep scores in
 /// log2 units (times log2 e, folded into the score scale) from a call's
 /// start to its end, so a softmax weight is 2^y rather than e^x: no multiply
 /// by log2 e per weight and no two-constant split, seven multiply-adds per

@@ -16,8 +16,19 @@
 // block), which the accumulator starts at minus. Per block the exact integer
 // dot product is scaled by d_q * d_k into the f32 score.
 //
-// Requires head_dim to be a multiple of 32 (a q8_0 cache guarantees it) and
-// a VNNI policy (vec256<true> or vec512<true>).
+// Without VNNI (the avx2 tier, vec256<false>), the same tiles (decode's,
+// and prefill's for every V format) with vpdpbusd's four-byte dot products
+// done by the sign trick instead: the key bytes unbiased to s8 (x ^ 0x80),
+// vpmaddubsw of |k| with the query bytes given k's signs (vpsignb),
+// vpmaddwd by ones, an add: exact for the query's [-127, 127] (|k| <= 128,
+// so no pair of products saturates), with no bias to take off. Its P . V
+// rounds the weights to 7 bits (0..127) where vpdpbusd takes 8, so that
+// vpmaddubsw cannot saturate either (see q8_value_tile). Every path of the
+// kernel rounds alike, whichever rows the dispatcher's tasks give it.
+//
+// Requires head_dim to be a multiple of 32 (a q8_0 cache guarantees it); the
+// prefill kernel attention_q8_row_lanes requires a VNNI policy (vec256<true>
+// or vec512<true>).
 #pragma once
 
 #include <algorithm>
@@ -31,7 +42,8 @@ namespace lowbit::kernels::x86 {
 LOWBIT_CODEGEN_BEGIN
 
 /// One 32-value block of a query row rounded to q8_0: its quants, its scale
-/// (the f16 d widened) and -128 times the sum of its quants.
+/// (the f16 d widened) and -128 times the sum of its quants (0 without VNNI:
+/// the sign trick takes the keys unbiased).
 struct q8_query_block {
   int8_t qs[qk8_0];
   float scale;
@@ -53,7 +65,7 @@ class q8_key_scores {
   /// one head's rows_of()).
   q8_key_scores(const float* const* q_rows, size_t rows, size_t group, size_t d, attention_buffers& buffers)
       : rows_(rows), blocks_(d / qk8_0) {
-    static_assert(V::vnni, "the integer scores need vpdpbusd");
+    static_assert(V::vnni || V::lanes == 8, "without VNNI, the sign trick of vec256<false>");
     buffers.tile.resize(kv_group_bytes(d));  // a sub-tile that starts inside a group, regrouped
     scratch_ = buffers.tile.data();
     // The rounded query rows. A decode step calls once per chunk of keys with
@@ -113,10 +125,20 @@ class q8_key_scores {
         #pragma GCC unroll 4
         for (size_t w = 0; w < 8; w += 2) {
           const ivec k0 = V::load(kt + w * kv_key_vector_bytes), k1 = V::load(kt + (w + 1) * kv_key_vector_bytes);
-          #pragma GCC unroll 4
-          for (size_t j = 0; j < 4; ++j) {
-            a[j] = V::dot_u8s8_at(a[j], k0, q[j][b].qs + 4 * w);
-            c[j] = V::dot_u8s8_at(c[j], k1, q[j][b].qs + 4 * w + 4);
+          if constexpr (V::vnni) {
+            #pragma GCC unroll 4
+            for (size_t j = 0; j < 4; ++j) {
+              a[j] = V::dot_u8s8_at(a[j], k0, q[j][b].qs + 4 * w);
+              c[j] = V::dot_u8s8_at(c[j], k1, q[j][b].qs + 4 * w + 4);
+            }
+          } else {
+            // The sign trick on the unbiased keys (|k| shared by the rows).
+            const ivec s0 = V::xor_(k0, V::splat8(0x80)), s1 = V::xor_(k1, V::splat8(0x80));
+            #pragma GCC unroll 4
+            for (size_t j = 0; j < 4; ++j) {
+              a[j] = V::dot_s8s8(a[j], s0, V::broadcast4(q[j][b].qs + 4 * w));
+              c[j] = V::dot_s8s8(c[j], s1, V::broadcast4(q[j][b].qs + 4 * w + 4));
+            }
           }
         }
         const fvec dk = V::load_half(at.group + kv_group_scale(b, at.lane));
@@ -168,7 +190,7 @@ class q8_key_scores {
       _mm_store_ps(sum, ops::sum_each(quants[0], quants[1], quants[2], quants[3]));  // |sum| <= 4064: exact
       for (size_t k = 0; k < nb; ++k) {
         out[b0 + k].scale = scale[k];
-        out[b0 + k].bias = -128 * static_cast<int32_t>(sum[k]);
+        out[b0 + k].bias = V::vnni ? -128 * static_cast<int32_t>(sum[k]) : 0;  // the sign trick needs none
       }
     }
   }
@@ -191,6 +213,10 @@ class q8_key_scores {
 /// The u8 rounding is the one approximation beyond the cache's own: at most
 /// half a step of 1/255 of the tile's largest weight per weight (see the
 /// paged-attention tests for the bound it adds). head_dim a multiple of 32.
+/// Without VNNI the weights are rounded to 0..127 instead (u = round(127 w /
+/// max w), a step of 1/127), so that vpmaddubsw's pair of products, at most
+/// 2 * 127 * 128, cannot saturate its int16: dot_u8s8's emulation is exact
+/// for unsigned operands below 128.
 template <class V, size_t S>
 class q8_value_tile : public q8_value_groups<V, S> {
   using base = q8_value_groups<V, S>;
@@ -211,6 +237,7 @@ class q8_value_tile : public q8_value_groups<V, S> {
     const size_t subs = (n + TK - 1) / TK;
     alignas(64) unsigned char u[4][S * TK];
     alignas(16) float step[4], inverse[4];
+    constexpr float levels = V::vnni ? 255.0f : 127.0f;  // the largest weight's code
     for (size_t b = 0; b < blocks_; ++b) {
       fvec w[4][S], top[4];
       #pragma GCC unroll 4
@@ -221,11 +248,11 @@ class q8_value_tile : public q8_value_groups<V, S> {
           top[j] = V::maxf(top[j], w[j][s]);
         }
       }
-      // Per row: u = round(w * 255 / max w); a row with no weight keeps u = 0.
+      // Per row: u = round(w * levels / max w); a row with no weight keeps u = 0.
       const __m128 most = ops::max_each(top[0], top[1], top[2], top[3]);
       const __m128 some = _mm_cmpgt_ps(most, _mm_setzero_ps());
-      _mm_store_ps(inverse, _mm_and_ps(_mm_div_ps(_mm_set1_ps(255.0f), most), some));
-      _mm_store_ps(step, _mm_mul_ps(most, _mm_set1_ps(1.0f / 255.0f)));
+      _mm_store_ps(inverse, _mm_and_ps(_mm_div_ps(_mm_set1_ps(levels), most), some));
+      _mm_store_ps(step, _mm_mul_ps(most, _mm_set1_ps(1.0f / levels)));
       #pragma GCC unroll 4
       for (size_t j = 0; j < 4; ++j)
         for (size_t s = 0; s < subs; ++s) ops::weights_to_u8(V::mul(w[j][s], V::set1f(inverse[j])), u[j] + s * TK);
@@ -729,11 +756,13 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
 /// attention_fn for q8_0 keys with integer scores; values f32, f16 (read in
 /// place), q4_0 (dequantized per tile) or q8_0 (integer P . V). head_dim a
 /// multiple of 32.
+/// Without VNNI (vec256<false>), prefill over q8_0 values takes the
+/// prefill's tiles too (attention_q8_row_lanes needs vpdpbusd).
 template <class V, format VF, class P = vnni_products>
 void attention_online_q8(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                          const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
   if (kv.rows_per_head(rows) > attention_decode_rows) {  // prefill: one KV head at a time
-    if constexpr (VF == format::q8_0)
+    if constexpr (VF == format::q8_0 && V::vnni)
       attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc, attention_q8_row_lanes<V, P>);
     else
       attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc,

@@ -4,7 +4,8 @@
 // them onto AVX2 (+FMA/F16C), with the u8 x s8 dot product done either by
 // AVX-VNNI's vpdpbusd (Vnni = true) or by vpmaddubsw + vpmaddwd (Vnni = false).
 // The emulation is exact for the operands lowbit feeds it: unsigned values
-// below 64 (4- and 6-bit codes) times int8, so vpmaddubsw cannot saturate.
+// below 128 (4- and 6-bit codes, attention's 7-bit weights) times int8, so
+// vpmaddubsw cannot saturate.
 // Signed weights (Q8_0) go through dot_signed, which uses the sign trick
 // without VNNI and a +128 bias with it.
 #pragma once
@@ -84,10 +85,14 @@ struct vec256 {
       return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
     }
   }
-  /// acc + sum over each group of 4 bytes of w[i] * a[i], both signed, w > -128.
   /// acc + u . (the 4 bytes at p, broadcast). VEX encodings have no embedded
   /// broadcast, so this is the broadcast and the dot product.
   static ivec dot_u8s8_at(ivec acc, ivec u, const void* p) { return dot_u8s8(acc, u, broadcast4(p)); }
+  /// acc + sum over each group of 4 bytes of w[i] * a[i], both signed, a >
+  /// -128 (any w: |-128| reads as 128 unsigned); with VNNI the caller takes
+  /// off 128 * sum(a), the bias of w ^ 0x80. Without VNNI the sign trick:
+  /// vpmaddubsw(|w|, a with w's signs), whose pairs of products (at most 2 *
+  /// 128 * 127) cannot saturate, then vpmaddwd by ones.
   static ivec dot_s8s8(ivec acc, ivec w, ivec a) {
     if constexpr (Vnni) {
       return vnni_dot256(acc, _mm256_xor_si256(w, _mm256_set1_epi8(static_cast<char>(0x80))), a);
