@@ -291,9 +291,9 @@ void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim
       // over this sweep: at most 2.5e-5 (decode), 1.8e-5 (prefill, both
       // tiers). The avx2 tier rounds to 127 codes instead (weight_levels):
       // a step 255/127 times as coarse, its variance and the bound about 4x
-      // (16-key decode tiles, 32-key prefill tiles); measured 6.7e-5
-      // (decode) and 7.4e-5 (prefill). A systematic error this bound would
-      // miss is IntegerAndBf16ValuesAreExactWhenTheWeightsAreEqual's to catch.
+      // (32-key tiles, decode and prefill); measured 1.09e-4 (decode) and
+      // 7.4e-5 (prefill). A systematic error this bound would miss is
+      // IntegerAndBf16ValuesAreExactWhenTheWeightsAreEqual's to catch.
       const double coarser = 255.0 / weight_levels(kf, vf);
       EXPECT_LE(nmse(got, want_held), 1e-4 * coarser * coarser);
     } else {

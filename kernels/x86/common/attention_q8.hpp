@@ -758,6 +758,15 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
 /// multiple of 32.
 /// Without VNNI (vec256<false>), prefill over q8_0 values takes the
 /// prefill's tiles too (attention_q8_row_lanes needs vpdpbusd).
+/// Decode's sub-tiles per tile: attention_subtiles, but four without VNNI.
+/// There the softmax, the weights' rounding and the tile's bookkeeping took
+/// about half of a decode step's time on Zen 3 (perf), and sharing them
+/// over 32 keys instead of 16 took 0.83-0.89 of the time (bench/ab.py, 5
+/// rounds, q8_0/q8_0, contexts 4096 and 16384, one thread and two; 18 of 20
+/// rounds faster), for 7-bit weights rounded over twice the keys.
+template <class V>
+inline constexpr size_t q8_decode_subtiles = V::vnni ? attention_subtiles : 4;
+
 template <class V, format VF, class P = vnni_products>
 void attention_online_q8(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                          const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
@@ -768,7 +777,7 @@ void attention_online_q8(const attn_kv& kv, size_t kv_head, const float* const* 
       attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc,
                          attention_tiles<V, q8_key_scores<V>, VF, attention_prefill_subtiles>);
   } else
-    attention_tiles<V, q8_key_scores<V>, VF>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
+    attention_tiles<V, q8_key_scores<V>, VF, q8_decode_subtiles<V>>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
 }
 
 LOWBIT_CODEGEN_END
