@@ -357,9 +357,11 @@ void bench_attn_decode(benchmark::State& state, const detail::attention_entry* k
 
 /// The multiply-add peak that bounds an attention kernel on the same threads,
 /// timed between the benchmark's iterations (peak_between). QKᵀ and P . V
-/// are half the work each: in f32 FMAs of the tier's vector width, except on
-/// the VNNI tiers, whose kernels run QKᵀ in int8 (vpdpbusd) and P . V too
-/// when V is q8_0. A kernel with both halves on one unit is bound by that
+/// are half the work each: in f32 FMAs of the tier's vector width, except
+/// for q8_0 keys on the VNNI tiers, whose kernels run QKᵀ in int8
+/// (vpdpbusd) and P . V too when V is q8_0, and on the avx2 tier, whose
+/// q8_0-K kernels do the same with vpmaddubsw + vpmaddwd (the sign trick).
+/// A kernel with both halves on one unit is bound by that
 /// unit's peak; one with a half on each, by the time of both halves at their
 /// peaks. The amx tier's kernel runs both products on the tile unit, which
 /// has no probe here yet: it is held to the int8 vpdpbusd peak, as the
@@ -369,8 +371,9 @@ class attn_peak {
  public:
   explicit attn_peak(const detail::attention_entry& kernel) {
     const bool vnni = kernel.tier == isa::avx2_vnni || kernel.tier == isa::avx512_vnni || kernel.tier == isa::amx;
-    if (vnni) int8_ = std::make_unique<peak_between>(int8_peak_for(kernel.tier));
-    if (!vnni || kernel.v_format != format::q8_0) fma_ = std::make_unique<peak_between>(fma_peak_for(kernel.tier));
+    const bool integer = kernel.k_format == format::q8_0 && (vnni || kernel.tier == isa::avx2);
+    if (integer) int8_ = std::make_unique<peak_between>(int8_peak_for(kernel.tier));
+    if (!integer || kernel.v_format != format::q8_0) fma_ = std::make_unique<peak_between>(fma_peak_for(kernel.tier));
   }
   void pass() {
     if (int8_) int8_->pass();
