@@ -615,7 +615,13 @@ class float_key_scores {
             for (size_t i = 0; i < KP; ++i) x[i] = kv_vec<V, KS2>(k[i0 + i], col);
             #pragma GCC unroll 4
             for (size_t j = 0; j < 4; ++j) {
-              const fvec y = V::loadf(q[j] + col);
+              fvec y = V::loadf(q[j] + col);
+              // One load of the query vector, kept in a register for the KP
+              // FMAs: GCC folds it into each FMA as a memory operand instead,
+              // ten loads per eight FMAs, and Zen 3 issues two 256-bit loads
+              // a cycle (0.85-0.97 of the f16 decode's time there with one).
+              // Not measured on 512-bit vectors: left to the compiler there.
+              if constexpr (lanes == 8) asm("" : "+v"(y));
               #pragma GCC unroll 4
               for (size_t i = 0; i < KP; ++i) t[j][i] = V::fmadd(y, x[i], t[j][i]);
             }
