@@ -33,13 +33,14 @@ namespace {
 /// Every ISA unit's lists, copied here in baseline code (isa_kernels).
 kernel_registry build_registry() {
   kernel_registry r;
-  const auto add = [&r](const isa_kernels& k) {
-    r.quantize.insert(r.quantize.end(), k.quantize, k.quantize + k.n_quantize);
-    r.dequantize.insert(r.dequantize.end(), k.dequantize, k.dequantize + k.n_dequantize);
-    r.packers.insert(r.packers.end(), k.packers, k.packers + k.n_packers);
-    r.linear.insert(r.linear.end(), k.linear, k.linear + k.n_linear);
-    r.gemm_s8.insert(r.gemm_s8.end(), k.gemm_s8, k.gemm_s8 + k.n_gemm_s8);
-    r.attention.insert(r.attention.end(), k.attention, k.attention + k.n_attention);
+  const auto append = [](auto& to, auto from) { to.insert(to.end(), from.begin(), from.end()); };
+  const auto add = [&](const isa_kernels& k) {
+    append(r.quantize, k.quantize);
+    append(r.dequantize, k.dequantize);
+    append(r.packers, k.packers);
+    append(r.linear, k.linear);
+    append(r.gemm_s8, k.gemm_s8);
+    append(r.attention, k.attention);
   };
 #define LOWBIT_COMPILED_ISA(i) \
   add(kernels_##i);            \

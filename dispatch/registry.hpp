@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -74,18 +75,12 @@ struct attention_entry {
 /// its ISA's flags runs before dispatch has checked the CPU. Each list ends
 /// with one value-initialised entry (an array cannot be empty), not counted.
 struct isa_kernels {
-  const quant_entry* quantize;
-  size_t n_quantize;
-  const dequant_entry* dequantize;
-  size_t n_dequantize;
-  const packer_entry* packers;
-  size_t n_packers;
-  const linear_entry* linear;
-  size_t n_linear;
-  const gemm_s8_entry* gemm_s8;
-  size_t n_gemm_s8;
-  const attention_entry* attention;
-  size_t n_attention;
+  std::span<const quant_entry> quantize;
+  std::span<const dequant_entry> dequantize;
+  std::span<const packer_entry> packers;
+  std::span<const linear_entry> linear;
+  std::span<const gemm_s8_entry> gemm_s8;
+  std::span<const attention_entry> attention;
 };
 
 /// Every kernel compiled into this build.
