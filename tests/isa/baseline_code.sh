@@ -15,10 +15,20 @@ shift
 status=0
 for bin in "$@"; do
   found=$("${objdump}" -d -C --no-show-raw-insn "${bin}" | awk -F'\t' '
-    /^[0-9a-f]+ <.*>:$/ { fn = substr($0, index($0, "<") + 1); fn = substr(fn, 1, length(fn) - 2); next }
+    function hex(s,    i, n) { n = 0; for (i = 1; i <= length(s); ++i) n = n * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1; return n }
+    /^[0-9a-f]+ <.*>:$/ {
+      fn = substr($0, index($0, "<") + 1); fn = substr(fn, 1, length(fn) - 2)
+      start = hex(substr($0, 1, index($0, " ") - 1)); first = 1; skip_end = 0; next
+    }
     fn == "" || fn ~ /isa_/ || NF < 2 { next }
     {
+      addr = $1; gsub(/[ :]/, "", addr); at = hex(addr)
       ins = $2; sub(/#.*/, "", ins)
+      # UBSan (-fsanitize=function) puts a jump over 6 bytes of data at
+      # the start of a function; those bytes are not code.
+      if (first && ins ~ /^jmp / && index($0, "<" fn "+0x8>")) skip_end = start + 8
+      first = 0
+      if (at < skip_end) next
       split(ins, word, " ")
       if (word[1] ~ /^v/ || ins ~ /%[yz]mm|%k[0-7]|%tmm/) {
         if (!(fn in seen)) { seen[fn] = 1; print "  " fn ": " ins }

@@ -11,7 +11,6 @@
 
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -32,6 +31,18 @@ LOWBIT_CODEGEN_BEGIN
 /// spacing there, 2^-23 at least, or rounds up to it on a tie at 1 - 2^-25).
 inline constexpr float half_down = 0x1.fffffep-2f;  // 0.5 - 2^-25, the float just below one half
 
+/// The largest of n floats, as std::max_element picks it (the first of
+/// equals; a NaN wins only in first place). Written out so that the ISA
+/// units instantiate no std algorithm: the linker keeps one copy of such a
+/// template for every caller, and a copy compiled with an ISA's flags could
+/// be the one baseline code runs (tests/isa/baseline_code.sh).
+inline float largest(const float* x, size_t n) {
+  float best = x[0];
+  for (size_t i = 1; i < n; ++i)
+    if (best < x[i]) best = x[i];
+  return best;
+}
+
 /// 8 floats at a time (AVX2).
 struct q8_lanes256 {
   static constexpr size_t width = 8;
@@ -47,7 +58,7 @@ struct q8_lanes256 {
     for (size_t i = 0; i < n; i += 8) m = _mm256_max_ps(m, abs(_mm256_loadu_ps(x + i)));
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, m);
-    return *std::max_element(lanes, lanes + 8);
+    return largest(lanes, 8);
   }
   /// 32 quants: round(x * scale), half away from zero (Even = false) or to even, capped at 127.
   template <bool Even>
@@ -99,7 +110,7 @@ struct q8_lanes512_of {
     for (size_t i = 0; i < n; i += 16) m = _mm512_max_ps(m, abs(_mm512_loadu_ps(x + i)));
     alignas(64) float lanes[16];
     _mm512_store_ps(lanes, m);
-    return *std::max_element(lanes, lanes + 16);
+    return largest(lanes, 16);
   }
   template <bool Even>
   static void round32(const float* x, float scale, int8_t* q) {
