@@ -405,13 +405,13 @@ TEST(PagedAttention, X86TiersComputeQkInIntegersForQ8Keys) {
   if (!avail.contains(isa::avx2)) GTEST_SKIP() << "no x86 tier here (available: " << to_string(avail) << ")";
   size_t integer_tiers = 0;
   for_each_tier([&](isa cap) {
-    const char* vnni = cap >= isa::avx512_vnni && avail.contains(isa::avx512_vnni) ? "avx512_vnni"
-                       : cap == isa::avx2_vnni                                      ? "avx2_vnni"
-                       : cap == isa::avx2                                           ? "avx2"
-                                                                                    : nullptr;
+    const char* integer = cap >= isa::avx512_vnni && avail.contains(isa::avx512_vnni) ? "avx512_vnni"
+                          : cap == isa::avx2_vnni                                      ? "avx2_vnni"
+                          : cap == isa::avx2                                           ? "avx2"
+                                                                                       : nullptr;
     const bool amx = cap >= isa::amx && avail.contains(isa::amx);
     for (format vf : {format::f32, format::f16, format::q8_0, format::q4_0}) {
-      const char* want = amx && vf == format::q8_0 ? "amx" : vnni;
+      const char* want = amx && vf == format::q8_0 ? "amx" : integer;
       const std::string v(traits(vf).name);
       const std::string kernel = selected_kernel("attention.q8_0_" + v);
       if (want) {
@@ -421,7 +421,7 @@ TEST(PagedAttention, X86TiersComputeQkInIntegersForQ8Keys) {
         EXPECT_FALSE(rounds_query(format::q8_0, vf)) << kernel;
       }
     }
-    integer_tiers += vnni != nullptr;
+    integer_tiers += integer != nullptr;
   });
   // The oracle sweeps above run under the same caps, so they exercise these kernels.
   EXPECT_GT(integer_tiers, 0u);

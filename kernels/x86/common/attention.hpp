@@ -619,7 +619,8 @@ class float_key_scores {
               // One load of the query vector, kept in a register for the KP
               // FMAs: GCC folds it into each FMA as a memory operand instead,
               // ten loads per eight FMAs, and Zen 3 issues two 256-bit loads
-              // a cycle (0.85-0.97 of the f16 decode's time there with one).
+              // a cycle (0.80-0.97 of the f16 decode's time there on one
+              // thread, 0.93-1.04 on two).
               // Not measured on 512-bit vectors: left to the compiler there.
               if constexpr (lanes == 8) asm("" : "+v"(y));
               #pragma GCC unroll 4

@@ -753,11 +753,6 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   if (finish) *kv.finished = true;
 }
 
-/// attention_fn for q8_0 keys with integer scores; values f32, f16 (read in
-/// place), q4_0 (dequantized per tile) or q8_0 (integer P . V). head_dim a
-/// multiple of 32.
-/// Without VNNI (vec256<false>), prefill over q8_0 values takes the
-/// prefill's tiles too (attention_q8_row_lanes needs vpdpbusd).
 /// Decode's sub-tiles per tile: attention_subtiles, but four without VNNI.
 /// There the softmax, the weights' rounding and the tile's bookkeeping took
 /// about half of a decode step's time on Zen 3 (perf), and sharing them
@@ -767,6 +762,11 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
 template <class V>
 inline constexpr size_t q8_decode_subtiles = V::vnni ? attention_subtiles : 4;
 
+/// attention_fn for q8_0 keys with integer scores; values f32, f16 (read in
+/// place), q4_0 (dequantized per tile) or q8_0 (integer P . V). head_dim a
+/// multiple of 32.
+/// Without VNNI (vec256<false>), prefill over q8_0 values takes the
+/// prefill's tiles too (attention_q8_row_lanes needs vpdpbusd).
 template <class V, format VF, class P = vnni_products>
 void attention_online_q8(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                          const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
