@@ -374,6 +374,23 @@ struct prefetch_cursor {
   }
 };
 
+/// A kernel's own copy of the caller's cursor, written back when it goes out
+/// of scope. The caller's cursor is handed by reference to kernels that are
+/// not inlined (the score tiles), so its fields live in memory, and step()'s
+/// countdown was loaded, decremented and stored on every inner step; the
+/// copy stays in registers through the loops.
+class prefetch_pass {
+ public:
+  explicit prefetch_pass(prefetch_cursor& home) : pf(home), home_(home) {}
+  prefetch_pass(const prefetch_pass&) = delete;
+  prefetch_pass& operator=(const prefetch_pass&) = delete;
+  ~prefetch_pass() { home_ = pf; }
+  prefetch_cursor pf;
+
+ private:
+  prefetch_cursor& home_;
+};
+
 /// The caller's output rows (attn_kv::out_rows), prefetched for writing a
 /// few lines per group of rows and tile, spread evenly over the call's
 /// `visits` such turns, so the caller's stores after the call find them in
@@ -540,7 +557,9 @@ class float_key_scores {
 
   /// tile() for q8_0 keys in the cache's groups.
   void tile_q8(const unsigned char* kp, size_t stride, size_t slot, size_t n, size_t r_begin, float* scores,
-               prefetch_cursor& pf) const {
+               prefetch_cursor& pf_home) const {
+    prefetch_pass own(pf_home);  // pf in registers through the loops
+    prefetch_cursor& pf = own.pf;
     using ivec = typename V::ivec;
     using fvec = typename V::fvec;
     const size_t blocks = d_ / qk8_0;
@@ -577,7 +596,9 @@ class float_key_scores {
   /// tile() from key rows in format KS2 (f32 or f16), read in place.
   template <format KS2>
   void tile_from(const unsigned char* kp, size_t stride, size_t n, size_t r_begin, float* scores,
-                 prefetch_cursor& pf) const {
+                 prefetch_cursor& pf_home) const {
+    prefetch_pass own(pf_home);  // pf in registers through the loops
+    prefetch_cursor& pf = own.pf;
     using ops = attention_vec<V>;
     using fvec = typename V::fvec;
     constexpr size_t lanes = V::lanes, quads = lanes / 4;
@@ -779,7 +800,9 @@ inline void accumulate_quads(float* const* out, size_t col, const float* shrink,
 /// scalar columns.
 template <class V, format S>
 inline void pv_float(float* const* out, const float* rescaled, const float* shrink, weight_view p, size_t n,
-                     const unsigned char* vp, size_t v_stride, size_t d, size_t rb, prefetch_cursor& pf) {
+                     const unsigned char* vp, size_t v_stride, size_t d, size_t rb, prefetch_cursor& pf_home) {
+  prefetch_pass own(pf_home);  // pf in registers through the loops
+  prefetch_cursor& pf = own.pf;
   using fvec = typename V::fvec;
   constexpr size_t TK = V::lanes;
   size_t col = 0;
@@ -883,7 +906,9 @@ class q8_value_groups {
   /// + i] * value i, for the rb real rows of a group of four (shrink null:
   /// all ones).
   void accumulate(float* const* out, size_t rb, const float* shrink, const float* p, size_t p_row, size_t n,
-                  prefetch_cursor& pf) const {
+                  prefetch_cursor& pf_home) const {
+    prefetch_pass own(pf_home);  // pf in registers through the loops
+    prefetch_cursor& pf = own.pf;
     const size_t subs = (n + TK - 1) / TK;
     alignas(64) float w[4][S * TK];
     for (size_t b = 0; b < blocks_; ++b) {

@@ -102,7 +102,9 @@ class q8_key_scores {
 
   /// float_key_scores::tile's contract, for q8_0 keys in the cache's groups.
   void tile(const unsigned char* kp, size_t stride, size_t slot, size_t n, size_t r_begin, float* scores,
-            prefetch_cursor& pf) const {
+            prefetch_cursor& pf_home) const {
+    prefetch_pass own(pf_home);  // pf in registers through the loops
+    prefetch_cursor& pf = own.pf;
     constexpr size_t TK = V::lanes;
     const kv_group_at at = q8_run<V>(kv_side::key, kp, stride, slot, n, blocks_ * qk8_0, scratch_);
     for (size_t r0 = r_begin; r0 < rows_; r0 += 4) {
@@ -232,7 +234,9 @@ class q8_value_tile : public q8_value_groups<V, S> {
   /// ones); the rows past them alias the last real one and are computed too
   /// (their results are overwritten), so the row count is not needed.
   void accumulate(float* const* out, size_t /*real rows*/, const float* shrink, const float* p, size_t p_row,
-                  size_t n, prefetch_cursor& pf) const {
+                  size_t n, prefetch_cursor& pf_home) const {
+    prefetch_pass own(pf_home);  // pf in registers through the loops
+    prefetch_cursor& pf = own.pf;
     using ops = attention_vec<V>;
     const size_t subs = (n + TK - 1) / TK;
     alignas(64) unsigned char u[4][S * TK];

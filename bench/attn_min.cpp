@@ -1,0 +1,117 @@
+// lowbit-attn-min: the fastest of many short timings of one decode step of
+// paged attention, per token and KV head, for comparing two builds of an
+// attention kernel on a shared machine.
+//
+//   lowbit-attn-min [--kv f16|q8_0] [--kv-heads N] [--ctx N] [--threads N] [--runs N]
+//
+// One sequence of --ctx random tokens (d = 128, four query heads per KV
+// head, blocks of 64 tokens), one query token. Each run times enough calls
+// to take about a millisecond and keeps their mean; the report is the
+// fastest run and the median. A neighbour only ever adds time, and on the
+// machines this was written on it came in spells that doubled a run's time,
+// so the fastest of 30 runs moved by 1-2% from one invocation to the next
+// where lowbit-bench-kernels' medians moved by 10-30% (its probe passes and
+// cache flushes between iterations are the point there, not here). With a
+// small --ctx the cache stays in L2 and the number is the kernel's
+// compute; with a large one it streams from DRAM. LOWBIT_ISA_MAX picks the
+// tier, as everywhere.
+#include <lowbit/attention.hpp>
+#include <lowbit/dispatch.hpp>
+#include <lowbit/kv_cache.hpp>
+#include <lowbit/parallel.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr const char* usage_line =
+    "usage: lowbit-attn-min [--kv f16|q8_0] [--kv-heads N] [--ctx N] [--threads N] [--runs N]\n";
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr, "lowbit-attn-min: %s\n%s", why.c_str(), usage_line);
+  std::exit(2);
+}
+
+size_t positive(const char* flag, const char* text) {
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(text, &end, 10);
+  if (!*text || *end || v == 0 || v > (1ull << 24)) usage(std::string(flag) + " wants a positive integer, got '" + text + "'");
+  return static_cast<size_t>(v);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace lowbit;
+  format f = format::f16;
+  size_t kv_heads = 8, ctx = 4096, threads = 1, runs = 30;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(usage_line, stdout);
+      return 0;
+    }
+    if (i + 1 >= argc) usage("missing value after " + a);
+    const char* v = argv[++i];
+    if (a == "--kv") {
+      const std::string s = v;
+      if (s == "f16") f = format::f16;
+      else if (s == "q8_0") f = format::q8_0;
+      else usage("--kv wants f16 or q8_0, got '" + s + "'");
+    } else if (a == "--kv-heads") kv_heads = positive("--kv-heads", v);
+    else if (a == "--ctx") ctx = positive("--ctx", v);
+    else if (a == "--threads") threads = positive("--threads", v);
+    else if (a == "--runs") runs = positive("--runs", v);
+    else usage("unknown flag " + a);
+  }
+  try {
+    constexpr size_t d = 128, group = 4, block = 64;
+    set_num_threads(threads);
+    kv_cache_config c;
+    c.n_kv_heads = kv_heads;
+    c.head_dim = d;
+    c.k_format = c.v_format = f;
+    c.block_tokens = block;
+    c.max_blocks = (ctx + block - 1) / block;
+    KvCache cache(c);
+    const seq_id s = cache.create_sequence();
+    std::mt19937 rng(1);
+    std::normal_distribution<float> normal;
+    std::vector<float> k(ctx * kv_heads * d), v(k.size()), q(group * kv_heads * d), out(q.size());
+    for (auto* x : {&k, &v, &q})
+      for (float& e : *x) e = normal(rng);
+    cache.append(s, 0, k.data(), v.data(), ctx);
+    const paged_query pq{s, q.data(), 1, out.data(), 0, 0};
+    const size_t heads = group * kv_heads;
+    const auto step = [&] { attention(cache, 0, heads, &pq, 1); };
+    // Calls per run: about a millisecond's worth.
+    step();
+    const auto t0 = std::chrono::steady_clock::now();
+    step();
+    const double one = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const size_t calls = std::max<size_t>(1, static_cast<size_t>(1e-3 / std::max(one, 1e-9)));
+    std::vector<double> ns;
+    for (size_t r = 0; r < runs; ++r) {
+      const auto a = std::chrono::steady_clock::now();
+      for (size_t i = 0; i < calls; ++i) step();
+      const double t = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - a).count();
+      ns.push_back(t / static_cast<double>(calls * ctx * kv_heads));
+    }
+    std::sort(ns.begin(), ns.end());
+    const std::string name = f == format::f16 ? "f16" : "q8_0";
+    std::printf("%s kernel %s kv_heads %zu ctx %zu threads %zu: fastest %.2f ns, median %.2f ns per token and KV head (%zu runs of %zu calls)\n",
+                (name + "_" + name).c_str(), selected_kernel("attention." + name + "_" + name).c_str(), kv_heads, ctx,
+                threads, ns.front(), ns[ns.size() / 2], runs, calls);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lowbit-attn-min: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
