@@ -258,8 +258,18 @@ class q8_value_tile : public q8_value_groups<V, S> {
       _mm_store_ps(inverse, _mm_and_ps(_mm_div_ps(_mm_set1_ps(levels), most), some));
       _mm_store_ps(step, _mm_mul_ps(most, _mm_set1_ps(1.0f / levels)));
       #pragma GCC unroll 4
-      for (size_t j = 0; j < 4; ++j)
-        for (size_t s = 0; s < subs; ++s) ops::weights_to_u8(V::mul(w[j][s], V::set1f(inverse[j])), u[j] + s * TK);
+      for (size_t j = 0; j < 4; ++j) {
+        const fvec scale = V::set1f(inverse[j]);
+        if constexpr (S % 4 == 0) {
+          // Four sub-tiles a store; past the tile's, zeros (never read).
+          for (size_t s = 0; s < subs; s += 4) {
+            const auto at = [&](size_t k) { return s + k < subs ? V::mul(w[j][s + k], scale) : V::zero(); };
+            ops::weights_to_u8x4(at(0), at(1), at(2), at(3), u[j] + s * TK);
+          }
+        } else {
+          for (size_t s = 0; s < subs; ++s) ops::weights_to_u8(V::mul(w[j][s], scale), u[j] + s * TK);
+        }
+      }
       for (size_t c = 0; c < per_block; c += 2) {
         ivec acc[4][2];
         #pragma GCC unroll 4

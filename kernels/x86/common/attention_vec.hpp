@@ -144,6 +144,17 @@ struct attention_vec<vec256<Vnni>> {
     const __m256i both = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
     _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(both));
   }
+  /// weights_to_u8 of four vectors (a's keys, then b's, c's, e's) at
+  /// out[0..32): the packs of two pairs, then one of those, one permute and
+  /// one store, where four calls take four of each.
+  static void weights_to_u8x4(fvec a, fvec b, fvec c, fvec e, unsigned char* out) {
+    const __m256i ab = _mm256_packus_epi32(_mm256_cvtps_epi32(a), _mm256_cvtps_epi32(b));
+    const __m256i ce = _mm256_packus_epi32(_mm256_cvtps_epi32(c), _mm256_cvtps_epi32(e));
+    // Per 128-bit lane h: dword h of a, of b, of c, of e (keys 4h..4h+3).
+    const __m256i bytes = _mm256_packus_epi16(ab, ce);
+    const __m256i ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), ordered);
+  }
 };
 
 /// AVX-512 (+ VNNI): 16 keys per tile.
@@ -241,6 +252,13 @@ struct attention_vec<vec512<Vnni>> {
   /// As for vec256, 16 keys.
   static void weights_to_u8(fvec w, unsigned char* out) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(w)));
+  }
+  /// As for vec256: four vectors' bytes in order (one vpmovusdb each).
+  static void weights_to_u8x4(fvec a, fvec b, fvec c, fvec e, unsigned char* out) {
+    weights_to_u8(a, out);
+    weights_to_u8(b, out + 16);
+    weights_to_u8(c, out + 32);
+    weights_to_u8(e, out + 48);
   }
 };
 
