@@ -7,11 +7,13 @@
 // One sequence of --ctx random tokens (d = 128, four query heads per KV
 // head, blocks of 64 tokens), one query token. Each run times enough calls
 // to take about a millisecond and keeps their mean; the report is the
-// fastest run and the median. A neighbour only ever adds time, and on the
-// machines this was written on it came in spells that doubled a run's time,
-// so the fastest of 30 runs moved by 1-2% from one invocation to the next
-// where lowbit-bench-kernels' medians moved by 10-30% (its probe passes and
-// cache flushes between iterations are the point there, not here). With a
+// fastest run and the median. A neighbour only ever adds time: on the
+// machine this was written on it came in spells that made every run about
+// 1.6 times as slow, some longer than an invocation, so compare the fastest
+// of a few invocations. Outside the spells the fastest of 30 runs moved by
+// 1-2% from one invocation to the next, where lowbit-bench-kernels'
+// medians moved by 10-30% (its probe passes and cache flushes between
+// iterations are the point there, not here). With a
 // small --ctx the cache stays in L2 and the number is the kernel's
 // compute; with a large one it streams from DRAM. LOWBIT_ISA_MAX picks the
 // tier, as everywhere.

@@ -253,13 +253,6 @@ struct attention_vec<vec512<Vnni>> {
   static void weights_to_u8(fvec w, unsigned char* out) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(w)));
   }
-  /// As for vec256: four vectors' bytes in order (one vpmovusdb each).
-  static void weights_to_u8x4(fvec a, fvec b, fvec c, fvec e, unsigned char* out) {
-    weights_to_u8(a, out);
-    weights_to_u8(b, out + 16);
-    weights_to_u8(c, out + 32);
-    weights_to_u8(e, out + 48);
-  }
 };
 
 LOWBIT_CODEGEN_END
