@@ -23,7 +23,9 @@ for bin in "$@"; do
     fn == "" || fn ~ /isa_/ || NF < 2 { next }
     {
       addr = $1; gsub(/[ :]/, "", addr); at = hex(addr)
-      ins = $2; sub(/#.*/, "", ins)
+      # GNU objdump puts the operands after spaces, llvm-objdump after a tab.
+      ins = $2; for (i = 3; i <= NF; ++i) ins = ins " " $i
+      sub(/#.*/, "", ins)
       # UBSan (-fsanitize=function) puts a jump over 6 bytes of data at
       # the start of a function; those bytes are not code.
       if (first && ins ~ /^jmp / && index($0, "<" fn "+0x8>")) skip_end = start + 8
