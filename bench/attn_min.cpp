@@ -4,8 +4,9 @@
 //
 //   lowbit-attn-min [--kv f16|q8_0] [--kv-heads N] [--ctx N] [--threads N] [--runs N]
 //
-// One sequence of --ctx random tokens (d = 128, four query heads per KV
-// head, blocks of 64 tokens), one query token. Each run times enough calls
+// One sequence of --ctx random tokens as lowbit-bench-kernels builds it
+// (bench/attn_setup.hpp: d = 128, blocks of 64 tokens), four query heads
+// per KV head, one query token. Each run times enough calls
 // to take about a millisecond and keeps their mean; the report is the
 // fastest run and the median. A neighbour only ever adds time: on the
 // machine this was written on it came in spells that made every run about
@@ -22,12 +23,13 @@
 #include <lowbit/kv_cache.hpp>
 #include <lowbit/parallel.hpp>
 
+#include "attn_setup.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -74,25 +76,14 @@ int main(int argc, char** argv) {
     else usage("unknown flag " + a);
   }
   try {
-    constexpr size_t d = 128, group = 4, block = 64;
+    constexpr size_t group = 4;
     set_num_threads(threads);
-    kv_cache_config c;
-    c.n_kv_heads = kv_heads;
-    c.head_dim = d;
-    c.k_format = c.v_format = f;
-    c.block_tokens = block;
-    c.max_blocks = (ctx + block - 1) / block;
-    KvCache cache(c);
-    const seq_id s = cache.create_sequence();
-    std::mt19937 rng(1);
-    std::normal_distribution<float> normal;
-    std::vector<float> k(ctx * kv_heads * d), v(k.size()), q(group * kv_heads * d), out(q.size());
-    for (auto* x : {&k, &v, &q})
-      for (float& e : *x) e = normal(rng);
-    cache.append(s, 0, k.data(), v.data(), ctx);
-    const paged_query pq{s, q.data(), 1, out.data(), 0, 0};
+    const bench::attn_setup setup(f, f, ctx, kv_heads);
+    const auto q = bench::random_floats(group * kv_heads * bench::attn_dim, 7);
+    std::vector<float> out(q.size());
+    const paged_query pq{setup.seq, q.data(), 1, out.data(), 0, 0};
     const size_t heads = group * kv_heads;
-    const auto step = [&] { attention(cache, 0, heads, &pq, 1); };
+    const auto step = [&] { attention(setup.cache, 0, heads, &pq, 1); };
     // Calls per run: about a millisecond's worth.
     step();
     const auto t0 = std::chrono::steady_clock::now();

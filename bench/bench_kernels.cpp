@@ -39,6 +39,7 @@
 #include "dispatch/registry.hpp"
 #include "kernels/ref/quant.hpp"
 #include "lowbit/lowbit.hpp"
+#include "attn_setup.hpp"
 #include "peak.hpp"
 #include "probes.hpp"
 
@@ -59,14 +60,6 @@ constexpr model_shape shapes[] = {
     {"Llama-8B", 1024, 4096},    {"Llama-8B", 14336, 4096},    {"Llama-8B", 4096, 14336},
 };
 constexpr size_t m_values[] = {1, 4, 16, 64, 512};
-
-std::vector<float> random_floats(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> x(n);
-  for (auto& v : x) v = normal(rng);
-  return x;
-}
 
 /// n rows of k quantized weights: 64 distinct rows quantized, then repeated
 /// (quantizing a 14336 x 4096 matrix with the scalar oracle would dominate).
@@ -290,33 +283,7 @@ void bench_dequantize(benchmark::State& state, const detail::dequant_entry* kern
 
 // ------------------------------------------------------------ attention ----
 
-constexpr size_t attn_heads = 32, attn_kv_heads = 8, attn_dim = 128;
-
-/// A cache holding one sequence of n random tokens.
-struct attn_setup {
-  KvCache cache;
-  seq_id seq;
-  attn_setup(format kf, format vf, size_t n)
-      : cache([&] {
-          kv_cache_config c;
-          c.n_kv_heads = attn_kv_heads;
-          c.head_dim = attn_dim;
-          c.k_format = kf;
-          c.v_format = vf;
-          c.block_tokens = 64;
-          c.max_blocks = (n + 63) / 64;
-          return c;
-        }()),
-        seq(cache.create_sequence()) {
-    const size_t chunk = 1024, row = attn_kv_heads * attn_dim;
-    const auto k = random_floats(chunk * row, 5), v = random_floats(chunk * row, 6);
-    for (size_t done = 0; done < n; done += chunk) cache.append(seq, 0, k.data(), v.data(), std::min(chunk, n - done));
-  }
-  size_t kv_bytes(size_t n) const {
-    const auto lv = cache.view(seq, 0);
-    return n * attn_kv_heads * (lv.k_row_bytes + lv.v_row_bytes);
-  }
-};
+constexpr size_t attn_heads = 32, attn_kv_heads = 8;  // attn_dim: attn_setup.hpp
 
 /// Whether dispatch, capped at the kernel's tier, serves its (K, V) pair with
 /// it; if not, marks the benchmark skipped (it would measure another kernel).
@@ -333,7 +300,7 @@ void bench_attn_decode(benchmark::State& state, const detail::attention_entry* k
   set_num_threads(threads);
   set_isa_max(kernel->tier);
   if (!attn_kernel_selected(state, kernel)) return;
-  attn_setup setup(kernel->k_format, kernel->v_format, ctx);
+  attn_setup setup(kernel->k_format, kernel->v_format, ctx, attn_kv_heads);
   const auto q = random_floats(attn_heads * attn_dim, 7);
   std::vector<float> out(attn_heads * attn_dim);
   paged_query pq{setup.seq, q.data(), 1, out.data(), 0, 0};
@@ -398,7 +365,7 @@ void bench_attn_prefill(benchmark::State& state, const detail::attention_entry* 
   set_num_threads(threads);
   set_isa_max(kernel->tier);
   if (!attn_kernel_selected(state, kernel)) return;
-  attn_setup setup(kernel->k_format, kernel->v_format, len);
+  attn_setup setup(kernel->k_format, kernel->v_format, len, attn_kv_heads);
   const auto q = random_floats(len * attn_heads * attn_dim, 8);
   std::vector<float> out(q.size());
   paged_query pq{setup.seq, q.data(), len, out.data(), 0, 0};
