@@ -1215,9 +1215,9 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
 /// tile. The tiles run outermost, so each block's accumulator rows come from
 /// L2 for every tile; on 256-bit vectors four parts, 32 keys, so that P . V
 /// loads, rescales and stores them once per 32 keys, not 8 (f16 prefill of
-/// 512 tokens on Zen 3, one thread: 0.84 of the time with 32 keys, 0.95
-/// with 16, 0.95 with 64; docs/attention.md). 512-bit vectors keep one part
-/// of 16 keys: not measured there.
+/// 512 tokens on Zen 3, one thread, fastest runs: 0.84 of the time with 32
+/// keys, 0.95-1.03 with 16, 0.95 with 64; docs/attention.md). 512-bit
+/// vectors keep one part of 16 keys: not measured there.
 template <class V>
 inline constexpr size_t row_lanes_parts = V::lanes == 8 ? 4 : 1;
 
