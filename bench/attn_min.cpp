@@ -25,28 +25,26 @@
 
 #include "attn_setup.hpp"
 
+#include "run/cli.hpp"  // decoder/run: the flag parsing every lowbit tool shares
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <string>
 #include <vector>
 
 namespace {
 
-constexpr const char* usage_line =
+constexpr const char* program = "lowbit-attn-min";
+constexpr const char* usage_text =
     "usage: lowbit-attn-min [--kv f16|q8_0] [--kv-heads N] [--ctx N] [--threads N] [--runs N]\n";
 
-[[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr, "lowbit-attn-min: %s\n%s", why.c_str(), usage_line);
-  std::exit(2);
-}
-
-size_t positive(const char* flag, const char* text) {
-  char* end = nullptr;
-  const unsigned long long v = std::strtoull(text, &end, 10);
-  if (!*text || *end || v == 0 || v > (1ull << 24)) usage(std::string(flag) + " wants a positive integer, got '" + text + "'");
+/// A positive count of at most 2^24 given to the current flag.
+size_t positive(lowbit::cli::arguments& args) {
+  const std::string flag(args.current());
+  const unsigned long long v = args.count(true);
+  if (v > (1ull << 24)) args.fail(flag + " wants at most " + std::to_string(1ull << 24) + ", got " + std::to_string(v));
   return static_cast<size_t>(v);
 }
 
@@ -56,24 +54,18 @@ int main(int argc, char** argv) {
   using namespace lowbit;
   format f = format::f16;
   size_t kv_heads = 8, ctx = 4096, threads = 1, runs = 30;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(usage_line, stdout);
-      return 0;
-    }
-    if (i + 1 >= argc) usage("missing value after " + a);
-    const char* v = argv[++i];
-    if (a == "--kv") {
-      const std::string s = v;
+  cli::arguments args(argc, argv, program, usage_text);
+  while (args.next()) {
+    if (args.is("--kv")) {
+      const std::string s = args.value();
       if (s == "f16") f = format::f16;
       else if (s == "q8_0") f = format::q8_0;
-      else usage("--kv wants f16 or q8_0, got '" + s + "'");
-    } else if (a == "--kv-heads") kv_heads = positive("--kv-heads", v);
-    else if (a == "--ctx") ctx = positive("--ctx", v);
-    else if (a == "--threads") threads = positive("--threads", v);
-    else if (a == "--runs") runs = positive("--runs", v);
-    else usage("unknown flag " + a);
+      else args.fail("--kv wants f16 or q8_0, got '" + s + "'");
+    } else if (args.is("--kv-heads")) kv_heads = positive(args);
+    else if (args.is("--ctx")) ctx = positive(args);
+    else if (args.is("--threads")) threads = positive(args);
+    else if (args.is("--runs")) runs = positive(args);
+    else args.unknown();
   }
   try {
     constexpr size_t group = 4;
@@ -103,7 +95,7 @@ int main(int argc, char** argv) {
                 (name + "_" + name).c_str(), selected_kernel("attention." + name + "_" + name).c_str(), kv_heads, ctx,
                 threads, ns.front(), ns[ns.size() / 2], runs, calls);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "lowbit-attn-min: %s\n", e.what());
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
     return 1;
   }
   return 0;

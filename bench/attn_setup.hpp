@@ -31,16 +31,12 @@ struct attn_setup {
   KvCache cache;
   seq_id seq;
   attn_setup(format kf, format vf, size_t n, size_t kv_heads)
-      : cache([&] {
-          kv_cache_config c;
-          c.n_kv_heads = kv_heads;
-          c.head_dim = attn_dim;
-          c.k_format = kf;
-          c.v_format = vf;
-          c.block_tokens = attn_block_tokens;
-          c.max_blocks = (n + attn_block_tokens - 1) / attn_block_tokens;
-          return c;
-        }()),
+      : cache(kv_cache_config{.n_kv_heads = kv_heads,
+                              .head_dim = attn_dim,
+                              .k_format = kf,
+                              .v_format = vf,
+                              .block_tokens = attn_block_tokens,
+                              .max_blocks = (n + attn_block_tokens - 1) / attn_block_tokens}),
         seq(cache.create_sequence()) {
     const size_t chunk = 1024, row = kv_heads * attn_dim;
     const auto k = random_floats(chunk * row, 5), v = random_floats(chunk * row, 6);

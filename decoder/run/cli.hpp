@@ -1,5 +1,5 @@
 // Command-line helpers shared by the decoder's tools (lowbit-run,
-// lowbit-make-model): one way to report a usage error and to read numbers,
+// lowbit-make-model) and bench/'s lowbit-attn-min: one way to report a usage error and to read numbers,
 // so every tool answers bad flags the same way (message, usage, exit 2).
 #pragma once
 

@@ -1305,10 +1305,11 @@ void attention_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* 
       if (seen == 0.0f) continue;
       const fvec visible = V::loadf(vis);
       // Scores: lane r of s[i] = q_r . key i (scaled), one FMA chain per key
-      // of a part; a part no row sees is not scored (masked below).
+      // of a part holding keys; a part no row sees is not scored (masked
+      // below).
       fvec s[TT];
       const float* q = qt + blk * d * R;
-      for (size_t h = 0; h < H; ++h) {
+      for (size_t h = 0; h < parts; ++h) {
         fvec a[TK];
         #pragma GCC unroll 16
         for (size_t i = 0; i < TK; ++i) a[i] = V::zero();
