@@ -24,8 +24,8 @@
 // More rows (prefill, float scores), attention_row_lanes: the query rows go
 // V::lanes at a time in the lanes of one vector, so each key's score for a
 // block of rows is one chain of broadcast-key FMAs (no reduction across
-// lanes) and the online softmax runs lane by lane. On the VNNI tiers (and
-// amx), prefill with q8_0 keys and values does the same in integers
+// lanes) and the online softmax runs lane by lane. On the VNNI tiers, amx
+// and avx2, prefill with q8_0 keys and values does the same in integers
 // (attention_q8_row_lanes, attention_q8.hpp).
 //
 // No score matrix is kept beyond one tile. The K and V rows two tiles ahead

@@ -16,19 +16,21 @@
 // block), which the accumulator starts at minus. Per block the exact integer
 // dot product is scaled by d_q * d_k into the f32 score.
 //
-// Without VNNI (the avx2 tier, vec256<false>), the same tiles (decode's,
-// and prefill's for every V format) with vpdpbusd's four-byte dot products
-// done by the sign trick instead: the key bytes unbiased to s8 (x ^ 0x80),
-// vpmaddubsw of |k| with the query bytes given k's signs (vpsignb),
-// vpmaddwd by ones, an add: exact for the query's [-127, 127] (|k| <= 128,
-// so no pair of products saturates), with no bias to take off. Its P . V
-// rounds the weights to 7 bits (0..127) where vpdpbusd takes 8, so that
-// vpmaddubsw cannot saturate either (see q8_value_tile). Every path of the
-// kernel rounds alike, whichever rows the dispatcher's tasks give it.
+// Without VNNI (the avx2 tier, vec256<false>), the same kernels with
+// vpdpbusd's four-byte dot products done by the sign trick instead: the key
+// bytes unbiased to s8 (x ^ 0x80), vpmaddubsw of one side's magnitudes with
+// the other side given their signs (vpsignb), vpmaddwd by ones, an add:
+// exact while the magnitudes are at most 128 and the signed side's bytes
+// are in [-127, 127] (no pair of products saturates), with no bias to take
+// off. The tiles take |k| against the query with k's signs; the prefill's
+// row lanes (attention_q8_row_lanes) take |q| once for eight keys against
+// the keys with q's signs, which needs the keys in [-127, 127], as the
+// cache's q8_0 rounding leaves them (|x| / d <= 127 for d = amax / 127).
+// P . V rounds the weights to 7 bits (0..127) where vpdpbusd takes 8, so
+// that vpmaddubsw cannot saturate either (see q8_value_tile). Every path of
+// the kernel rounds alike, whichever rows the dispatcher's tasks give it.
 //
-// Requires head_dim to be a multiple of 32 (a q8_0 cache guarantees it); the
-// prefill kernel attention_q8_row_lanes requires a VNNI policy (vec256<true>
-// or vec512<true>).
+// Requires head_dim to be a multiple of 32 (a q8_0 cache guarantees it).
 #pragma once
 
 #include <algorithm>
@@ -321,9 +323,10 @@ struct vnni_products {
   static void end() {}
 };
 
-/// Integer prefill for q8_0 keys and values on the VNNI tiers (more than
-/// attention_decode_rows rows per KV head): the query rows go V::lanes at a
-/// time (sixteen on avx512_vnni, eight on avx2_vnni) in the lanes of one
+/// Integer prefill for q8_0 keys and values (more than attention_decode_rows
+/// rows per KV head), on the VNNI tiers and, by the sign trick, on avx2: the
+/// query rows go V::lanes at a time (sixteen on avx512_vnni, eight on
+/// avx2_vnni and avx2) in the lanes of one
 /// vector (a row block), as in attention_row_lanes, so that nothing is
 /// reduced across lanes and every step is a stream of independent vectors:
 /// - QKᵀ: per key and 32-value block, eight vpdpbusd of the key's four bytes
@@ -345,6 +348,14 @@ struct vnni_products {
 ///   for the whole call, and written to acc at its end.
 /// Results match attention_tiles' but for the order of the softmax sums.
 ///
+/// Without VNNI (vec256<false>): QKᵀ by the sign trick, |q| against each
+/// key with q's signs (the keys unbiased once per tile), and the weights
+/// rounded to 7 bits (127 / largest) for vpmaddubsw; four passes of 8
+/// columns in P . V. Against the tiles it replaced there (attention_tiles
+/// with prefill's tiles): 0.78-0.93 of the time (Zen 3, 512 and 2048
+/// tokens, one thread and two; fastest and tenth percentile of 16-24
+/// repetitions, builds alternating).
+///
 /// P supplies the two products. vnni_products (above): the vpdpbusd loops
 /// above. A tile unit's policy (P::tiles: amx_products, kernels/x86/amx)
 /// instead computes both in f32 over bf16 operands: the query rows are
@@ -358,7 +369,7 @@ struct vnni_products {
 template <class V, class P>
 void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                             const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
-  static_assert(V::vnni, "the integer products need vpdpbusd");
+  static_assert(V::vnni || (V::lanes == 8 && !P::tiles), "without VNNI, the sign trick of vec256<false>");
   static_assert(!P::tiles || V::lanes == 16, "a tile unit's row blocks are sixteen rows of 512-bit vectors");
   using ops = attention_vec<V>;
   using ivec = typename V::ivec;
@@ -481,7 +492,8 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         }
         V::storei(bs.qt + (b * 8 + w) * R, V::keep_first(ops::quad_bytes(v[0], v[1], v[2], v[3]), real_rows));
       }
-      V::storei(bs.bias + b * R, V::keep_first(V::mullo(sum, V::set1(-128)), real_rows));
+      // The sign trick (without VNNI) reads the keys unbiased: no bias.
+      V::storei(bs.bias + b * R, V::keep_first(V::mullo(sum, V::set1(V::vnni ? -128 : 0)), real_rows));
     }
     std::fill(bs.ot, bs.ot + d * R, 0.0f);
   };
@@ -501,7 +513,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   prefetch_kv(kv, kv_head, t0, std::min(last, t0 + pf_ahead) - t0);
   prefetch_cursor pf;
   // The output rows' lines a few at a time, once per block of P . V of a row block and tile.
-  out_row_prefetch out_pf(kv.out_rows, rows, d, ((last - t0 + TT - 1) / TT) * blocks * nb);
+  out_row_prefetch out_pf(V::vnni ? kv.out_rows : nullptr, rows, d, ((last - t0 + TT - 1) / TT) * blocks * nb);
   alignas(64) float vis[R];
   const unsigned char* kg[TT / G];
   const unsigned char* vg[TT / G];
@@ -525,6 +537,18 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         }
     }
     if constexpr (P::tiles) P::stage(kg, vg, (n + G - 1) / G, n, nb, d, dk, dv, kt, vt);
+    if constexpr (!V::vnni) {
+      // The sign trick reads the keys unbiased (x ^ 0x80): once per tile
+      // here, into the room for regrouped runs (in place where a run was
+      // regrouped there), not once per row block and key.
+      for (size_t g = 0; g * G < n; ++g) {
+        unsigned char* const out = kscratch + g * gb;
+        const size_t from = kv_group_block(nb, 0), to = kv_group_block(nb, nb);
+        for (size_t o = from; o < to; o += sizeof(ivec))
+          V::storei(reinterpret_cast<int32_t*>(out + o), V::xor_(V::load(kg[g] + o), V::splat8(0x80)));
+        kg[g] = out;
+      }
+    }
     for (size_t k = 0; k < blocks; ++k) {
       // Keys of the tile each row sees; nr, the most any row of the block sees.
       size_t nr = 0, fewest = n;
@@ -578,9 +602,19 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
             for (size_t w = 0; w < 8; ++w) {
               pf.step();
               const ivec qv = V::load(bs.qt + (b * 8 + w) * R);
-              #pragma GCC unroll 16
-              for (size_t i = 0; i < KC; ++i)
-                a[i] = V::dot_u8s8(a[i], V::broadcast4(kb + w * kv_key_vector_bytes + i * 4), qv);
+              if constexpr (V::vnni) {
+                #pragma GCC unroll 16
+                for (size_t i = 0; i < KC; ++i)
+                  a[i] = V::dot_u8s8(a[i], V::broadcast4(kb + w * kv_key_vector_bytes + i * 4), qv);
+              } else {
+                // The sign trick with the query as the unsigned side: |q|
+                // once for the KC keys, then per key vpmaddubsw(|q|, k with
+                // q's signs), exact as dot_s8s8's (|q| <= 127, |k| <= 128).
+                const ivec aq = V::abs8(qv);
+                #pragma GCC unroll 16
+                for (size_t i = 0; i < KC; ++i)
+                  a[i] = V::dot_u8s8(a[i], aq, V::sign8(V::broadcast4(kb + w * kv_key_vector_bytes + i * 4), qv));
+              }
             }
             // s = a d_q d_k + s, from s = 0 (d_q times the score scale).
             #pragma GCC unroll 16
@@ -666,7 +700,9 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       std::fill(pb + quads * R, pb + 4 * quad_groups * R, 0);
       for (size_t b = 0; b < nb; ++b) {
         out_pf.step();
-        // u = round(w * 255 / max w) per row; a row with no weight keeps u = 0.
+        // u = round(w * levels / max w) per row (levels 255, or 127 without
+        // VNNI, where vpmaddubsw's pairs must not saturate); a row with no
+        // weight keeps u = 0.
         fvec most4[4];
         #pragma GCC unroll 4
         for (size_t j = 0; j < 4; ++j) most4[j] = V::zero();
@@ -679,8 +715,9 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           }
         }
         const fvec most = V::maxf(V::maxf(most4[0], most4[1]), V::maxf(most4[2], most4[3]));
-        const fvec inverse = ops::quotient_if_positive(V::set1f(255.0f), most);
-        const fvec step = V::mul(most, V::set1f(1.0f / 255.0f));
+        constexpr float levels = V::vnni ? 255.0f : 127.0f;
+        const fvec inverse = ops::quotient_if_positive(V::set1f(levels), most);
+        const fvec step = V::mul(most, V::set1f(1.0f / levels));
         for (size_t q = 0; q < quads; ++q) {
           const float* wq = wb + 4 * q * R;
           V::storei(pb + q * R, ops::u8_quad(V::loadf(wq), V::loadf(wq + R), V::loadf(wq + 2 * R), V::loadf(wq + 3 * R), inverse));
@@ -720,6 +757,10 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         // reloaded the weights twice as often (0.975-0.99 of their time).
         if constexpr (R == 16) {
           for (size_t h = 0; h < qk8_0; h += R) columns.template operator()<R>(h);
+        } else if constexpr (!V::vnni) {
+          // Without VNNI each product takes a temporary and the ones of
+          // vpmaddwd beside the sums: four passes of 8.
+          for (size_t h = 0; h < qk8_0; h += 8) columns.template operator()<8>(h);
         } else {
           columns.template operator()<12>(0);
           columns.template operator()<12>(12);
@@ -779,13 +820,13 @@ inline constexpr size_t q8_decode_subtiles = V::vnni ? attention_subtiles : 4;
 /// attention_fn for q8_0 keys with integer scores; values f32, f16 (read in
 /// place), q4_0 (dequantized per tile) or q8_0 (integer P . V). head_dim a
 /// multiple of 32.
-/// Without VNNI (vec256<false>), prefill over q8_0 values takes the
-/// prefill's tiles too (attention_q8_row_lanes needs vpdpbusd).
+/// Prefill over q8_0 values goes to attention_q8_row_lanes on every tier
+/// (the sign trick without VNNI), over other values to prefill's tiles.
 template <class V, format VF, class P = vnni_products>
 void attention_online_q8(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                          const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
   if (kv.rows_per_head(rows) > attention_decode_rows) {  // prefill: one KV head at a time
-    if constexpr (VF == format::q8_0 && V::vnni)
+    if constexpr (VF == format::q8_0)
       attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc, attention_q8_row_lanes<V, P>);
     else
       attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc,
