@@ -290,9 +290,10 @@ void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim
       // tiles of both VNNI tiers' prefill (attention_q8_row_lanes). Measured
       // over this sweep: at most 2.5e-5 (decode), 1.8e-5 (prefill, both
       // tiers). The avx2 tier rounds to 127 codes instead (weight_levels):
-      // a step 255/127 times as coarse, its variance and the bound about 4x
-      // (32-key tiles, decode and prefill); measured 1.09e-4 (decode) and
-      // 7.4e-5 (prefill). A systematic error this bound would miss is
+      // a step 255/127 times as coarse, its variance and the bound about 4x;
+      // measured 1.09e-4 (decode, 32-key tiles) and 1.1e-4 (prefill, the
+      // row lanes' 64-key tiles since 1d78cab; 7.4e-5 with the 32-key tiles
+      // before). A systematic error this bound would miss is
       // IntegerAndBf16ValuesAreExactWhenTheWeightsAreEqual's to catch.
       const double coarser = 255.0 / weight_levels(kf, vf);
       EXPECT_LE(nmse(got, want_held), 1e-4 * coarser * coarser);
