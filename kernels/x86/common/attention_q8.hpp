@@ -493,7 +493,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         V::storei(bs.qt + (b * 8 + w) * R, V::keep_first(ops::quad_bytes(v[0], v[1], v[2], v[3]), real_rows));
       }
       // The sign trick (without VNNI) reads the keys unbiased: no bias.
-      V::storei(bs.bias + b * R, V::keep_first(V::mullo(sum, V::set1(V::vnni ? -128 : 0)), real_rows));
+      V::storei(bs.bias + b * R, V::vnni ? V::keep_first(V::mullo(sum, V::set1(-128)), real_rows) : V::set1(0));
     }
     std::fill(bs.ot, bs.ot + d * R, 0.0f);
   };
@@ -540,7 +540,8 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
     if constexpr (!V::vnni) {
       // The sign trick reads the keys unbiased (x ^ 0x80): once per tile
       // here, into the room for regrouped runs (in place where a run was
-      // regrouped there), not once per row block and key.
+      // regrouped there), not once per row block and key. Only the quants:
+      // the copy's scales are stale, and the keys' were read into dk above.
       for (size_t g = 0; g * G < n; ++g) {
         unsigned char* const out = kscratch + g * gb;
         const size_t from = kv_group_block(nb, 0), to = kv_group_block(nb, nb);
@@ -609,7 +610,8 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
               } else {
                 // The sign trick with the query as the unsigned side: |q|
                 // once for the KC keys, then per key vpmaddubsw(|q|, k with
-                // q's signs), exact as dot_s8s8's (|q| <= 127, |k| <= 128).
+                // q's signs): exact for |q| <= 127 and keys in [-127, 127]
+                // (the top of this file).
                 const ivec aq = V::abs8(qv);
                 #pragma GCC unroll 16
                 for (size_t i = 0; i < KC; ++i)
