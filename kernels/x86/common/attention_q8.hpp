@@ -608,14 +608,13 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
                 for (size_t i = 0; i < KC; ++i)
                   a[i] = V::dot_u8s8(a[i], V::broadcast4(kb + w * kv_key_vector_bytes + i * 4), qv);
               } else {
-                // The sign trick with the query as the unsigned side: |q|
-                // once for the KC keys, then per key vpmaddubsw(|q|, k with
-                // q's signs): exact for |q| <= 127 and keys in [-127, 127]
-                // (the top of this file).
-                const ivec aq = V::abs8(qv);
+                // The sign trick with the query as the magnitudes' side:
+                // dot_s8s8(q, k) is vpmaddubsw(|q|, k with q's signs), |q|
+                // the same for the KC keys (one vpabsb after GCC's CSE):
+                // exact for keys in [-127, 127] (the top of this file).
                 #pragma GCC unroll 16
                 for (size_t i = 0; i < KC; ++i)
-                  a[i] = V::dot_u8s8(a[i], aq, V::sign8(V::broadcast4(kb + w * kv_key_vector_bytes + i * 4), qv));
+                  a[i] = V::dot_s8s8(a[i], qv, V::broadcast4(kb + w * kv_key_vector_bytes + i * 4));
               }
             }
             // s = a d_q d_k + s, from s = 0 (d_q times the score scale).

@@ -75,10 +75,6 @@ struct vec256 {
   static fvec loadf(const float* p) { return _mm256_loadu_ps(p); }
   static ivec add(ivec a, ivec b) { return _mm256_add_epi32(a, b); }
   static ivec mullo(ivec a, ivec b) { return _mm256_mullo_epi32(a, b); }
-  /// |a| byte by byte (|-128| reads as 128 unsigned).
-  static ivec abs8(ivec a) { return _mm256_abs_epi8(a); }
-  /// a's bytes negated where b's are negative, zeroed where b's are zero.
-  static ivec sign8(ivec a, ivec b) { return _mm256_sign_epi8(a, b); }
 
   /// acc + sum over each group of 4 bytes of u[i] * s[i]; u < 128 without VNNI.
   static ivec dot_u8s8(ivec acc, ivec u, ivec s) {
