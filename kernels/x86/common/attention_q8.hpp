@@ -316,6 +316,66 @@ class q8_value_tile : public q8_value_groups<V, S> {
 
 };
 
+// attention_q8_row_lanes' two integer products on avx2 without VNNI, as
+// inline asm with the eight sums as register operands. Written as
+// intrinsics, GCC kept two to three of the QKᵀ loop's eight key sums on the
+// stack (a store and a reload per step), and in P . V summed each key quad's
+// eight products as a tree before adding them to the sums, with most of
+// them spilled; these blocks take 0.90-0.94 of the time of that version
+// (Zen 3, q8_0/q8_0 prefill of 512 tokens on one thread; 0.83-0.89 on two).
+// The instructions are those of vec256<false>::dot_s8s8 and dot_u8s8.
+
+/// QKᵀ, one query dword for eight keys: |q| once (q: the row block's dword
+/// w, a vector of rows), then per key i its four bytes broadcast from
+/// kb + i * 4, given q's signs (vpsignb), vpmaddubsw(|q|, that), vpmaddwd by
+/// ones and an add into a[i]. Exact for keys in [-127, 127] (the top of this
+/// file).
+#define LOWBIT_QK_STEP(I)                                  \
+  "vpbroadcastd " #I "*4(%[kb]), %[t]\n\t"                \
+  "vpsignb %[q], %[t], %[t]\n\t"                          \
+  "vpmaddubsw %[t], %[aq], %[t]\n\t"                      \
+  "vpmaddwd %[ones], %[t], %[t]\n\t"                      \
+  "vpaddd %[t], %[a" #I "], %[a" #I "]\n\t"
+inline void row_lanes_qk_dword_avx2(__m256i (&a)[8], const unsigned char* kb, const int32_t* q_dword) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i q, aq, t;
+  asm("vmovdqa (%[qw]), %[q]\n\t"
+      "vpabsb %[q], %[aq]\n\t" LOWBIT_QK_STEP(0) LOWBIT_QK_STEP(1) LOWBIT_QK_STEP(2) LOWBIT_QK_STEP(3)
+          LOWBIT_QK_STEP(4) LOWBIT_QK_STEP(5) LOWBIT_QK_STEP(6) LOWBIT_QK_STEP(7)
+      : [a0] "+x"(a[0]), [a1] "+x"(a[1]), [a2] "+x"(a[2]), [a3] "+x"(a[3]), [a4] "+x"(a[4]), [a5] "+x"(a[5]),
+        [a6] "+x"(a[6]), [a7] "+x"(a[7]), [q] "=&x"(q), [aq] "=&x"(aq), [t] "=&x"(t)
+      : [kb] "r"(kb), [qw] "r"(q_dword), [ones] "x"(ones), "m"(*reinterpret_cast<const unsigned char(*)[32]>(kb)),
+        "m"(*reinterpret_cast<const int32_t(*)[8]>(q_dword)));
+}
+#undef LOWBIT_QK_STEP
+
+/// P . V, a group of four key quads for eight value columns: per quad q the
+/// row block's u8 weights (a vector of rows at ub + q * 8), then per column
+/// c its four value bytes broadcast from vb + q * kv_value_quad_bytes + c * 4,
+/// vpmaddubsw(weights, values), vpmaddwd by ones and an add into a[c]. The
+/// weights are 7-bit, so no pair of products saturates.
+#define LOWBIT_PV_STEP(Q, C)                                \
+  "vpbroadcastd " #Q "*128+" #C "*4(%[vb]), %[t]\n\t"     \
+  "vpmaddubsw %[t], %[u], %[t]\n\t"                        \
+  "vpmaddwd %[ones], %[t], %[t]\n\t"                       \
+  "vpaddd %[t], %[a" #C "], %[a" #C "]\n\t"
+#define LOWBIT_PV_QUAD(Q)                                                                                    \
+  "vmovdqa " #Q "*32(%[ub]), %[u]\n\t" LOWBIT_PV_STEP(Q, 0) LOWBIT_PV_STEP(Q, 1) LOWBIT_PV_STEP(Q, 2)      \
+      LOWBIT_PV_STEP(Q, 3) LOWBIT_PV_STEP(Q, 4) LOWBIT_PV_STEP(Q, 5) LOWBIT_PV_STEP(Q, 6) LOWBIT_PV_STEP(Q, 7)
+inline void row_lanes_pv_group_avx2(__m256i (&a)[8], const unsigned char* vb, const int32_t* ub) {
+  static_assert(kv_value_quad_bytes == 128, "the asm's stride between a group's quads");
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i u, t;
+  asm(LOWBIT_PV_QUAD(0) LOWBIT_PV_QUAD(1) LOWBIT_PV_QUAD(2) LOWBIT_PV_QUAD(3)
+      : [a0] "+x"(a[0]), [a1] "+x"(a[1]), [a2] "+x"(a[2]), [a3] "+x"(a[3]), [a4] "+x"(a[4]), [a5] "+x"(a[5]),
+        [a6] "+x"(a[6]), [a7] "+x"(a[7]), [u] "=&x"(u), [t] "=&x"(t)
+      : [vb] "r"(vb), [ub] "r"(ub), [ones] "x"(ones),
+        "m"(*reinterpret_cast<const unsigned char(*)[3 * kv_value_quad_bytes + 32]>(vb)),
+        "m"(*reinterpret_cast<const int32_t(*)[4 * 8]>(ub)));
+}
+#undef LOWBIT_PV_QUAD
+#undef LOWBIT_PV_STEP
+
 /// attention_q8_row_lanes' integer products on vpdpbusd alone (no tile unit).
 struct vnni_products {
   static constexpr bool tiles = false;
@@ -351,7 +411,8 @@ struct vnni_products {
 /// Without VNNI (vec256<false>): QKᵀ by the sign trick, |q| against each
 /// key with q's signs (the keys unbiased once per tile), and the weights
 /// rounded to 7 bits (127 / largest) for vpmaddubsw; four passes of 8
-/// columns in P . V. Against the tiles it replaced there (attention_tiles
+/// columns in P . V, both products as the inline asm blocks above (their
+/// sums in registers). Against the tiles it replaced there (attention_tiles
 /// with prefill's tiles): 0.78-0.93 of the time (Zen 3, 512 and 2048
 /// tokens, one thread and two; fastest and tenth percentile of 16-24
 /// repetitions, builds alternating).
@@ -599,22 +660,24 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
             ivec a[KC];
             #pragma GCC unroll 16
             for (size_t i = 0; i < KC; ++i) a[i] = bias;
-            #pragma GCC unroll 8
-            for (size_t w = 0; w < 8; ++w) {
-              pf.step();
-              const ivec qv = V::load(bs.qt + (b * 8 + w) * R);
-              if constexpr (V::vnni) {
+            if constexpr (!V::vnni) {
+              // The sign trick with the query as the magnitudes' side:
+              // vpmaddubsw(|q|, k with q's signs), |q| once for the KC keys
+              // (the asm above; exact for keys in [-127, 127]).
+              static_assert(KC == 8, "the asm's eight keys");
+              #pragma GCC unroll 8
+              for (size_t w = 0; w < 8; ++w) {
+                pf.step();
+                row_lanes_qk_dword_avx2(a, kb + w * kv_key_vector_bytes, bs.qt + (b * 8 + w) * R);
+              }
+            } else {
+              #pragma GCC unroll 8
+              for (size_t w = 0; w < 8; ++w) {
+                pf.step();
+                const ivec qv = V::load(bs.qt + (b * 8 + w) * R);
                 #pragma GCC unroll 16
                 for (size_t i = 0; i < KC; ++i)
                   a[i] = V::dot_u8s8(a[i], V::broadcast4(kb + w * kv_key_vector_bytes + i * 4), qv);
-              } else {
-                // The sign trick with the query as the magnitudes' side:
-                // dot_s8s8(q, k) is vpmaddubsw(|q|, k with q's signs), |q|
-                // the same for the KC keys (one vpabsb after GCC's CSE):
-                // exact for keys in [-127, 127] (the top of this file).
-                #pragma GCC unroll 16
-                for (size_t i = 0; i < KC; ++i)
-                  a[i] = V::dot_s8s8(a[i], qv, V::broadcast4(kb + w * kv_key_vector_bytes + i * 4));
               }
             }
             // s = a d_q d_k + s, from s = 0 (d_q times the score scale).
@@ -737,11 +800,16 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
             // registers (spilled), one reload per vpdpbusd.
             asm("" : "+r"(vb));
             const int32_t* ub = pb + 4 * g * R;
-            #pragma GCC unroll 4
-            for (size_t q = 0; q < 4; ++q) {
-              const ivec u = V::load(ub + q * R);
-              #pragma GCC unroll 16
-              for (size_t c = 0; c < Cn; ++c) a[c] = V::dot_u8s8_at(a[c], u, vb + q * kv_value_quad_bytes + c * 4);
+            if constexpr (!V::vnni) {
+              static_assert(Cn == 8, "the asm's eight columns");
+              row_lanes_pv_group_avx2(a, vb, ub);
+            } else {
+              #pragma GCC unroll 4
+              for (size_t q = 0; q < 4; ++q) {
+                const ivec u = V::load(ub + q * R);
+                #pragma GCC unroll 16
+                for (size_t c = 0; c < Cn; ++c) a[c] = V::dot_u8s8_at(a[c], u, vb + q * kv_value_quad_bytes + c * 4);
+              }
             }
           }
           float* ot = bs.ot + (b * qk8_0 + h) * R;
