@@ -321,8 +321,9 @@ class q8_value_tile : public q8_value_groups<V, S> {
 // intrinsics, GCC kept two to three of the QKᵀ loop's eight key sums on the
 // stack (a store and a reload per step), and in P . V summed each key quad's
 // eight products as a tree before adding them to the sums, with most of
-// them spilled; these blocks take 0.90-0.94 of the time of that version
-// (Zen 3, q8_0/q8_0 prefill of 512 tokens on one thread; 0.83-0.89 on two).
+// them spilled; these blocks take 0.90-0.965 of the time of that version
+// (Zen 3, q8_0/q8_0 prefill of 512 tokens on one thread; 0.83-0.89 on two;
+// docs/attention.md, twelfth section).
 // The instructions are those of vec256<false>::dot_s8s8 and dot_u8s8.
 
 /// QKᵀ, one query dword for eight keys: |q| once (q: the row block's dword
