@@ -325,6 +325,11 @@ class q8_value_tile : public q8_value_groups<V, S> {
 // (Zen 3, q8_0/q8_0 prefill of 512 tokens on one thread; 0.83-0.89 on two;
 // docs/attention.md, twelfth section).
 // The instructions are those of vec256<false>::dot_s8s8 and dot_u8s8.
+// Both end a step alike: the temporary's int16 pairs summed by vpmaddwd by
+// ones, then added into the sum SUM.
+#define LOWBIT_SUM_PAIRS(SUM)                              \
+  "vpmaddwd %[ones], %[t], %[t]\n\t"                       \
+  "vpaddd %[t], %[" SUM "], %[" SUM "]\n\t"
 
 /// QKᵀ, one query dword for eight keys: |q| once (q: the row block's dword
 /// w, a vector of rows), then per key i its four bytes broadcast from
@@ -334,9 +339,7 @@ class q8_value_tile : public q8_value_groups<V, S> {
 #define LOWBIT_QK_STEP(I)                                  \
   "vpbroadcastd " #I "*4(%[kb]), %[t]\n\t"                \
   "vpsignb %[q], %[t], %[t]\n\t"                          \
-  "vpmaddubsw %[t], %[aq], %[t]\n\t"                      \
-  "vpmaddwd %[ones], %[t], %[t]\n\t"                      \
-  "vpaddd %[t], %[a" #I "], %[a" #I "]\n\t"
+  "vpmaddubsw %[t], %[aq], %[t]\n\t" LOWBIT_SUM_PAIRS("a" #I)
 inline void row_lanes_qk_dword_avx2(__m256i (&a)[8], const unsigned char* kb, const int32_t* q_dword) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i q, aq, t;
@@ -357,9 +360,7 @@ inline void row_lanes_qk_dword_avx2(__m256i (&a)[8], const unsigned char* kb, co
 /// weights are 7-bit, so no pair of products saturates.
 #define LOWBIT_PV_STEP(Q, C)                                \
   "vpbroadcastd " #Q "*128+" #C "*4(%[vb]), %[t]\n\t"     \
-  "vpmaddubsw %[t], %[u], %[t]\n\t"                        \
-  "vpmaddwd %[ones], %[t], %[t]\n\t"                       \
-  "vpaddd %[t], %[a" #C "], %[a" #C "]\n\t"
+  "vpmaddubsw %[t], %[u], %[t]\n\t" LOWBIT_SUM_PAIRS("a" #C)
 #define LOWBIT_PV_QUAD(Q)                                                                                    \
   "vmovdqa " #Q "*32(%[ub]), %[u]\n\t" LOWBIT_PV_STEP(Q, 0) LOWBIT_PV_STEP(Q, 1) LOWBIT_PV_STEP(Q, 2)      \
       LOWBIT_PV_STEP(Q, 3) LOWBIT_PV_STEP(Q, 4) LOWBIT_PV_STEP(Q, 5) LOWBIT_PV_STEP(Q, 6) LOWBIT_PV_STEP(Q, 7)
@@ -376,6 +377,7 @@ inline void row_lanes_pv_group_avx2(__m256i (&a)[8], const unsigned char* vb, co
 }
 #undef LOWBIT_PV_QUAD
 #undef LOWBIT_PV_STEP
+#undef LOWBIT_SUM_PAIRS
 
 /// attention_q8_row_lanes' integer products on vpdpbusd alone (no tile unit).
 struct vnni_products {
@@ -448,7 +450,8 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   attention_buffers& buffers = attention_scratch();
   // Per row block, vectors of R lanes: the query's dwords, [nb][8] (q8_0
   // quads) or with a tile unit [nb][16] (bf16 pairs), its block scales and
-  // biases [nb] (int32 where integer; none with a tile unit), m, l, and the
+  // biases [nb] (int32 where integer, written and read only with VNNI; none
+  // with a tile unit), m, l, and the
   // transposed P . V sums [d]. Then, for the tile in hand: scores
   // (then weights) [TT], one block's p d_v [TT], the packed u8 weights
   // [TT / 4] (or bf16 pairs [TT / 2]), the keys' and values' block scales in
@@ -550,12 +553,12 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         #pragma GCC unroll 4
         for (size_t j = 0; j < 4; ++j) {
           v[j] = lanes::round_away(V::mul(V::loadf(x + (4 * w + j) * R), id));
-          sum = V::add(sum, v[j]);
+          if constexpr (V::vnni) sum = V::add(sum, v[j]);
         }
         V::storei(bs.qt + (b * 8 + w) * R, V::keep_first(ops::quad_bytes(v[0], v[1], v[2], v[3]), real_rows));
       }
-      // The sign trick (without VNNI) reads the keys unbiased: no bias.
-      V::storei(bs.bias + b * R, V::vnni ? V::keep_first(V::mullo(sum, V::set1(-128)), real_rows) : V::set1(0));
+      // The sign trick (without VNNI) reads the keys unbiased: no bias kept.
+      if constexpr (V::vnni) V::storei(bs.bias + b * R, V::keep_first(V::mullo(sum, V::set1(-128)), real_rows));
     }
     std::fill(bs.ot, bs.ot + d * R, 0.0f);
   };
@@ -651,13 +654,15 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           float* const si = sc + i0 * R;
           for (size_t b = 0; b < nb; ++b) {
             const fvec qs = V::loadf(bs.qs + b * R);
-            const ivec bias = V::load(bs.bias + b * R);
+            ivec bias = V::set1(0);
+            if constexpr (V::vnni) bias = V::load(bs.bias + b * R);
             const unsigned char* kb = group + kv_group_block(nb, b);
             const float* dkb = dk + b * TT + i0;
             query_step();
             // The KC keys' chains side by side, so that consecutive vpdpbusd
             // are independent (more chains than vpdpbusd's latency times its
-            // issue rate); the first starts at minus the bias.
+            // issue rate); the first starts at minus the bias (at zero without
+            // VNNI, whose sign trick reads the keys unbiased).
             ivec a[KC];
             #pragma GCC unroll 16
             for (size_t i = 0; i < KC; ++i) a[i] = bias;
