@@ -859,6 +859,20 @@ inline constexpr size_t attention_decode_rows = 8;
 /// 2048 tokens).
 inline constexpr size_t attention_subtiles = 2, attention_prefill_subtiles = 4;
 
+/// Decode's sub-tiles per tile with float scores: attention_subtiles (32
+/// keys) on 512-bit vectors, four (32 keys too) on 256-bit ones. On Zen 3
+/// the f16 decode was bound by its arithmetic, not by DRAM (as fast per
+/// token from L2 as from DRAM, about 38 ns per token and KV head on one
+/// thread in quiet spells), and a third of that went to the work done once
+/// per tile (softmax, the prefetch asks, the tile walk, the folds of the
+/// scores): tiles of four sub-tiles took 0.92 of the time from L2 and
+/// 0.95 from DRAM (lowbit-attn-min, fastest runs; two threads equal),
+/// eight sub-tiles 0.87 and 0.93, but a tile never crosses a cache block
+/// and the decoder's blocks are 32 tokens, where eight sub-tiles would
+/// leave four of them empty and still pay their softmax.
+template <class V>
+inline constexpr size_t float_decode_subtiles = V::lanes == 8 ? 4 : attention_subtiles;
+
 template <class V, size_t S>
 class q8_value_tile;  // attention_q8.hpp: integer P . V for q8_0 values
 
@@ -1014,7 +1028,9 @@ struct head_walk {
 /// integer P . V's rounding and epilogue run once per tile, so more keys
 /// share them. For decode (attention_subtiles) two sub-tiles took 6-8% less
 /// time per key than one with warm caches; four are faster still but no
-/// faster from DRAM, and round integer P . V's weights over twice the keys.
+/// faster from DRAM (a Xeon), and round integer P . V's weights over twice
+/// the keys. 256-bit vectors take four for decode (float_decode_subtiles,
+/// q8_decode_subtiles without VNNI).
 template <class V, class Scores, format VF, size_t S = attention_subtiles>
 void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                      const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
@@ -1381,7 +1397,8 @@ void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_r
   if (kv.rows_per_head(rows) > attention_decode_rows)  // prefill: one KV head at a time
     return attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc,
                               attention_row_lanes<V, KF, VF>);
-  attention_tiles<V, float_key_scores<V, KF>, VF>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
+  attention_tiles<V, float_key_scores<V, KF>, VF, float_decode_subtiles<V>>(kv, kv_head, q_rows, rows, limits, t0, t1,
+                                                                            scale, m, l, acc);
 }
 
 LOWBIT_CODEGEN_END
