@@ -358,7 +358,7 @@ struct prefetch_cursor {
   /// V's inner loop on Zen 4. Each call is one decrement and one branch:
   /// when no asks are left, tick is `never` (a separate test of busy per
   /// call, a decode tile's several hundred calls, cost Zen 3's f16 decode
-  /// a few percent). No bounds per line: a stream whose lines run out
+  /// 1-2%). No bounds per line: a stream whose lines run out
   /// before the other's asks for a few past its end (none when K and V rows
   /// are the same size).
   [[gnu::always_inline]] void step() {
