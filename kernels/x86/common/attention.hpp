@@ -3,10 +3,12 @@
 // has per KV head (query positions times the heads sharing it):
 //
 // Few rows (decode: at most 8), and any rows with integer scores (q8_0 keys
-// on the VNNI tiers and avx2), attention_tiles. Keys go a tile at a time (sub-tiles
-// of V::lanes tokens, never across a cache block; two per tile for decode,
-// four for more rows). A scores policy turns each sub-tile into one vector
-// of scores per query row (lane i = key i):
+// on the VNNI tiers and avx2), attention_tiles. Keys go a tile at a time
+// (sub-tiles of V::lanes tokens, never across a cache block; for decode 32
+// keys a tile, two sub-tiles on 512-bit vectors and four on 256-bit ones,
+// but two with integer scores on avx2_vnni; four for more rows). A scores
+// policy turns each sub-tile into one vector of scores per query row (lane
+// i = key i):
 // float_key_scores here (f32 and f16 keys read in place, per key dot
 // products as vectors, folded four keys at a time and transposed into lanes,
 // never a horizontal sum per key; q8_0 keys read from the cache's groups,
@@ -321,8 +323,9 @@ inline key_range keys_seen(const size_t* limits, size_t rows, size_t t0, size_t 
 /// of a few lines at a time, stalls the computation; a line or two per inner
 /// step keeps the memory busy without stalling it. Where a tile has at
 /// least twice as many steps as asks, every `steps / asks`th step asks, so
-/// the asks span the whole tile: f16 decode on 256-bit vectors has 192
-/// steps a tile for 64 lines of each stream, and asking for them in its
+/// the asks span the whole tile: f16 decode on 256-bit vectors had 192
+/// steps a tile for 64 lines of each stream (tiles of 16 keys then; 384
+/// for 128 since 789c5b0), and asking for them in its
 /// first 64 steps (the first third of the tile, its scores) left the memory
 /// idle through P . V: one step in three took 0.87-0.91 of the time from
 /// DRAM (Xeon, contexts 4096 and 16384, one thread and two; bench/ab.py).
