@@ -6,7 +6,8 @@
 // on the VNNI tiers and avx2), attention_tiles. Keys go a tile at a time
 // (sub-tiles of V::lanes tokens, never across a cache block; for decode 32
 // keys a tile, two sub-tiles on 512-bit vectors and four on 256-bit ones,
-// but two with integer scores on avx2_vnni; four for more rows). A scores
+// but 16 keys, two sub-tiles, with integer scores on avx2_vnni:
+// float_decode_subtiles, q8_decode_subtiles; four for more rows). A scores
 // policy turns each sub-tile into one vector of scores per query row (lane
 // i = key i):
 // float_key_scores here (f32 and f16 keys read in place, per key dot
