@@ -2,7 +2,7 @@
 // paged attention, per token and KV head, for comparing two builds of an
 // attention kernel on a shared machine.
 //
-//   lowbit-attn-min [--kv f16|q8_0] [--kv-heads N] [--ctx N] [--threads N] [--runs N]
+//   lowbit-attn-min [--kv f16|q8_0] [--kv-heads N] [--ctx N] [--threads N] [--runs N] [--cold]
 //
 // One sequence of --ctx random tokens as lowbit-bench-kernels builds it
 // (bench/attn_setup.hpp: d = 128, blocks of 64 tokens), four query heads
@@ -16,14 +16,20 @@
 // medians moved by 10-30% (its probe passes and cache flushes between
 // iterations are the point there, not here). With a
 // small --ctx the cache stays in L2 and the number is the kernel's
-// compute; with a large one it streams from DRAM. LOWBIT_ISA_MAX picks the
-// tier, as everywhere.
+// compute; with a large one it streams from DRAM (some of it may still
+// be in L3 from the call before). --cold flushes
+// the cache's blocks from every cache level before each call (untimed) and
+// times calls one at a time, as lowbit-bench-kernels does: every line then
+// comes from DRAM, as in a decoder, whose other layers evict a layer's
+// keys and values between its steps. LOWBIT_ISA_MAX picks the tier, as
+// everywhere.
 #include <lowbit/attention.hpp>
 #include <lowbit/dispatch.hpp>
 #include <lowbit/kv_cache.hpp>
 #include <lowbit/parallel.hpp>
 
 #include "attn_setup.hpp"
+#include "probes.hpp"
 
 #include "run/cli.hpp"  // decoder/run: the flag parsing every lowbit tool shares
 
@@ -38,7 +44,7 @@ namespace {
 
 constexpr const char* program = "lowbit-attn-min";
 constexpr const char* usage_text =
-    "usage: lowbit-attn-min [--kv f16|q8_0] [--kv-heads N] [--ctx N] [--threads N] [--runs N]\n";
+    "usage: lowbit-attn-min [--kv f16|q8_0] [--kv-heads N] [--ctx N] [--threads N] [--runs N] [--cold]\n";
 
 /// A positive count of at most 2^24 given to the current flag.
 size_t positive(lowbit::cli::arguments& args) {
@@ -54,6 +60,7 @@ int main(int argc, char** argv) {
   using namespace lowbit;
   format f = format::f16;
   size_t kv_heads = 8, ctx = 4096, threads = 1, runs = 30;
+  bool cold = false;
   cli::arguments args(argc, argv, program, usage_text);
   while (args.next()) {
     if (args.is("--kv")) {
@@ -65,6 +72,7 @@ int main(int argc, char** argv) {
     else if (args.is("--ctx")) ctx = positive(args);
     else if (args.is("--threads")) threads = positive(args);
     else if (args.is("--runs")) runs = positive(args);
+    else if (args.is("--cold")) cold = true;
     else args.unknown();
   }
   try {
@@ -76,14 +84,22 @@ int main(int argc, char** argv) {
     const paged_query pq{setup.seq, q.data(), 1, out.data(), 0, 0};
     const size_t heads = group * kv_heads;
     const auto step = [&] { attention(setup.cache, 0, heads, &pq, 1); };
-    // Calls per run: about a millisecond's worth.
+    // Calls per run: about a millisecond's worth (one call when cold: the
+    // flush goes before it, untimed).
+    const auto blocks = setup.cache.view(setup.seq, 0).blocks;
+    const auto flush = [&] {
+      if (cold)
+        for (const unsigned char* b : blocks) bench::flush_cache(b, setup.cache.block_bytes());
+    };
     step();
+    flush();
     const auto t0 = std::chrono::steady_clock::now();
     step();
     const double one = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const size_t calls = std::max<size_t>(1, static_cast<size_t>(1e-3 / std::max(one, 1e-9)));
+    const size_t calls = cold ? 1 : std::max<size_t>(1, static_cast<size_t>(1e-3 / std::max(one, 1e-9)));
     std::vector<double> ns;
     for (size_t r = 0; r < runs; ++r) {
+      flush();
       const auto a = std::chrono::steady_clock::now();
       for (size_t i = 0; i < calls; ++i) step();
       const double t = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - a).count();
@@ -91,9 +107,9 @@ int main(int argc, char** argv) {
     }
     std::sort(ns.begin(), ns.end());
     const std::string name = f == format::f16 ? "f16" : "q8_0";
-    std::printf("%s kernel %s kv_heads %zu ctx %zu threads %zu: fastest %.2f ns, median %.2f ns per token and KV head (%zu runs of %zu calls)\n",
+    std::printf("%s kernel %s kv_heads %zu ctx %zu threads %zu%s: fastest %.2f ns, median %.2f ns per token and KV head (%zu runs of %zu calls)\n",
                 (name + "_" + name).c_str(), selected_kernel("attention." + name + "_" + name).c_str(), kv_heads, ctx,
-                threads, ns.front(), ns[ns.size() / 2], runs, calls);
+                threads, cold ? " cold" : "", ns.front(), ns[ns.size() / 2], runs, calls);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s\n", program, e.what());
     return 1;

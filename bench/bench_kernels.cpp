@@ -296,32 +296,6 @@ bool attn_kernel_selected(benchmark::State& state, const detail::attention_entry
   return false;
 }
 
-void bench_attn_decode(benchmark::State& state, const detail::attention_entry* kernel, size_t ctx, size_t threads) {
-  set_num_threads(threads);
-  set_isa_max(kernel->tier);
-  if (!attn_kernel_selected(state, kernel)) return;
-  attn_setup setup(kernel->k_format, kernel->v_format, ctx, attn_kv_heads);
-  const auto q = random_floats(attn_heads * attn_dim, 7);
-  std::vector<float> out(attn_heads * attn_dim);
-  paged_query pq{setup.seq, q.data(), 1, out.data(), 0, 0};
-  const auto blocks = setup.cache.view(setup.seq, 0).blocks;
-  const auto probe = probe_between(setup.kv_bytes(ctx));
-  const timing timed = timed_loop(
-      state,
-      [&] {
-        if (!warm_weights)
-          for (const unsigned char* b : blocks) flush_cache(b, setup.cache.block_bytes());
-      },
-      [&] {
-        attention(setup.cache, 0, attn_heads, &pq, 1);
-        benchmark::DoNotOptimize(out.data());
-      },
-      probe.get());
-  const double flops = 4.0 * attn_heads * attn_dim * static_cast<double>(ctx);
-  report(state, timed, flops, static_cast<double>(setup.kv_bytes(ctx)), !warm_weights);
-  clear_isa_overrides();
-}
-
 /// The multiply-add peak that bounds an attention kernel on the same threads,
 /// timed between the benchmark's iterations (peak_between). QKᵀ and P . V
 /// are half the work each: in f32 FMAs of the tier's vector width, except
@@ -360,6 +334,43 @@ class attn_peak {
  private:
   std::unique_ptr<peak_between> int8_, fma_;
 };
+
+void bench_attn_decode(benchmark::State& state, const detail::attention_entry* kernel, size_t ctx, size_t threads) {
+  set_num_threads(threads);
+  set_isa_max(kernel->tier);
+  if (!attn_kernel_selected(state, kernel)) return;
+  attn_setup setup(kernel->k_format, kernel->v_format, ctx, attn_kv_heads);
+  const auto q = random_floats(attn_heads * attn_dim, 7);
+  std::vector<float> out(attn_heads * attn_dim);
+  paged_query pq{setup.seq, q.data(), 1, out.data(), 0, 0};
+  const auto blocks = setup.cache.view(setup.seq, 0).blocks;
+  const auto probe = probe_between(setup.kv_bytes(ctx));
+  // Cold iterations end their untimed part with a pass of the kernel's own
+  // vector work (attn_peak, about 5 ms), as prefill's iterations do and as
+  // a decoder's attention follows its QKV projections. Without it the
+  // timed call followed the read probe and the flush, milliseconds of no
+  // vector arithmetic, and on a Zen 2 host its first milliseconds ran at
+  // about 60% of the FMA rate (docs/attention.md, sixteenth section): an
+  // f16 decode at 4096 tokens took 1.2 times as long as the same call in a
+  // loop. The pass's rate is not reported.
+  std::unique_ptr<attn_peak> warm_up = warm_weights ? nullptr : std::make_unique<attn_peak>(*kernel);
+  const timing timed = timed_loop(
+      state,
+      [&] {
+        if (warm_weights) return;
+        for (const unsigned char* b : blocks) flush_cache(b, setup.cache.block_bytes());
+        warm_up->pass();
+      },
+      [&] {
+        attention(setup.cache, 0, attn_heads, &pq, 1);
+        benchmark::DoNotOptimize(out.data());
+      },
+      probe.get());
+  const double flops = 4.0 * attn_heads * attn_dim * static_cast<double>(ctx);
+  report(state, timed, flops, static_cast<double>(setup.kv_bytes(ctx)), !warm_weights);
+  clear_isa_overrides();
+}
+
 
 void bench_attn_prefill(benchmark::State& state, const detail::attention_entry* kernel, size_t len, size_t threads) {
   set_num_threads(threads);
