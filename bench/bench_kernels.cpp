@@ -371,7 +371,6 @@ void bench_attn_decode(benchmark::State& state, const detail::attention_entry* k
   clear_isa_overrides();
 }
 
-
 void bench_attn_prefill(benchmark::State& state, const detail::attention_entry* kernel, size_t len, size_t threads) {
   set_num_threads(threads);
   set_isa_max(kernel->tier);
