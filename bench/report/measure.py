@@ -68,11 +68,11 @@ def title(b: Bench) -> str:
         shape = f"{p.get('N')}x{p.get('K')}"
         return f"GEMV {b.fmt} {shape}" if p.get("M") == 1 else f"GEMM {b.fmt} M={p.get('M')} {shape}"
     if b.op == "attn_decode":
-        return f"attn decode {b.fmt.replace('_', '/', 1) if b.fmt.count('_') == 1 else b.fmt} ctx {p.get('ctx')}"
+        return f"attn decode {'/'.join(split_kv(b.fmt))} ctx {p.get('ctx')}"
     if b.op == "attn_prefill":
-        return f"attn prefill {b.fmt} len {p.get('len')}"
+        return f"attn prefill {'/'.join(split_kv(b.fmt))} len {p.get('len')}"
     if b.op == "attn_prefill_baseline":
-        return f"attn prefill baseline {b.fmt} len {p.get('len')}"
+        return f"attn prefill baseline {'/'.join(split_kv(b.fmt))} len {p.get('len')}"
     if b.op == "quantize":
         return f"quantize {b.fmt} {p.get('M')}x{p.get('K')}"
     if b.op == "dequantize":
@@ -161,14 +161,11 @@ def attach_bounds(records: list[dict]) -> None:
             bw_what = "read hot, same working set"
         peak, peak_what = c.get("peak_GOPS"), None
         if peak:
-            probe = (FMA_PEAK if r["op"].startswith("attn_prefill") else INT8_PEAK).get(r["isa"], "")
-            if r["op"] == "attn_prefill_baseline":
-                probe = "f32_fma256"
-            peak_what = PEAK_NAMES.get(probe, "peak")
-            if r["op"] == "attn_prefill" and r["isa"] in ("avx2_vnni", "avx512_vnni"):
-                # Integer QKᵀ on the VNNI tiers; integer P . V too with q8_0 V (bench_kernels.cpp attn_peak_gops).
-                int8 = PEAK_NAMES.get(INT8_PEAK[r["isa"]], "int8 peak")
-                peak_what = int8 if str(r.get("format", "")).endswith("q8_0") else f"{int8} (QKᵀ) + {peak_what} (P·V)"
+            if r["op"] in ("attn_decode", "attn_prefill"):
+                peak_what = attention_peak_name(r["isa"], str(r.get("format", "")))
+            else:
+                probe = "f32_fma256" if r["op"] == "attn_prefill_baseline" else INT8_PEAK.get(r["isa"], "")
+                peak_what = PEAK_NAMES.get(probe, "peak")
         elif r["kind"] == "peer":
             best = best_int8(r["threads"])
             if best:
@@ -184,6 +181,28 @@ def attach_bounds(records: list[dict]) -> None:
         kind, what, value, unit, attainable = min(options, key=lambda o: o[4])
         r["bound"] = {"kind": kind, "what": what, "value": value, "unit": unit, "attainable_GOPS": attainable}
         r["percent_of_bound"] = 100.0 * r["GOPS"] / attainable
+
+
+def split_kv(fmt: str) -> tuple[str, str]:
+    """An attention benchmark's "<k>_<v>" formats ("q8_0_q8_0") as (k, v)."""
+    for k in ("q8_0", "q4_0", "f16", "f32"):
+        if fmt.startswith(k + "_"):
+            return k, fmt[len(k) + 1:]
+    return fmt, fmt
+
+
+def attention_peak_name(isa: str, fmt: str) -> str:
+    """The peak an attention benchmark's ratio_to_peak is against, as
+    bench_kernels.cpp's attn_peak picks it: the int8 peak of the tier where
+    QKᵀ runs in integers (q8_0 keys on avx2 and the VNNI tiers, amx
+    included), the f32 FMA peak otherwise, and both (their harmonic mean)
+    where integer QKᵀ meets float values."""
+    k, v = split_kv(fmt)
+    fma = PEAK_NAMES.get(FMA_PEAK.get(isa, ""), "f32 FMA peak")
+    if not (k == "q8_0" and isa in ("avx2", "avx2_vnni", "avx512_vnni", "amx")):
+        return fma
+    int8 = PEAK_NAMES.get(INT8_PEAK.get(isa, ""), "int8 peak")
+    return int8 if v == "q8_0" else f"{int8} (QKᵀ) + {fma} (P·V)"
 
 
 def attach_peer_ratios(records: list[dict]) -> None:
