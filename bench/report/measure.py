@@ -185,10 +185,11 @@ def attach_bounds(records: list[dict]) -> None:
 
 def split_kv(fmt: str) -> tuple[str, str]:
     """An attention benchmark's "<k>_<v>" formats ("q8_0_q8_0") as (k, v)."""
-    for k in ("q8_0", "q4_0", "f16", "f32"):
+    for k in ("q8_0", "q4_0"):  # the formats whose names hold an underscore
         if fmt.startswith(k + "_"):
             return k, fmt[len(k) + 1:]
-    return fmt, fmt
+    k, _, v = fmt.partition("_")
+    return k, v
 
 
 def attention_peak_name(isa: str, fmt: str) -> str:
