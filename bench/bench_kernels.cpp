@@ -330,6 +330,18 @@ class attn_peak {
       both[i] = int8[i] > 0 && fma[i] > 0 ? 2.0 / (1.0 / int8[i] + 1.0 / fma[i]) : int8[i];
     return both;
   }
+  /// The benchmark label naming the peak(s), "peak:<id>" or, with a half on
+  /// each unit, "peak:<int8 id>+<fma id>" (peak_id): lowbit-bench's report
+  /// names a row's ceiling from it rather than repeating this choice.
+  std::string label() const {
+    std::string label = "peak:";
+    for (const auto* unit : {int8_.get(), fma_.get()}) {
+      if (!unit) continue;
+      if (label.size() > 5) label.append("+");
+      label.append(peak_id(unit->kind()));
+    }
+    return label;
+  }
 
  private:
   std::unique_ptr<peak_between> int8_, fma_;
@@ -375,6 +387,7 @@ void bench_attn_decode(benchmark::State& state, const detail::attention_entry* k
   report(state, timed, flops, static_cast<double>(setup.kv_bytes(ctx)), !warm_weights);
   if (warm_weights) report_peak_gops(state, median(peak.passes()));
   else report_peak_between(state, timed, flops, peak.passes());
+  state.SetLabel(peak.label());
   clear_isa_overrides();
 }
 
@@ -397,6 +410,7 @@ void bench_attn_prefill(benchmark::State& state, const detail::attention_entry* 
   const double flops = 4.0 * attn_heads * attn_dim * (static_cast<double>(len) * (len + 1) / 2);
   report(state, timed, flops, static_cast<double>(setup.kv_bytes(len)), false);
   report_peak_between(state, timed, flops, peak.passes());
+  state.SetLabel(peak.label());
   clear_isa_overrides();
 }
 

@@ -62,6 +62,7 @@ class peak_between {
   void pass();
   /// GOPS of each pass so far; empty where the CPU lacks `kind`.
   const std::vector<double>& passes() const { return gops_; }
+  peak_kind kind() const { return kind_; }
 
  private:
   peak_kind kind_;

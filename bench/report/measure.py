@@ -18,7 +18,7 @@ ceiling, a cold read of the same bytes.
 """
 from __future__ import annotations
 
-from .catalogue import FMA_PEAK, INT8_PEAK, MODEL_SHAPES, PEAK_NAMES, Bench, parse_name
+from .catalogue import INT8_PEAK, MODEL_SHAPES, PEAK_NAMES, Bench, parse_name
 
 Q4_0_BYTES_PER_WEIGHT = 18 / 32  # 16 bytes of nibbles + an f16 scale per 32 weights
 
@@ -68,11 +68,11 @@ def title(b: Bench) -> str:
         shape = f"{p.get('N')}x{p.get('K')}"
         return f"GEMV {b.fmt} {shape}" if p.get("M") == 1 else f"GEMM {b.fmt} M={p.get('M')} {shape}"
     if b.op == "attn_decode":
-        return f"attn decode {'/'.join(split_kv(b.fmt))} ctx {p.get('ctx')}"
+        return f"attn decode {kv_title(b.fmt)} ctx {p.get('ctx')}"
     if b.op == "attn_prefill":
-        return f"attn prefill {'/'.join(split_kv(b.fmt))} len {p.get('len')}"
+        return f"attn prefill {kv_title(b.fmt)} len {p.get('len')}"
     if b.op == "attn_prefill_baseline":
-        return f"attn prefill baseline {'/'.join(split_kv(b.fmt))} len {p.get('len')}"
+        return f"attn prefill baseline {kv_title(b.fmt)} len {p.get('len')}"
     if b.op == "quantize":
         return f"quantize {b.fmt} {p.get('M')}x{p.get('K')}"
     if b.op == "dequantize":
@@ -162,7 +162,7 @@ def attach_bounds(records: list[dict]) -> None:
         peak, peak_what = c.get("peak_GOPS"), None
         if peak:
             if r["op"] in ("attn_decode", "attn_prefill"):
-                peak_what = attention_peak_name(r["isa"], str(r.get("format", "")))
+                peak_what = attention_peak_name(r.get("label", ""))
             else:
                 probe = "f32_fma256" if r["op"] == "attn_prefill_baseline" else INT8_PEAK.get(r["isa"], "")
                 peak_what = PEAK_NAMES.get(probe, "peak")
@@ -183,27 +183,25 @@ def attach_bounds(records: list[dict]) -> None:
         r["percent_of_bound"] = 100.0 * r["GOPS"] / attainable
 
 
-def split_kv(fmt: str) -> tuple[str, str]:
-    """An attention benchmark's "<k>_<v>" formats ("q8_0_q8_0") as (k, v)."""
+def kv_title(fmt: str) -> str:
+    """An attention benchmark's "<k>_<v>" formats as "k/v" ("q8_0_q8_0" ->
+    "q8_0/q8_0")."""
     for k in ("q8_0", "q4_0"):  # the formats whose names hold an underscore
         if fmt.startswith(k + "_"):
-            return k, fmt[len(k) + 1:]
-    k, _, v = fmt.partition("_")
-    return k, v
+            return f"{k}/{fmt[len(k) + 1:]}"
+    return fmt.replace("_", "/", 1)
 
 
-def attention_peak_name(isa: str, fmt: str) -> str:
-    """The peak an attention benchmark's ratio_to_peak is against, as
-    bench_kernels.cpp's attn_peak picks it: the int8 peak of the tier where
-    QKᵀ runs in integers (q8_0 keys on avx2 and the VNNI tiers, amx
-    included), the f32 FMA peak otherwise, and both (their harmonic mean)
-    where integer QKᵀ meets float values."""
-    k, v = split_kv(fmt)
-    fma = PEAK_NAMES.get(FMA_PEAK.get(isa, ""), "f32 FMA peak")
-    if not (k == "q8_0" and isa in ("avx2", "avx2_vnni", "avx512_vnni", "amx")):
-        return fma
-    int8 = PEAK_NAMES.get(INT8_PEAK.get(isa, ""), "int8 peak")
-    return int8 if v == "q8_0" else f"{int8} (QKᵀ) + {fma} (P·V)"
+def attention_peak_name(label: str) -> str:
+    """The peak an attention benchmark's ratio_to_peak is against, from the
+    label bench_kernels.cpp's attn_peak gives the row: "peak:<id>", or
+    "peak:<int8 id>+<fma id>" where integer QKᵀ meets float values (their
+    harmonic mean)."""
+    ids = label.removeprefix("peak:").split("+") if label.startswith("peak:") else []
+    names = [PEAK_NAMES.get(i, i) for i in ids]
+    if len(names) == 2:
+        return f"{names[0]} (QKᵀ) + {names[1]} (P·V)"
+    return names[0] if names else "peak"
 
 
 def attach_peer_ratios(records: list[dict]) -> None:
