@@ -2,11 +2,11 @@
 // paged attention, per token and KV head, for comparing two builds of an
 // attention kernel on a shared machine.
 //
-//   lowbit-attn-min [--kv f16|q8_0] [--kv-heads N] [--ctx N] [--threads N] [--runs N] [--cold]
+//   lowbit-attn-min [--kv f16|q8_0] [--kv-heads N] [--group N] [--dim N] [--ctx N] [--threads N] [--runs N] [--cold]
 //
 // One sequence of --ctx random tokens as lowbit-bench-kernels builds it
-// (bench/attn_setup.hpp: d = 128, blocks of 64 tokens), four query heads
-// per KV head, one query token. Each run times enough calls
+// (bench/attn_setup.hpp: blocks of 64 tokens; d = 128 unless --dim), four
+// query heads per KV head unless --group, one query token. Each run times enough calls
 // to take about a millisecond and keeps their mean; the report is the
 // fastest run and the median. A neighbour only ever adds time: on the
 // machine this was written on it came in spells that made every run about
@@ -44,7 +44,7 @@ namespace {
 
 constexpr const char* program = "lowbit-attn-min";
 constexpr const char* usage_text =
-    "usage: lowbit-attn-min [--kv f16|q8_0] [--kv-heads N] [--ctx N] [--threads N] [--runs N] [--cold]\n";
+    "usage: lowbit-attn-min [--kv f16|q8_0] [--kv-heads N] [--group N] [--dim N] [--ctx N] [--threads N] [--runs N] [--cold]\n";
 
 /// A positive count of at most 2^24 given to the current flag.
 size_t positive(lowbit::cli::arguments& args) {
@@ -59,7 +59,7 @@ size_t positive(lowbit::cli::arguments& args) {
 int main(int argc, char** argv) {
   using namespace lowbit;
   format f = format::f16;
-  size_t kv_heads = 8, ctx = 4096, threads = 1, runs = 30;
+  size_t kv_heads = 8, group = 4, dim = bench::attn_dim, ctx = 4096, threads = 1, runs = 30;
   bool cold = false;
   cli::arguments args(argc, argv, program, usage_text);
   while (args.next()) {
@@ -69,6 +69,8 @@ int main(int argc, char** argv) {
       else if (s == "q8_0") f = format::q8_0;
       else args.fail("--kv wants f16 or q8_0, got '" + s + "'");
     } else if (args.is("--kv-heads")) kv_heads = positive(args);
+    else if (args.is("--group")) group = positive(args);
+    else if (args.is("--dim")) dim = positive(args);
     else if (args.is("--ctx")) ctx = positive(args);
     else if (args.is("--threads")) threads = positive(args);
     else if (args.is("--runs")) runs = positive(args);
@@ -76,10 +78,9 @@ int main(int argc, char** argv) {
     else args.unknown();
   }
   try {
-    constexpr size_t group = 4;
     set_num_threads(threads);
-    const bench::attn_setup setup(f, f, ctx, kv_heads);
-    const auto q = bench::random_floats(group * kv_heads * bench::attn_dim, 7);
+    const bench::attn_setup setup(f, f, ctx, kv_heads, dim);
+    const auto q = bench::random_floats(group * kv_heads * dim, 7);
     std::vector<float> out(q.size());
     const paged_query pq{setup.seq, q.data(), 1, out.data(), 0, 0};
     const size_t heads = group * kv_heads;
@@ -106,8 +107,8 @@ int main(int argc, char** argv) {
     }
     std::sort(ns.begin(), ns.end());
     const std::string name = f == format::f16 ? "f16" : "q8_0";
-    std::printf("%s kernel %s kv_heads %zu ctx %zu threads %zu%s: fastest %.2f ns, median %.2f ns per token and KV head (%zu runs of %zu calls)\n",
-                (name + "_" + name).c_str(), selected_kernel("attention." + name + "_" + name).c_str(), kv_heads, ctx,
+    std::printf("%s kernel %s kv_heads %zu group %zu dim %zu ctx %zu threads %zu%s: fastest %.2f ns, median %.2f ns per token and KV head (%zu runs of %zu calls)\n",
+                (name + "_" + name).c_str(), selected_kernel("attention." + name + "_" + name).c_str(), kv_heads, group, dim, ctx,
                 threads, cold ? " cold" : "", ns.front(), ns[ns.size() / 2], runs, calls);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s\n", program, e.what());

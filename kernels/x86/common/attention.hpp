@@ -18,7 +18,8 @@
 // four rows' maxima and sums by one shuffle tree each, one vector exp per
 // row, the rescale factors only when a maximum moved, and acc = acc * shrink
 // + sum_i p_i v_i with sixteen accumulator vectors in registers. Values are
-// read in place when f32, or f16 for a single group of rows; q8_0 values
+// read in place when f32, or f16 for a single group of rows (for any number
+// on 256-bit vectors, kv_converted_per_tile; keys alike); q8_0 values
 // straight from their groups (q8_value_groups, in f32; with integer scores,
 // q8_value_tile in attention_q8.hpp: weights rounded to u8 per tile,
 // vpdpbusd over four keys at a time); otherwise converted once per tile for
@@ -249,11 +250,19 @@ inline float kv_scalar(const unsigned char* row, size_t col) {
 }
 
 /// Whether K or V rows of format `f` are converted into f32 once per tile
-/// for `rows` query rows rather than read in place: q4_0 always, f16 when
-/// more than one group of four rows shares the conversion. (q8_0 rows are
-/// read from their groups, kv_layout.hpp; f32 in place.)
+/// for `rows` query rows on vectors of `Lanes` floats rather than read in
+/// place: q4_0 always; f16 on 512-bit vectors when more than one group of
+/// four rows shares the conversion, on 256-bit vectors never. (q8_0 rows
+/// are read from their groups, kv_layout.hpp; f32 in place.) On Zen 2 the
+/// 256-bit decode with two groups (5-8 query heads per KV head, as Qwen2's
+/// 6 and 7) took 1.29-1.32 times as long converting once as converting
+/// each group's vectors as it reads them (lowbit-attn-min, d = 64 and 128,
+/// from L2 and from DRAM): a tile's 2 x 32 x d stores on its one store pipe
+/// cost more than the second group's vcvtph2ps. The 512-bit tiers keep the
+/// shared conversion: not measured there.
+template <size_t Lanes>
 constexpr bool kv_converted_per_tile(format f, size_t rows) {
-  return f == format::q4_0 || (f == format::f16 && rows > 4);
+  return f == format::q4_0 || (f == format::f16 && rows > 4 && Lanes > 8);
 }
 
 /// Per-thread buffers of the attention kernels, grown as needed and kept
@@ -533,7 +542,7 @@ class float_key_scores {
     if constexpr (KF == format::q8_0) {
       buffers.tile.resize(kv_group_bytes(d));  // a sub-tile that starts inside a group, regrouped
       scratch_ = buffers.tile.data();
-    } else if (kv_converted_per_tile(KF, group)) {
+    } else if (kv_converted_per_tile<V::lanes>(KF, group)) {
       buffers.keys.resize(V::lanes * d);
       keys_ = buffers.keys.data();
     }
@@ -564,7 +573,7 @@ class float_key_scores {
   }
 
  private:
-  bool converts() const { return kv_converted_per_tile(KF, rows_); }
+  bool converts() const { return kv_converted_per_tile<V::lanes>(KF, rows_); }
 
   /// tile() for q8_0 keys in the cache's groups.
   void tile_q8(const unsigned char* kp, size_t stride, size_t slot, size_t n, size_t r_begin, float* scores,
@@ -1060,7 +1069,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   constexpr bool grouped_values = VF == format::q8_0;
   constexpr bool integer_values = Scores::integer && grouped_values;
   const size_t heads = std::max<size_t>(1, kv.heads), group = kv.rows_per_head(rows);
-  const bool v_convert = kv_converted_per_tile(VF, group);
+  const bool v_convert = kv_converted_per_tile<V::lanes>(VF, group);
   const size_t d = kv.head_dim;
   const auto [last, horizon] = keys_seen(limits, rows, t0, t1);
   if (last == t0) return;
