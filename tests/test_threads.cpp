@@ -195,6 +195,39 @@ struct task_failure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+TEST(ThreadPool, AStalledThreadsRangeIsTakenOverByTheOthers) {
+  // Each thread starts on a contiguous range of the chunks; one that stalls
+  // must not hold its range back. The caller stalls in its first task until
+  // the other threads have run more than their own share of the tasks
+  // (bounded wait), which they can only do by taking the caller's.
+  watchdog dog("AStalledThreadsRangeIsTakenOverByTheOthers");
+  thread_guard guard;
+  for (size_t threads : {size_t{2}, size_t{3}, size_t{4}}) {
+    set_num_threads(threads);
+    constexpr size_t n = 120;
+    const size_t others_share = n - n / threads;  // the tasks of the other threads' ranges
+    const std::thread::id caller = std::this_thread::get_id();
+    std::mutex mutex;
+    std::condition_variable progress;
+    size_t by_others = 0;
+    bool stalled = false;
+    std::vector<int> runs(n, 0);
+    parallel_for(n, 1, [&](size_t begin, size_t end) {
+      std::unique_lock lock(mutex);
+      for (size_t i = begin; i < end; ++i) ++runs[i];
+      if (std::this_thread::get_id() != caller) {
+        by_others += end - begin;
+        progress.notify_all();
+      } else if (!stalled) {
+        stalled = true;
+        progress.wait_for(lock, std::chrono::seconds(10), [&] { return by_others > others_share; });
+      }
+    });
+    EXPECT_GT(by_others, others_share) << "threads=" << threads << ": the others never took the stalled caller's chunks";
+    EXPECT_EQ(std::count(runs.begin(), runs.end(), 1), static_cast<std::ptrdiff_t>(n)) << "threads=" << threads;
+  }
+}
+
 TEST(ThreadPool, ExceptionIsRethrownAndPoolKeepsWorking) {
   watchdog dog("ExceptionIsRethrownAndPoolKeepsWorking");
   thread_guard guard;

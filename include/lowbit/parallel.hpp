@@ -1,8 +1,9 @@
 // The thread pool every multi-threaded op runs on.
 //
-// Work is split into tasks [0, n); workers (and the calling thread) claim
-// chunks of `grain` tasks from an atomic counter until none are left, so a slow
-// core never stalls the others behind a static partition. Each output element
+// Work is split into tasks [0, n), in chunks of `grain` tasks; each worker (and
+// the calling thread) runs a contiguous range of chunks and then takes over
+// what is left of the others' ranges (work stealing), so a slow core never
+// stalls the others behind a static partition. Each output element
 // is produced by exactly one task with a fixed reduction order, so results do
 // not depend on the thread count. A caller-supplied parallel_for can replace
 // the pool (runtimes that own their threads).
