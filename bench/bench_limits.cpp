@@ -236,7 +236,8 @@ void bench_read(benchmark::State& state, size_t bytes, size_t threads) {
   std::vector<uint64_t*> slices(threads, nullptr);
   // Past the LLC, where no thread owns anything in a cache, the threads take
   // 1 MiB chunks from a shared counter instead, so a thread the OS delays does
-  // not hold the others up (what a kernel's pool does too).
+  // not hold the others up (the kernels' pool gets the same by stealing the
+  // rest of a late thread's range, dispatch/thread_pool.cpp).
   const bool in_memory = words * 8 * threads > caches().llc;
   // Small sets are read several times per pass so a pass lasts long enough
   // (about 32 MiB per thread) for the barrier to be noise.
