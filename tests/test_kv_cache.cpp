@@ -349,6 +349,20 @@ TEST(PagedAttention, MatchesOracleOverLengthsBlocksAndHeadsOnEveryTier) {
       // task has them write its output rows themselves (attn_kv::finished).
       check_paged(kf, vf, 16, 1, 64, 16, {{700, 1}, {33, 1}, {1, 1}}, format_bound(kf, vf), 350);
     }
+    // Decode kernels take a KV head's query rows four at a time and the rest
+    // at their own count (1-3 rows: with_group_rows): every count alone (1
+    // to 3 query heads per KV head: multi-head models, SmolLM2's 9 on 3)
+    // and after a group of four (5-7, Qwen2's 7 and 6), with two
+    // queries of one sequence (causal: its rows see different keys) beside
+    // one. f16/q8_0 too: float scores over q8_0 values (q8_value_groups).
+    for (auto [kf, vf] : {std::pair{format::f16, format::f16}, {format::q8_0, format::q8_0}, {format::f16, format::q8_0},
+                          {format::q8_0, format::f16}, {format::f32, format::q4_0}}) {
+      SCOPED_TRACE(std::string(traits(kf).name) + "/" + std::string(traits(vf).name));
+      for (size_t group : {1, 2, 3, 5, 6, 7}) {
+        SCOPED_TRACE(std::to_string(group) + " query heads per KV head");
+        check_paged(kf, vf, 2 * group, 2, 64, 16, {{41, 1}, {290, 1}, {19, 2}}, format_bound(kf, vf), 360 + group);
+      }
+    }
     // Head sizes that are not a multiple of 32 need f16/f32 caches.
     for (size_t dim : {80, 96}) check_paged(format::f16, format::f16, 6, 2, dim, 16, {{45, 9}, {300, 1}}, 1e-5, 400);
   });

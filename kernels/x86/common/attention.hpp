@@ -14,9 +14,12 @@
 // products as vectors, folded four keys at a time and transposed into lanes,
 // never a horizontal sum per key; q8_0 keys read from the cache's groups,
 // kv_layout.hpp, which already hold every key of a tile in lanes) or the
-// integer one of attention_q8.hpp. Then, per group of four query rows: the
-// four rows' maxima and sums by one shuffle tree each, one vector exp per
-// row, the rescale factors only when a maximum moved, and acc = acc * shrink
+// integer one of attention_q8.hpp. Query rows go in groups of four, a last
+// group of 1-3 at its own count (with_group_rows: register tiles templated
+// on the rows, so a KV head with fewer query heads does not pay four rows'
+// products). Per group: the rows' maxima and sums by one shuffle tree
+// each, one vector exp per row, the rescale factors only when a maximum
+// moved, and acc = acc * shrink
 // + sum_i p_i v_i with sixteen accumulator vectors in registers. Values are
 // read in place when f32, or f16 for a single group of rows (for any number
 // on 256-bit vectors, kv_converted_per_tile; keys alike); q8_0 values
@@ -455,13 +458,16 @@ class out_row_prefetch {
 /// as wide, was fastest one tile (8 KiB) ahead.
 inline constexpr size_t attention_prefetch_lead = 8192;
 
-/// Vectors per group of four rows that the float kernels' QKᵀ and P . V keep
-/// as accumulators at once: four (sixteen accumulators) where the vector
-/// policy has 32 registers (512-bit vectors), two on 256-bit ones, where
-/// sixteen accumulators alone would fill the 16 registers and the spilled
-/// ones' FMAs went through memory.
-template <size_t Lanes>
-inline constexpr size_t accumulator_vectors = Lanes == 16 ? 4 : 2;
+/// Vectors per row that the float kernels' QKᵀ and P . V keep as
+/// accumulators at once for a group of R rows: four (4 R accumulators)
+/// where the vector policy has 32 registers (512-bit vectors), two on
+/// 256-bit ones for three and four rows, where sixteen accumulators alone
+/// would fill the 16 registers and the spilled ones' FMAs went through
+/// memory; four there for one and two rows, whose eight chains with two
+/// vectors each would leave the five-cycle FMAs waiting on each other
+/// (Zen 2).
+template <size_t Lanes, size_t R = 4>
+inline constexpr size_t accumulator_vectors = Lanes == 16 || R <= 2 ? 4 : 2;
 
 /// How many keys ahead the prefetch cursor aims, for tiles of `tile` keys:
 /// whole tiles, at least one, and at least attention_prefetch_lead bytes of
@@ -480,12 +486,28 @@ unsigned char* vector_aligned(std::vector<unsigned char>& buffer, size_t bytes) 
   return base + (alignof(Vec) - reinterpret_cast<uintptr_t>(base) % alignof(Vec)) % alignof(Vec);
 }
 
+/// fn.template operator()<R>() for R = rows, at most 4 (more count as 4):
+/// the kernels take query rows in groups of four, and a group of fewer
+/// (a KV head with 1-3 query heads, or the last group of 5-7) at its own
+/// count rather than padded to four (which cost the full four rows'
+/// products: SmolLM2's three query heads per KV head, multi-head models'
+/// one).
+template <class Fn>
+[[gnu::always_inline]] inline void with_group_rows(size_t rows, Fn&& fn) {
+  switch (rows) {
+    case 1: fn.template operator()<1>(); break;
+    case 2: fn.template operator()<2>(); break;
+    case 3: fn.template operator()<3>(); break;
+    default: fn.template operator()<4>(); break;
+  }
+}
+
 /// acc[j][h] += coef(j, h, e) * (byte e of every dword of v[h], sign-extended,
-/// as f32), for four rows j, two vectors h and the four bytes e: eight FMA
+/// as f32), for R rows j, two vectors h and the four bytes e: 2 R FMA
 /// chains over a grouped q8_0 vector's byte lanes (kv_layout.hpp), which hold
 /// one key's four values (keys, bias taken off) or one key's columns (values).
-template <class V, class Coef>
-inline void fma_byte_lanes(const typename V::ivec (&v)[2], typename V::fvec (&acc)[4][2], Coef coef) {
+template <class V, size_t R, class Coef>
+inline void fma_byte_lanes(const typename V::ivec (&v)[2], typename V::fvec (&acc)[R][2], Coef coef) {
   using ops = attention_vec<V>;
   typename V::fvec x[2][4];
   #pragma GCC unroll 2
@@ -498,7 +520,7 @@ inline void fma_byte_lanes(const typename V::ivec (&v)[2], typename V::fvec (&ac
   #pragma GCC unroll 4
   for (size_t e = 0; e < 4; ++e)
     #pragma GCC unroll 4
-    for (size_t j = 0; j < 4; ++j)
+    for (size_t j = 0; j < R; ++j)
       #pragma GCC unroll 2
       for (size_t h = 0; h < 2; ++h) acc[j][h] = V::fmadd(V::set1f(coef(j, h, e)), x[h][e], acc[j][h]);
 }
@@ -575,118 +597,130 @@ class float_key_scores {
  private:
   bool converts() const { return kv_converted_per_tile<V::lanes>(KF, rows_); }
 
-  /// tile() for q8_0 keys in the cache's groups.
+  /// tile() for q8_0 keys in the cache's groups, the rows in groups of four
+  /// (the last at its own count).
   void tile_q8(const unsigned char* kp, size_t stride, size_t slot, size_t n, size_t r_begin, float* scores,
                prefetch_cursor& pf_home) const {
     prefetch_pass own(pf_home);  // pf in registers through the loops
     prefetch_cursor& pf = own.pf;
+    const kv_group_at at = q8_run<V>(kv_side::key, kp, stride, slot, n, d_, scratch_);
+    for (size_t r0 = r_begin; r0 < rows_; r0 += 4)
+      with_group_rows(rows_ - r0, [&]<size_t R>() __attribute__((always_inline)) { group_q8<R>(at, r0, scores, pf); });
+  }
+
+  /// tile_q8 for the R rows from r0.
+  template <size_t R>
+  [[gnu::always_inline]] void group_q8(kv_group_at at, size_t r0, float* scores, prefetch_cursor& pf) const {
     using ivec = typename V::ivec;
     using fvec = typename V::fvec;
     const size_t blocks = d_ / qk8_0;
-    const kv_group_at at = q8_run<V>(kv_side::key, kp, stride, slot, n, d_, scratch_);
     const ivec bias = V::splat8(0x80);
-    for (size_t r0 = r_begin; r0 < rows_; r0 += 4) {
-      // Four rows (the last one repeated past the end: same values, same stores).
-      const float* q[4];
-      for (size_t j = 0; j < 4; ++j) q[j] = q_[std::min(r0 + j, rows_ - 1)];
-      fvec s[4];
+    const float* q[R];
+    for (size_t j = 0; j < R; ++j) q[j] = q_[r0 + j];
+    fvec s[R];
+    #pragma GCC unroll 4
+    for (size_t j = 0; j < R; ++j) s[j] = V::zero();
+    for (size_t b = 0; b < blocks; ++b) {
+      // Two chains per row: even and odd vectors of the block.
+      fvec a[R][2];
       #pragma GCC unroll 4
-      for (size_t j = 0; j < 4; ++j) s[j] = V::zero();
-      for (size_t b = 0; b < blocks; ++b) {
-        // Two chains per row: even and odd vectors of the block.
-        fvec a[4][2];
-        #pragma GCC unroll 4
-        for (size_t j = 0; j < 4; ++j) a[j][0] = a[j][1] = V::zero();
-        const unsigned char* kt = at.group + kv_group_block(blocks, b) + at.lane * 4;
-        const size_t col = b * qk8_0;
-        for (size_t w = 0; w < 8; w += 2) {
-          pf.step();
-          const ivec k[2] = {V::xor_(V::load(kt + w * kv_key_vector_bytes), bias),
-                             V::xor_(V::load(kt + (w + 1) * kv_key_vector_bytes), bias)};
-          fma_byte_lanes<V>(k, a, [&](size_t j, size_t h, size_t e) { return q[j][col + 4 * (w + h) + e]; });
-        }
-        const fvec dk = V::load_half(at.group + kv_group_scale(b, at.lane));
-        #pragma GCC unroll 4
-        for (size_t j = 0; j < 4; ++j) s[j] = V::fmadd(V::addf(a[j][0], a[j][1]), dk, s[j]);
+      for (size_t j = 0; j < R; ++j) a[j][0] = a[j][1] = V::zero();
+      const unsigned char* kt = at.group + kv_group_block(blocks, b) + at.lane * 4;
+      const size_t col = b * qk8_0;
+      for (size_t w = 0; w < 8; w += 2) {
+        pf.step();
+        const ivec k[2] = {V::xor_(V::load(kt + w * kv_key_vector_bytes), bias),
+                           V::xor_(V::load(kt + (w + 1) * kv_key_vector_bytes), bias)};
+        fma_byte_lanes<V, R>(k, a, [&](size_t j, size_t h, size_t e) { return q[j][col + 4 * (w + h) + e]; });
       }
-      for (size_t j = 4; j-- > 0;) V::store(scores + std::min(r0 + j, rows_ - 1) * V::lanes, s[j]);
+      const fvec dk = V::load_half(at.group + kv_group_scale(b, at.lane));
+      #pragma GCC unroll 4
+      for (size_t j = 0; j < R; ++j) s[j] = V::fmadd(V::addf(a[j][0], a[j][1]), dk, s[j]);
     }
+    for (size_t j = R; j-- > 0;) V::store(scores + (r0 + j) * V::lanes, s[j]);
   }
 
-  /// tile() from key rows in format KS2 (f32 or f16), read in place.
+  /// tile() from key rows in format KS2 (f32 or f16), read in place: the
+  /// rows in groups of four, the last group at its own count.
   template <format KS2>
   void tile_from(const unsigned char* kp, size_t stride, size_t n, size_t r_begin, float* scores,
                  prefetch_cursor& pf_home) const {
     prefetch_pass own(pf_home);  // pf in registers through the loops
     prefetch_cursor& pf = own.pf;
+    for (size_t r0 = r_begin; r0 < rows_; r0 += 4)
+      with_group_rows(rows_ - r0, [&]<size_t R>() __attribute__((always_inline)) {
+        group_from<KS2, R>(kp, stride, n, r0, scores, pf);
+      });
+  }
+
+  /// tile_from for the R rows from r0.
+  template <format KS2, size_t R>
+  [[gnu::always_inline]] void group_from(const unsigned char* kp, size_t stride, size_t n, size_t r0, float* scores,
+                                         prefetch_cursor& pf) const {
     using ops = attention_vec<V>;
     using fvec = typename V::fvec;
     constexpr size_t lanes = V::lanes, quads = lanes / 4;
     // Keys per pass over the columns: the whole quad, or two at a time.
-    constexpr size_t KP = accumulator_vectors<lanes>;
+    constexpr size_t KP = accumulator_vectors<lanes, R>;
     static_assert(KP == 4 || KP == 2, "a quad's keys in one pass or two");
     const size_t d = d_;
     const size_t vec_end = d / lanes * lanes;
-    for (size_t r0 = r_begin; r0 < rows_; r0 += 4) {
-      // Four rows (the last one repeated past the end: same values, same stores).
-      const size_t rb = std::min<size_t>(4, rows_ - r0);
-      const float* q[4];
-      for (size_t j = 0; j < 4; ++j) q[j] = q_[r0 + std::min(j, rb - 1)];
-      fvec folded[4][quads];
-      for (size_t g = 0; g < quads; ++g) {
-        if (4 * g >= n) {
-          for (size_t j = 0; j < 4; ++j) folded[j][g] = V::zero();
-          continue;
-        }
-        const unsigned char* k[4];
-        for (size_t i = 0; i < 4; ++i) k[i] = kp + std::min(4 * g + i, n - 1) * stride;
-        fvec a[4][4];
-        // Keys [i0, i0 + KP) of the quad: their sums in registers (constant
-        // indices), copied into a at the end.
-        const auto pass = [&]<size_t i0>() {
-          fvec t[4][KP];
-          #pragma GCC unroll 4
-          for (size_t j = 0; j < 4; ++j)
-            #pragma GCC unroll 4
-            for (size_t i = 0; i < KP; ++i) t[j][i] = V::zero();
-          for (size_t col = 0; col < vec_end; col += lanes) {
-            if constexpr (i0 == 0) pf.step();
-            fvec x[KP];
-            #pragma GCC unroll 4
-            for (size_t i = 0; i < KP; ++i) x[i] = kv_vec<V, KS2>(k[i0 + i], col);
-            #pragma GCC unroll 4
-            for (size_t j = 0; j < 4; ++j) {
-              fvec y = V::loadf(q[j] + col);
-              // One load of the query vector, kept in a register for the KP
-              // FMAs: GCC folds it into each FMA as a memory operand instead,
-              // ten loads per eight FMAs, and Zen 3 issues two 256-bit loads
-              // a cycle (0.80-0.97 of the f16 decode's time there on one
-              // thread, 0.93-1.04 on two).
-              // Not measured on 512-bit vectors: left to the compiler there.
-              if constexpr (lanes == 8) asm("" : "+v"(y));
-              #pragma GCC unroll 4
-              for (size_t i = 0; i < KP; ++i) t[j][i] = V::fmadd(y, x[i], t[j][i]);
-            }
-          }
-          #pragma GCC unroll 4
-          for (size_t j = 0; j < 4; ++j)
-            #pragma GCC unroll 4
-            for (size_t i = 0; i < KP; ++i) a[j][i0 + i] = t[j][i];
-        };
-        pass.template operator()<0>();
-        if constexpr (KP == 2) pass.template operator()<2>();
+    const float* q[R];
+    for (size_t j = 0; j < R; ++j) q[j] = q_[r0 + j];
+    fvec folded[R][quads];
+    for (size_t g = 0; g < quads; ++g) {
+      if (4 * g >= n) {
+        for (size_t j = 0; j < R; ++j) folded[j][g] = V::zero();
+        continue;
+      }
+      const unsigned char* k[4];
+      for (size_t i = 0; i < 4; ++i) k[i] = kp + std::min(4 * g + i, n - 1) * stride;
+      fvec a[R][4];
+      // Keys [i0, i0 + KP) of the quad: their sums in registers (constant
+      // indices), copied into a at the end.
+      const auto pass = [&]<size_t i0>() {
+        fvec t[R][KP];
         #pragma GCC unroll 4
-        for (size_t j = 0; j < 4; ++j) folded[j][g] = ops::sum4(a[j][0], a[j][1], a[j][2], a[j][3]);
-      }
-      for (size_t j = 4; j-- > 0;) V::store(scores + (r0 + std::min(j, rb - 1)) * lanes, ops::finish(folded[j]));
-      if (vec_end < d) {
-        for (size_t j = 0; j < rb; ++j)
-          for (size_t i = 0; i < n; ++i) {
-            float s = 0.0f;
-            for (size_t col = vec_end; col < d; ++col) s += q[j][col] * kv_scalar<KS2>(kp + i * stride, col);
-            scores[(r0 + j) * lanes + i] += s;
+        for (size_t j = 0; j < R; ++j)
+          #pragma GCC unroll 4
+          for (size_t i = 0; i < KP; ++i) t[j][i] = V::zero();
+        for (size_t col = 0; col < vec_end; col += lanes) {
+          if constexpr (i0 == 0) pf.step();
+          fvec x[KP];
+          #pragma GCC unroll 4
+          for (size_t i = 0; i < KP; ++i) x[i] = kv_vec<V, KS2>(k[i0 + i], col);
+          #pragma GCC unroll 4
+          for (size_t j = 0; j < R; ++j) {
+            fvec y = V::loadf(q[j] + col);
+            // One load of the query vector, kept in a register for the KP
+            // FMAs: GCC folds it into each FMA as a memory operand instead,
+            // ten loads per eight FMAs, and Zen 3 issues two 256-bit loads
+            // a cycle (0.80-0.97 of the f16 decode's time there on one
+            // thread, 0.93-1.04 on two).
+            // Not measured on 512-bit vectors: left to the compiler there.
+            if constexpr (lanes == 8) asm("" : "+v"(y));
+            #pragma GCC unroll 4
+            for (size_t i = 0; i < KP; ++i) t[j][i] = V::fmadd(y, x[i], t[j][i]);
           }
-      }
+        }
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < R; ++j)
+          #pragma GCC unroll 4
+          for (size_t i = 0; i < KP; ++i) a[j][i0 + i] = t[j][i];
+      };
+      pass.template operator()<0>();
+      if constexpr (KP == 2) pass.template operator()<2>();
+      #pragma GCC unroll 4
+      for (size_t j = 0; j < R; ++j) folded[j][g] = ops::sum4(a[j][0], a[j][1], a[j][2], a[j][3]);
+    }
+    for (size_t j = R; j-- > 0;) V::store(scores + (r0 + j) * lanes, ops::finish(folded[j]));
+    if (vec_end < d) {
+      for (size_t j = 0; j < R; ++j)
+        for (size_t i = 0; i < n; ++i) {
+          float s = 0.0f;
+          for (size_t col = vec_end; col < d; ++col) s += q[j][col] * kv_scalar<KS2>(kp + i * stride, col);
+          scores[(r0 + j) * lanes + i] += s;
+        }
     }
   }
 
@@ -705,12 +739,12 @@ struct weight_view {
   float operator()(size_t j, size_t i) const { return base[j * row + i * key]; }
 };
 
-/// prefetch_cursor::step() calls P . V makes per tile for one group of four
+/// prefetch_cursor::step() calls P . V makes per tile for one group of R
 /// rows: one per key per pass of pv_float over value columns
 /// (accumulator_vectors of them, then two).
-template <size_t Lanes>
+template <size_t Lanes, size_t R = 4>
 constexpr size_t pv_prefetch_steps(size_t d) {
-  constexpr size_t first = accumulator_vectors<Lanes> * Lanes;
+  constexpr size_t first = accumulator_vectors<Lanes, R> * Lanes;
   return d / first * Lanes + d % first / (2 * Lanes) * Lanes;
 }
 
@@ -729,25 +763,27 @@ inline void transpose_rows(const float* const* rows, size_t d, float* out) {
     for (size_t i = 0; i < L; ++i) out[c0 * L + i] = rows[i][c0];
 }
 
-/// Columns [col, col + 2 V::lanes) of four accumulator rows: out[j] = out[j]
-/// * shrink[j] + sum over keys i < n of w(j, i) * value i, where load(i, v0,
-/// v1) gives key i's two vectors of values; shrink null means all ones.
-/// Eight independent FMA chains; out[j] for j past the real rows aliases the
-/// last real row, which is stored last (descending order) so its own result
-/// wins.
-template <class V, class Load>
+/// Columns [col, col + 2 V::lanes) of R accumulator rows (R <= 4): out[j] =
+/// out[j] * shrink[j] + sum over keys i < n of w(j, i) * value i, where
+/// load(i, v0, v1) gives key i's two vectors of values; shrink null means
+/// all ones. 2 R independent FMA chains. With R = 4 and fewer real rows,
+/// out[j] past them aliases the last real row, which is stored last
+/// (descending order) so its own result wins (the row-lanes prefill's last
+/// block); decode passes the exact row count instead (attention_tiles).
+template <class V, size_t R = 4, class Load>
 inline void accumulate_pairs(float* const* out, size_t col, const float* shrink, weight_view w, size_t n, Load load) {
+  static_assert(R >= 1 && R <= 4, "one to four accumulator rows");
   using fvec = typename V::fvec;
   constexpr size_t TK = V::lanes;
-  fvec x0[4], x1[4];
+  fvec x0[R], x1[R];
   #pragma GCC unroll 4
-  for (size_t j = 0; j < 4; ++j) {
+  for (size_t j = 0; j < R; ++j) {
     x0[j] = V::loadf(out[j] + col);
     x1[j] = V::loadf(out[j] + col + TK);
   }
   if (shrink) {
     #pragma GCC unroll 4
-    for (size_t j = 0; j < 4; ++j) {
+    for (size_t j = 0; j < R; ++j) {
       x0[j] = V::mul(x0[j], V::set1f(shrink[j]));
       x1[j] = V::mul(x1[j], V::set1f(shrink[j]));
     }
@@ -756,20 +792,17 @@ inline void accumulate_pairs(float* const* out, size_t col, const float* shrink,
     fvec v0, v1;
     load(i, v0, v1);
     #pragma GCC unroll 4
-    for (size_t j = 0; j < 4; ++j) {
+    for (size_t j = 0; j < R; ++j) {
       x0[j] = V::fmadd(V::set1f(w(j, i)), v0, x0[j]);
       x1[j] = V::fmadd(V::set1f(w(j, i)), v1, x1[j]);
     }
   }
   // Constant indices keep the accumulators in registers.
-  V::store(out[3] + col, x0[3]);
-  V::store(out[3] + col + TK, x1[3]);
-  V::store(out[2] + col, x0[2]);
-  V::store(out[2] + col + TK, x1[2]);
-  V::store(out[1] + col, x0[1]);
-  V::store(out[1] + col + TK, x1[1]);
-  V::store(out[0] + col, x0[0]);
-  V::store(out[0] + col + TK, x1[0]);
+  #pragma GCC unroll 4
+  for (size_t k = 0; k < R; ++k) {
+    V::store(out[R - 1 - k] + col, x0[R - 1 - k]);
+    V::store(out[R - 1 - k] + col + TK, x1[R - 1 - k]);
+  }
 }
 
 /// accumulate_pairs over four vectors of columns, [col, col + 4 V::lanes):
@@ -777,20 +810,21 @@ inline void accumulate_pairs(float* const* out, size_t col, const float* shrink,
 /// conversions of the values. Columns [col, col + 2 V::lanes) take weights
 /// wa, the next two wb (the same array for float values; two q8_0 blocks'
 /// weights on 512-bit vectors). Each accumulator sums the same products in
-/// the same order as accumulate_pairs would.
-template <class V, bool SameWeights, class Load>
+/// the same order as accumulate_pairs would; R rows likewise.
+template <class V, bool SameWeights, size_t R = 4, class Load>
 inline void accumulate_quads(float* const* out, size_t col, const float* shrink, weight_view wa, weight_view wb,
                              size_t n, Load load) {
+  static_assert(R >= 1 && R <= 4, "one to four accumulator rows");
   using fvec = typename V::fvec;
   constexpr size_t TK = V::lanes;
-  fvec x[4][4];
+  fvec x[R][4];
   #pragma GCC unroll 4
-  for (size_t j = 0; j < 4; ++j)
+  for (size_t j = 0; j < R; ++j)
     #pragma GCC unroll 4
     for (size_t c = 0; c < 4; ++c) x[j][c] = V::loadf(out[j] + col + c * TK);
   if (shrink) {
     #pragma GCC unroll 4
-    for (size_t j = 0; j < 4; ++j)
+    for (size_t j = 0; j < R; ++j)
       #pragma GCC unroll 4
       for (size_t c = 0; c < 4; ++c) x[j][c] = V::mul(x[j][c], V::set1f(shrink[j]));
   }
@@ -798,7 +832,7 @@ inline void accumulate_quads(float* const* out, size_t col, const float* shrink,
     fvec v[4];
     load(i, v);
     #pragma GCC unroll 4
-    for (size_t j = 0; j < 4; ++j) {
+    for (size_t j = 0; j < R; ++j) {
       const fvec a = V::set1f(wa(j, i));
       x[j][0] = V::fmadd(a, v[0], x[j][0]);
       x[j][1] = V::fmadd(a, v[1], x[j][1]);
@@ -809,16 +843,16 @@ inline void accumulate_quads(float* const* out, size_t col, const float* shrink,
   }
   // Descending rows: a padding row aliases the last real one, which wins.
   #pragma GCC unroll 4
-  for (size_t k = 0; k < 4; ++k)
+  for (size_t k = 0; k < R; ++k)
     #pragma GCC unroll 4
-    for (size_t c = 0; c < 4; ++c) V::store(out[3 - k] + col + c * TK, x[3 - k][c]);
+    for (size_t c = 0; c < 4; ++c) V::store(out[R - 1 - k] + col + c * TK, x[R - 1 - k][c]);
 }
 
-/// P . V for four accumulator rows (out, rows past rb aliasing the last real
-/// one) from value rows in format S (f32 or f16, read in place; row i at vp +
-/// i * stride): four, then two, then one vector of columns at a time, then
-/// scalar columns.
-template <class V, format S>
+/// P . V for R accumulator rows (out; with R = 4, rows past rb alias the last
+/// real one, else R = rb) from value rows in format S (f32 or f16, read in
+/// place; row i at vp + i * stride): four, then two, then one vector of
+/// columns at a time, then scalar columns.
+template <class V, format S, size_t R = 4>
 inline void pv_float(float* const* out, const float* rescaled, const float* shrink, weight_view p, size_t n,
                      const unsigned char* vp, size_t v_stride, size_t d, size_t rb, prefetch_cursor& pf_home) {
   prefetch_pass own(pf_home);  // pf in registers through the loops
@@ -828,33 +862,31 @@ inline void pv_float(float* const* out, const float* rescaled, const float* shri
   size_t col = 0;
   // Four vectors of columns at a time where their sixteen accumulators fit
   // in registers beside the values (accumulator_vectors), then two.
-  for (; accumulator_vectors<TK> == 4 && col + 4 * TK <= d; col += 4 * TK) {
-    accumulate_quads<V, true>(out, col, rescaled, p, p, n, [&](size_t i, fvec* v) {
+  for (; accumulator_vectors<TK, R> == 4 && col + 4 * TK <= d; col += 4 * TK) {
+    accumulate_quads<V, true, R>(out, col, rescaled, p, p, n, [&](size_t i, fvec* v) {
       pf.step();
       #pragma GCC unroll 4
       for (size_t c = 0; c < 4; ++c) v[c] = kv_vec<V, S>(vp + i * v_stride, col + c * TK);
     });
   }
   for (; col + 2 * TK <= d; col += 2 * TK) {
-    accumulate_pairs<V>(out, col, rescaled, p, n, [&](size_t i, fvec& v0, fvec& v1) {
+    accumulate_pairs<V, R>(out, col, rescaled, p, n, [&](size_t i, fvec& v0, fvec& v1) {
       pf.step();
       v0 = kv_vec<V, S>(vp + i * v_stride, col);
       v1 = kv_vec<V, S>(vp + i * v_stride, col + TK);
     });
   }
   if (col + TK <= d) {
-    fvec x[4];
+    fvec x[R];
     #pragma GCC unroll 4
-    for (size_t j = 0; j < 4; ++j) x[j] = V::mul(V::loadf(out[j] + col), V::set1f(shrink[j]));
+    for (size_t j = 0; j < R; ++j) x[j] = V::mul(V::loadf(out[j] + col), V::set1f(shrink[j]));
     for (size_t i = 0; i < n; ++i) {
       const fvec v = kv_vec<V, S>(vp + i * v_stride, col);
       #pragma GCC unroll 4
-      for (size_t j = 0; j < 4; ++j) x[j] = V::fmadd(V::set1f(p(j, i)), v, x[j]);
+      for (size_t j = 0; j < R; ++j) x[j] = V::fmadd(V::set1f(p(j, i)), v, x[j]);
     }
-    V::store(out[3] + col, x[3]);
-    V::store(out[2] + col, x[2]);
-    V::store(out[1] + col, x[1]);
-    V::store(out[0] + col, x[0]);
+    #pragma GCC unroll 4
+    for (size_t k = 0; k < R; ++k) V::store(out[R - 1 - k] + col, x[R - 1 - k]);
     col += TK;
   }
   for (; col < d; ++col)
@@ -937,25 +969,25 @@ class q8_value_groups {
   }
 
   /// out[j] = out[j] * shrink[j] + sum over the tile's n keys of p[j * p_row
-  /// + i] * value i, for the rb real rows of a group of four (shrink null:
-  /// all ones).
-  void accumulate(float* const* out, size_t rb, const float* shrink, const float* p, size_t p_row, size_t n,
+  /// + i] * value i, for the R rows of a group (shrink null: all ones).
+  template <size_t R>
+  void accumulate(float* const* out, const float* shrink, const float* p, size_t p_row, size_t n,
                   prefetch_cursor& pf_home) const {
     prefetch_pass own(pf_home);  // pf in registers through the loops
     prefetch_cursor& pf = own.pf;
     const size_t subs = (n + TK - 1) / TK;
-    alignas(64) float w[4][S * TK];
+    alignas(64) float w[R][S * TK];
     for (size_t b = 0; b < blocks_; ++b) {
       #pragma GCC unroll 4
-      for (size_t j = 0; j < 4; ++j)
+      for (size_t j = 0; j < R; ++j)
         for (size_t s = 0; s < subs; ++s)
           V::store(w[j] + s * TK, V::mul(V::loadf(p + j * p_row + s * TK), scales_[b * S + s]));
       for (size_t c = 0; c < per_block; c += 2) {
-        // Columns [c TK, (c + 2) TK) of the block: eight FMA chains.
+        // Columns [c TK, (c + 2) TK) of the block: 2 R FMA chains.
         const size_t col = b * qk8_0 + c * TK;
-        fvec x[4][2];
+        fvec x[R][2];
         #pragma GCC unroll 4
-        for (size_t j = 0; j < 4; ++j) {
+        for (size_t j = 0; j < R; ++j) {
           x[j][0] = V::loadf(out[j] + col);
           x[j][1] = V::loadf(out[j] + col + TK);
           if (shrink) {
@@ -967,9 +999,9 @@ class q8_value_groups {
           pf.step();
           const unsigned char* v = quad(b, kq) + c * sizeof(ivec);
           const ivec vals[2] = {V::load(v), V::load(v + sizeof(ivec))};
-          fma_byte_lanes<V>(vals, x, [&](size_t j, size_t, size_t e) { return w[j][4 * kq + e]; });
+          fma_byte_lanes<V, R>(vals, x, [&](size_t j, size_t, size_t e) { return w[j][4 * kq + e]; });
         }
-        for (size_t j = 0; j < rb; ++j) {
+        for (size_t j = 0; j < R; ++j) {
           V::store(out[j] + col, x[j][0]);
           V::store(out[j] + col + TK, x[j][1]);
         }
@@ -1099,8 +1131,9 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   alignas(64) float p[4][TT];
   alignas(64) float shrink[TK];
   const size_t pf_ahead = prefetch_ahead(kv, TT);
-  // step() calls per tile: the score pass's and P . V's for one group of rows.
-  size_t value_steps = pv_prefetch_steps<TK>(d);
+  // step() calls per tile: the score pass's and P . V's for one group of rows
+  // (its first: with one or two rows P . V takes fewer, wider passes).
+  size_t value_steps = group == 1 || group == 2 ? pv_prefetch_steps<TK, 2>(d) : pv_prefetch_steps<TK>(d);
   if constexpr (grouped_values) value_steps = Values::prefetch_steps(d);
   const size_t pf_steps = std::max<size_t>(1, S * (Scores::prefetch_steps(d) + value_steps));
   // The tile in hand, and the tile pf_ahead keys' worth of tiles ahead of it
@@ -1173,7 +1206,16 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       size_t seen[4][S];  // lanes of sub-tile s row j sees; none in a sub-tile past n (its scores are stale)
       alignas(16) float old_m[4], old_l[4];
       for (size_t j = 0; j < 4; ++j) {
-        const size_t r = r0 + std::min(j, rb - 1);
+        if (j >= rb) {  // padding of the four-wide maxima and sums below: no scores, no weights
+          for (size_t s = 0; s < S; ++s) {
+            seen[j][s] = 0;
+            sc[j][s] = V::set1f(minus_inf);
+          }
+          top[j] = V::set1f(minus_inf);
+          old_m[j] = old_l[j] = 0.0f;
+          continue;
+        }
+        const size_t r = r0 + j;
         for (size_t s = 0; s < S; ++s) {
           seen[j][s] = visible[j] > s * TK ? std::min(TK, visible[j] - s * TK) : 0;
           sc[j][s] = ops::fill_past(V::mul(V::loadf(tile_scores + (s * group + r) * TK), V::set1f(score_scale)),
@@ -1191,6 +1233,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       fvec row_sum[4];
       for (size_t j = 0; j < 4; ++j) {
         row_sum[j] = V::zero();
+        if (j >= rb) continue;  // P . V reads the rb real rows' weights alone
         for (size_t s = 0; s < S; ++s) {
           // exp(-inf - max) is 0 on the lanes fill_past set.
           const fvec e = softmax_exp(V::sub(sc[j][s], V::set1f(new_m[j])));
@@ -1215,20 +1258,19 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
         m_h[r0 + j] = new_m[j];
       }
       float* out[4];
-      for (size_t j = 0; j < 4; ++j) out[j] = acc_h + (r0 + std::min(j, rb - 1)) * d;
-      if constexpr (grouped_values) {
-        values.accumulate(out, rb, rescaled, &p[0][0], TT, group_keys, pf);
-        continue;
-      }
-      if constexpr (VF == format::f16) {
-        if (!v_convert) {
-          pv_float<V, format::f16>(out, rescaled, shrink, weight_view{&p[0][0], TT, 1}, group_keys, vp, v_stride, d, rb,
-                                   pf);
-          continue;
+      for (size_t j = 0; j < rb; ++j) out[j] = acc_h + (r0 + j) * d;
+      // P . V for the rb rows at their own count (with_group_rows).
+      with_group_rows(rb, [&]<size_t R>() __attribute__((always_inline)) {
+        if constexpr (grouped_values) {
+          values.template accumulate<R>(out, rescaled, &p[0][0], TT, group_keys, pf);
+        } else {
+          // Values as they lie (f32, f16), or converted to f32 in vbuf above.
+          constexpr format in_place = VF == format::f16 ? format::f16 : format::f32;
+          const weight_view w{&p[0][0], TT, 1};
+          if (v_convert) pv_float<V, format::f32, R>(out, rescaled, shrink, w, group_keys, vp, v_stride, d, rb, pf);
+          else pv_float<V, in_place, R>(out, rescaled, shrink, w, group_keys, vp, v_stride, d, rb, pf);
         }
-      }
-      pv_float<V, format::f32>(out, rescaled, shrink, weight_view{&p[0][0], TT, 1}, group_keys, vp, v_stride, d, rb,
-                               pf);
+      });
     }
     pf.rest();
   }

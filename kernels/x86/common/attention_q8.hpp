@@ -102,59 +102,64 @@ class q8_key_scores {
     return part;
   }
 
-  /// float_key_scores::tile's contract, for q8_0 keys in the cache's groups.
+  /// float_key_scores::tile's contract, for q8_0 keys in the cache's groups:
+  /// the rows in groups of four, the last at its own count.
   void tile(const unsigned char* kp, size_t stride, size_t slot, size_t n, size_t r_begin, float* scores,
             prefetch_cursor& pf_home) const {
     prefetch_pass own(pf_home);  // pf in registers through the loops
     prefetch_cursor& pf = own.pf;
-    constexpr size_t TK = V::lanes;
     const kv_group_at at = q8_run<V>(kv_side::key, kp, stride, slot, n, blocks_ * qk8_0, scratch_);
-    for (size_t r0 = r_begin; r0 < rows_; r0 += 4) {
-      // Four rows (the last one repeated past the end: same values, same stores).
-      const q8_query_block* q[4];
-      for (size_t j = 0; j < 4; ++j) q[j] = query_ + std::min(r0 + j, rows_ - 1) * blocks_;
-      fvec s[4];
-      #pragma GCC unroll 4
-      for (size_t j = 0; j < 4; ++j) s[j] = V::zero();
-      for (size_t b = 0; b < blocks_; ++b) {
-        pf.step();
-        // Two accumulators per row; the first starts at minus the bias.
-        ivec a[4], c[4];
-        #pragma GCC unroll 4
-        for (size_t j = 0; j < 4; ++j) {
-          a[j] = V::set1(q[j][b].bias);
-          c[j] = V::set1(0);
-        }
-        const unsigned char* kt = at.group + kv_group_block(blocks_, b) + at.lane * 4;
-        #pragma GCC unroll 4
-        for (size_t w = 0; w < 8; w += 2) {
-          const ivec k0 = V::load(kt + w * kv_key_vector_bytes), k1 = V::load(kt + (w + 1) * kv_key_vector_bytes);
-          if constexpr (V::vnni) {
-            #pragma GCC unroll 4
-            for (size_t j = 0; j < 4; ++j) {
-              a[j] = V::dot_u8s8_at(a[j], k0, q[j][b].qs + 4 * w);
-              c[j] = V::dot_u8s8_at(c[j], k1, q[j][b].qs + 4 * w + 4);
-            }
-          } else {
-            // The sign trick on the unbiased keys (|k| shared by the rows).
-            const ivec s0 = V::xor_(k0, V::splat8(0x80)), s1 = V::xor_(k1, V::splat8(0x80));
-            #pragma GCC unroll 4
-            for (size_t j = 0; j < 4; ++j) {
-              a[j] = V::dot_s8s8(a[j], s0, V::broadcast4(q[j][b].qs + 4 * w));
-              c[j] = V::dot_s8s8(c[j], s1, V::broadcast4(q[j][b].qs + 4 * w + 4));
-            }
-          }
-        }
-        const fvec dk = V::load_half(at.group + kv_group_scale(b, at.lane));
-        #pragma GCC unroll 4
-        for (size_t j = 0; j < 4; ++j)
-          s[j] = V::fmadd(V::to_float(V::add(a[j], c[j])), V::mul(dk, V::set1f(q[j][b].scale)), s[j]);
-      }
-      for (size_t j = 4; j-- > 0;) V::store(scores + std::min(r0 + j, rows_ - 1) * TK, s[j]);
-    }
+    for (size_t r0 = r_begin; r0 < rows_; r0 += 4)
+      with_group_rows(rows_ - r0, [&]<size_t R>() __attribute__((always_inline)) { group<R>(at, r0, scores, pf); });
   }
 
  private:
+  /// tile() for the R rows from r0.
+  template <size_t R>
+  [[gnu::always_inline]] void group(kv_group_at at, size_t r0, float* scores, prefetch_cursor& pf) const {
+    constexpr size_t TK = V::lanes;
+    const q8_query_block* q[R];
+    for (size_t j = 0; j < R; ++j) q[j] = query_ + (r0 + j) * blocks_;
+    fvec s[R];
+    #pragma GCC unroll 4
+    for (size_t j = 0; j < R; ++j) s[j] = V::zero();
+    for (size_t b = 0; b < blocks_; ++b) {
+      pf.step();
+      // Two accumulators per row; the first starts at minus the bias.
+      ivec a[R], c[R];
+      #pragma GCC unroll 4
+      for (size_t j = 0; j < R; ++j) {
+        a[j] = V::set1(q[j][b].bias);
+        c[j] = V::set1(0);
+      }
+      const unsigned char* kt = at.group + kv_group_block(blocks_, b) + at.lane * 4;
+      #pragma GCC unroll 4
+      for (size_t w = 0; w < 8; w += 2) {
+        const ivec k0 = V::load(kt + w * kv_key_vector_bytes), k1 = V::load(kt + (w + 1) * kv_key_vector_bytes);
+        if constexpr (V::vnni) {
+          #pragma GCC unroll 4
+          for (size_t j = 0; j < R; ++j) {
+            a[j] = V::dot_u8s8_at(a[j], k0, q[j][b].qs + 4 * w);
+            c[j] = V::dot_u8s8_at(c[j], k1, q[j][b].qs + 4 * w + 4);
+          }
+        } else {
+          // The sign trick on the unbiased keys (|k| shared by the rows).
+          const ivec s0 = V::xor_(k0, V::splat8(0x80)), s1 = V::xor_(k1, V::splat8(0x80));
+          #pragma GCC unroll 4
+          for (size_t j = 0; j < R; ++j) {
+            a[j] = V::dot_s8s8(a[j], s0, V::broadcast4(q[j][b].qs + 4 * w));
+            c[j] = V::dot_s8s8(c[j], s1, V::broadcast4(q[j][b].qs + 4 * w + 4));
+          }
+        }
+      }
+      const fvec dk = V::load_half(at.group + kv_group_scale(b, at.lane));
+      #pragma GCC unroll 4
+      for (size_t j = 0; j < R; ++j)
+        s[j] = V::fmadd(V::to_float(V::add(a[j], c[j])), V::mul(dk, V::set1f(q[j][b].scale)), s[j]);
+    }
+    for (size_t j = R; j-- > 0;) V::store(scores + (r0 + j) * TK, s[j]);
+  }
+
   /// A query row's blocks -> q8_0, exactly as the activation quantizer (and
   /// the oracle) round them, with each block's scale and bias. Four blocks
   /// share one shuffle tree for their maxima and one for their quant sums (a
@@ -232,23 +237,23 @@ class q8_value_tile : public q8_value_groups<V, S> {
   using base::base;
 
   /// out[j] = out[j] * shrink[j] + sum over the tile's n keys of p[j * p_row
-  /// + i] * value i, for the real rows of a group of four (shrink null: all
-  /// ones); the rows past them alias the last real one and are computed too
-  /// (their results are overwritten), so the row count is not needed.
-  void accumulate(float* const* out, size_t /*real rows*/, const float* shrink, const float* p, size_t p_row,
-                  size_t n, prefetch_cursor& pf_home) const {
+  /// + i] * value i, for the R rows of a group (shrink null: all ones).
+  template <size_t R>
+  void accumulate(float* const* out, const float* shrink, const float* p, size_t p_row, size_t n,
+                  prefetch_cursor& pf_home) const {
     prefetch_pass own(pf_home);  // pf in registers through the loops
     prefetch_cursor& pf = own.pf;
     using ops = attention_vec<V>;
     const size_t subs = (n + TK - 1) / TK;
-    alignas(64) unsigned char u[4][S * TK];
+    alignas(64) unsigned char u[R][S * TK];
     alignas(16) float step[4], inverse[4];
     constexpr float levels = V::vnni ? 255.0f : 127.0f;  // the largest weight's code
     for (size_t b = 0; b < blocks_; ++b) {
-      fvec w[4][S], top[4];
+      fvec w[R][S], top[4];  // top past R: zeros (no weight)
       #pragma GCC unroll 4
       for (size_t j = 0; j < 4; ++j) {
         top[j] = V::zero();
+        if (j >= R) continue;
         for (size_t s = 0; s < subs; ++s) {
           w[j][s] = V::mul(V::loadf(p + j * p_row + s * TK), scales_[b * S + s]);
           top[j] = V::maxf(top[j], w[j][s]);
@@ -260,7 +265,7 @@ class q8_value_tile : public q8_value_groups<V, S> {
       _mm_store_ps(inverse, _mm_and_ps(_mm_div_ps(_mm_set1_ps(levels), most), some));
       _mm_store_ps(step, _mm_mul_ps(most, _mm_set1_ps(1.0f / levels)));
       #pragma GCC unroll 4
-      for (size_t j = 0; j < 4; ++j) {
+      for (size_t j = 0; j < R; ++j) {
         const fvec scale = V::set1f(inverse[j]);
         if constexpr (S % 4 == 0) {
           // Four sub-tiles a store; past the tile's, zeros (never read).
@@ -273,29 +278,26 @@ class q8_value_tile : public q8_value_groups<V, S> {
         }
       }
       for (size_t c = 0; c < per_block; c += 2) {
-        ivec acc[4][2];
+        ivec acc[R][2];
         #pragma GCC unroll 4
-        for (size_t j = 0; j < 4; ++j) acc[j][0] = acc[j][1] = V::set1(0);
+        for (size_t j = 0; j < R; ++j) acc[j][0] = acc[j][1] = V::set1(0);
         for (size_t kq = 0; kq < (n + 3) / 4; ++kq) {  // quads past n have zero weights
           pf.step();
           const unsigned char* v = quad(b, kq) + c * sizeof(ivec);
           const ivec v0 = V::load(v), v1 = V::load(v + sizeof(ivec));
           #pragma GCC unroll 4
-          for (size_t j = 0; j < 4; ++j) {
+          for (size_t j = 0; j < R; ++j) {
             const ivec weights = V::broadcast4(u[j] + 4 * kq);
             acc[j][0] = V::dot_u8s8(acc[j][0], weights, v0);
             acc[j][1] = V::dot_u8s8(acc[j][1], weights, v1);
           }
         }
-        // Columns [c TK, (c + 2) TK) of the block, in order. Every row's
-        // accumulators are read before any is written, and the rows are
-        // written last to first: a row past rb aliases the last real one
-        // (out[]), whose own result is written last. Constant indices keep
-        // the sums in registers.
+        // Columns [c TK, (c + 2) TK) of the block, in order. Constant
+        // indices keep the sums in registers.
         const size_t lo_col = b * qk8_0 + c * TK, hi_col = lo_col + TK;
-        fvec o[4][2];
+        fvec o[R][2];
         #pragma GCC unroll 4
-        for (size_t j = 0; j < 4; ++j) {
+        for (size_t j = 0; j < R; ++j) {
           o[j][0] = V::loadf(out[j] + lo_col);
           o[j][1] = V::loadf(out[j] + hi_col);
           if (shrink) {
@@ -306,9 +308,9 @@ class q8_value_tile : public q8_value_groups<V, S> {
           o[j][1] = V::fmadd(V::to_float(acc[j][1]), V::set1f(step[j]), o[j][1]);
         }
         #pragma GCC unroll 4
-        for (size_t k = 0; k < 4; ++k) {
-          V::store(out[3 - k] + lo_col, o[3 - k][0]);
-          V::store(out[3 - k] + hi_col, o[3 - k][1]);
+        for (size_t k = 0; k < R; ++k) {
+          V::store(out[R - 1 - k] + lo_col, o[R - 1 - k][0]);
+          V::store(out[R - 1 - k] + hi_col, o[R - 1 - k][1]);
         }
       }
     }
