@@ -554,8 +554,8 @@ class float_key_scores {
  public:
   /// Whether QKᵀ runs in integers (q8_key_scores), and q8_0 values may too.
   static constexpr bool integer = false;
-  /// prefetch_cursor::step() calls per sub-tile for one group of four rows:
-  /// q8_0, four per block (tile_q8); f32 and f16, one per column vector of
+  /// prefetch_cursor::step() calls per sub-tile for one group of rows (any
+  /// count): q8_0, four per block (tile_q8); f32 and f16, one per column vector of
   /// each key quad's first pass (tile_from steps in that pass only).
   static size_t prefetch_steps(size_t d) {
     return KF == format::q8_0 ? d / qk8_0 * 4 : V::lanes / 4 * (d / V::lanes);
@@ -953,7 +953,7 @@ class q8_value_groups {
   static constexpr size_t TK = V::lanes;
   static constexpr size_t quads = TK / 4, per_block = 32 / TK;  // key quads per sub-tile, vectors per block and quad
 
-  /// prefetch_cursor::step() calls per sub-tile for one group of four rows.
+  /// prefetch_cursor::step() calls per sub-tile for one group of rows (any count).
   static size_t prefetch_steps(size_t d) { return d / qk8_0 * quads * per_block / 2; }
 
   q8_value_groups(size_t d, attention_buffers& buffers) : blocks_(d / qk8_0) {
@@ -1073,7 +1073,7 @@ struct head_walk {
 };
 
 /// The attention_fn body: tiles of keys, scores from `Scores`, online softmax
-/// and P . V per group of four query rows. `Scores(q_rows, rows, group, d,
+/// and P . V per group of up to four query rows. `Scores(q_rows, rows, group, d,
 /// buffers)` prepares the query rows once per call (group: rows per KV head);
 /// rows_of() narrows it to one head's rows; its tile() is
 /// float_key_scores::tile's contract, for one sub-tile of V::lanes keys.
@@ -1200,11 +1200,12 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       }
       if (group_keys == 0) continue;
       out_pf.step();
-      // The four rows' scaled scores (-inf past what each row sees), their
+      // The rows' scaled scores (-inf past what each row sees), their
       // tile maxima and new running maxima in one vector each, then p =
       // exp(score - max) (2^ in log2 units) on the visible lanes (0
-      // elsewhere, and for rows that see none of the tile or are padding:
-      // they stay as they are).
+      // elsewhere, and for rows that see none of the tile: they stay as
+      // they are). Past rb the four-wide maxima and sums are padding: no
+      // scores read, no weights computed.
       constexpr float minus_inf = -std::numeric_limits<float>::infinity();
       fvec sc[4][S], top[4];
       size_t seen[4][S];  // lanes of sub-tile s row j sees; none in a sub-tile past n (its scores are stale)

@@ -60,7 +60,7 @@ class q8_key_scores {
   using ivec = typename V::ivec;
   using fvec = typename V::fvec;
 
-  /// prefetch_cursor::step() calls per tile for one group of four rows.
+  /// prefetch_cursor::step() calls per tile for one group of rows (any count).
   static size_t prefetch_steps(size_t d) { return d / qk8_0; }
 
   /// `rows` query rows, `group` of them per KV head (tile() is called on
@@ -212,7 +212,7 @@ class q8_key_scores {
 /// Integer P . V for q8_0 values on the VNNI tiers. The cache keeps q8_0
 /// values in groups of 16 tokens (kv_layout.hpp) where each dword holds one
 /// column's bytes of four keys, columns in order, and the keys' block scales
-/// lie in one vector. Per group of four rows and per 32-value block, the
+/// lie in one vector. Per group of rows (up to four) and per 32-value block, the
 /// weights w = p * d_v (p the softmax weight, d_v the key's block scale) are
 /// rounded to u8 against their maximum over the tile (all its sub-tiles), u
 /// = round(255 w / max w); one vpdpbusd of a broadcast of four keys' u with
