@@ -1212,6 +1212,8 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       alignas(16) float old_m[4], old_l[4];
       for (size_t j = 0; j < 4; ++j) {
         if (j >= rb) {  // padding of the four-wide maxima and sums below: no scores, no weights
+          // sc and seen are not read past rb; set so that GCC's
+          // -Wmaybe-uninitialized (-Werror) can see them written.
           for (size_t s = 0; s < S; ++s) {
             seen[j][s] = 0;
             sc[j][s] = V::set1f(minus_inf);
