@@ -633,7 +633,7 @@ TEST(PagedAttention, EveryKernelGivesEachHeadOfAMultiHeadCallItsOneHeadResult) {
   // 32-key decode tile, rows per head from 1 to decode's most (8) and past
   // it (12: prefill, head by head), and rows that see different keys, per
   // row and per head.
-  const isa_set runnable = compiled_isas() & detected_cpu().isas;
+  const isa_set runnable = tiers_under_test();
   const size_t kv_heads = 5, first_head = 1, heads = 3, len = 300, t0 = 37, t1 = 250;
   size_t kernels_checked = 0;
   for (const detail::attention_entry& e : detail::registry().attention) {
