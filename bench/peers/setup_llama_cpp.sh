@@ -27,16 +27,9 @@ py="${venv}/bin/python"
 
 log() { echo "setup_llama_cpp.sh: $*" >&2; }
 
-installed_version() {
-  [[ -x "${py}" ]] || return 0
-  "${py}" - <<'PY' 2>/dev/null || true
-import importlib.metadata as m
-try:
-    print(m.version("llama_cpp_python"))
-except m.PackageNotFoundError:
-    pass
-PY
-}
+# shellcheck source=ci/venv.sh
+source "${repo}/ci/venv.sh"
+installed_version() { venv_package_version "${py}" llama_cpp_python; }
 
 # CPU backend only, tuned for this machine, no GPU backends, no multimodal
 # (mtmd) library, no curl. Tests/tools/examples are off by default when

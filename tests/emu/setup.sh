@@ -27,16 +27,9 @@ if [[ "$(uname -m)" != "x86_64" ]]; then
   exit 2
 fi
 
-installed_version() {
-  [[ -x "${py}" ]] || return 0
-  "${py}" - <<'PY' 2>/dev/null || true
-import importlib.metadata as m
-try:
-    print(m.version("bochscpu-python"))
-except m.PackageNotFoundError:
-    pass
-PY
-}
+# shellcheck source=ci/venv.sh
+source "${repo}/ci/venv.sh"
+installed_version() { venv_package_version "${py}" bochscpu-python; }
 
 if [[ "$(installed_version)" != "${BOCHSCPU_PYTHON_VERSION}" ]]; then
   if [[ ! -x "${py}" ]]; then
