@@ -15,7 +15,7 @@
 #   --force        run even where the CPU has the tiers natively
 #   GTEST_FILTER   the tests to run (default: EMULATED_FILTER below)
 # Environment:
-#   LOWBIT_JOBS        shards run at once (default: nproc)
+#   LOWBIT_JOBS        jobs (a tier's shard each) run at once (default: nproc)
 #   LOWBIT_TEST_TIERS  the tiers to test (default: avx2_vnni,avx512,avx512_vnni)
 set -euo pipefail
 
@@ -31,7 +31,7 @@ filter="${EMULATED_FILTER}"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --force) force=1; shift ;;
-    -h|--help) sed -n '2,22s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21s/^# \{0,1\}//p' "$0"; exit 0 ;;
     -*) echo "ci/test_emulated.sh: unknown option '$1'" >&2; exit 2 ;;
     *) filter="$1"; shift ;;
   esac

@@ -344,13 +344,12 @@ def main():
     entry = ctypes.cast(lib.lowbit_emu_main, ctypes.c_void_p).value
     cpuid = ctypes.cast(lib.lowbit_emu_cpuid, ctypes.c_void_p).value
 
-    # Keep the guest's malloc from growing the heap mid-allocation: a large
-    # top pad, no trimming and no mmap for big blocks below 32 MiB, and the
-    # heap grown once natively before the guest starts.
-    libc.mallopt(-1, 1 << 30)   # M_TRIM_THRESHOLD
-    libc.mallopt(-2, 1 << 30)   # M_TOP_PAD
-    libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD (its maximum)
-    libc.mallopt(-4, 0)         # M_MMAP_MAX: big blocks from the heap too
+    # Keep the guest's malloc from growing the heap mid-allocation: the heap
+    # grown by 1 GiB once, natively, before the guest starts (the top pad),
+    # never trimmed, and big blocks taken from it rather than mmap'ed.
+    libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+    libc.mallopt(-2, 1 << 30)  # M_TOP_PAD
+    libc.mallopt(-4, 0)        # M_MMAP_MAX
     libc.free(libc.malloc(1 << 20))
 
     guest = Guest()
@@ -375,7 +374,7 @@ def main():
     if guest.grew:
         # The Python side (and the emulator's page map) may have allocated
         # while the guest's malloc was between its system call and its
-        # bookkeeping: a run that outgrew the heap prepared below is suspect.
+        # bookkeeping: a run that outgrew the heap prepared for it is suspect.
         print(f"run_emulated.py: warning: the guest mapped new memory {guest.grew} times "
               "(more than the heap prepared for it); rerun a smaller test selection if this run misbehaved",
               file=sys.stderr, flush=True)
