@@ -134,10 +134,10 @@ class AddressSpace:
     addresses are 40 bits wide, too narrow to map host addresses 1:1."""
 
     def __init__(self, window_below=128, window_above=16):
-        self.tables = host_alloc(258 * PAGE)
+        # The PML4, and a PDPT for each of its 256 lower-half entries at most.
+        self.tables = host_alloc(257 * PAGE)
         self.tables_gpa = PAGE
-        self.used_tables = 1
-        self.pdpt = {}
+        self.pdpt = {}  # PML4 index -> page of the tables holding its PDPT
         self.slot_of = {}
         self.slot_va = {}
         gibs = set()
@@ -148,7 +148,7 @@ class AddressSpace:
             want.update(x for x in range(g - window_below, g + window_above + 1) if 0 <= x < 1 << 17)
         for g in sorted(want):
             self._map_gib(g)
-        for i in range(self.used_tables):
+        for i in range(1 + len(self.pdpt)):
             bochscpu.memory.page_insert(self.tables_gpa + i * PAGE, self.tables + i * PAGE)
 
     @property
@@ -158,11 +158,7 @@ class AddressSpace:
     def _map_gib(self, g):
         i, j = g >> 9, g & 511
         if i not in self.pdpt:
-            t = self.used_tables
-            self.used_tables += 1
-            if t >= 258:
-                fail("address space too scattered for the guest's page tables")
-            self.pdpt[i] = t
+            t = self.pdpt[i] = 1 + len(self.pdpt)
             ctypes.c_uint64.from_address(self.tables + 8 * i).value = (self.tables_gpa + t * PAGE) | 0x3
         slot = len(self.slot_of) + 1
         if slot >= 1 << 10:
@@ -197,11 +193,11 @@ class AddressSpace:
 
 
 # Linux x86-64 system call numbers handled here rather than natively.
-SYS_MMAP, SYS_MUNMAP, SYS_MREMAP, SYS_BRK = 9, 11, 25, 12
+SYS_MMAP, SYS_MREMAP, SYS_BRK = 9, 25, 12
 SYS_RT_SIGACTION, SYS_RT_SIGPROCMASK, SYS_SIGALTSTACK = 13, 14, 131
 SYS_CLONE, SYS_FORK, SYS_VFORK, SYS_CLONE3 = 56, 57, 58, 435
 SYS_EXIT, SYS_EXIT_GROUP, SYS_ARCH_PRCTL = 60, 231, 158
-ENOSYS, EINVAL = 38, 22
+EINVAL = 22
 
 
 class Guest:

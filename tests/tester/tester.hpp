@@ -8,8 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <span>
@@ -171,15 +171,15 @@ inline isa_set tiers_under_test() {
   const isa_set available = compiled_isas() & detected_cpu().isas;
   const char* named = std::getenv("LOWBIT_TEST_TIERS");
   if (named == nullptr || *named == '\0') return available;
-  const isa_set wanted = parse_isa_list(named);
-  EXPECT_TRUE(wanted.without(available).list().empty())
-      << "LOWBIT_TEST_TIERS names " << to_string(wanted.without(available))
-      << ", which this CPU or build lacks (available: " << to_string(available) << ")";
+  const isa_set wanted = parse_isa_list(named), lacking = wanted.without(available);
+  EXPECT_TRUE(lacking.list().empty()) << "LOWBIT_TEST_TIERS names " << to_string(lacking)
+                                      << ", which this CPU or build lacks (available: " << to_string(available) << ")";
   return wanted & available;
 }
 
-/// Runs `body(tier)` once per available tier, with dispatch capped at that
-/// tier, so each tier's kernels are the ones selected in turn.
+/// Runs `body(tier)` once per tier under test (tiers_under_test), with
+/// dispatch capped at that tier, so each tier's kernels are the ones
+/// selected in turn.
 template <typename Body>
 void for_each_tier(Body body) {
   isa_guard guard;
