@@ -20,6 +20,15 @@ uint64_t read_xcr0() {
   return (static_cast<uint64_t>(edx) << 32) | eax;
 }
 
+#ifdef LOWBIT_SOFT_AMX
+/// Emulated-test builds (CMake LOWBIT_SOFT_AMX): the amx tier's tile
+/// instructions are functions (tests/emu/soft_amx.hpp), so the tile unit is
+/// there whatever the CPU says, and no permission is needed for it.
+constexpr bool software_tiles = true;
+#else
+constexpr bool software_tiles = false;
+#endif
+
 /// Linux gates AMX tile data behind a per-process permission (5.16+).
 bool request_amx_permission() {
   constexpr long arch_req_xcomp_perm = 0x1023;
@@ -56,8 +65,12 @@ cpu_info detect_this_cpu() {
     r.leaf7_1_eax = eax;
   }
   if ((r.leaf1_ecx >> 27) & 1u) r.xcr0 = read_xcr0();
+  if (software_tiles) {
+    r.leaf7_edx |= (1u << 22) | (1u << 24) | (1u << 25);  // AMX-BF16, AMX-TILE, AMX-INT8
+    r.xcr0 |= 0x60000;                                    // tile configuration and data state
+  }
   const bool amx_hw = ((r.leaf7_edx >> 24) & 1u) && ((r.xcr0 & 0x60000) == 0x60000);
-  r.amx_permitted = amx_hw && request_amx_permission();
+  r.amx_permitted = amx_hw && (software_tiles || request_amx_permission());
   cpu_info info;
   info.arch = "x86_64";
   info.model = brand_string();

@@ -4,7 +4,8 @@
 A machine without AVX-512 cannot run the avx512 and avx512_vnni kernels, so
 its tests skip them. This runs the same GoogleTest suites on Bochs' CPU model
 of a Sapphire Rapids (AVX-512 F/BW/DQ/VL, VNNI, BF16, FP16, AVX-VNNI; the
-emulator is built without AMX, so the amx tier still skips), through the
+emulator is built without AMX, so a library built with LOWBIT_SOFT_AMX runs the
+amx tier's tile products as functions, tests/emu/soft_amx.hpp), through the
 bochscpu-python wheel:
 
   * tests/emu/entry.cpp's library (lowbit-tests-emu) is loaded into this
@@ -355,11 +356,11 @@ def main():
     guest.call(cpuid, [7, 1, ctypes.addressof(regs)], fs_base)
     leaf7_1 = list(regs)
     need = {"avx512f": leaf7[1] >> 16 & 1, "avx512bw": leaf7[1] >> 30 & 1, "avx512vl": leaf7[1] >> 31 & 1,
-            "avx512_vnni": leaf7[2] >> 11 & 1, "avx_vnni": leaf7_1[0] >> 4 & 1}
+            "avx512_vnni": leaf7[2] >> 11 & 1, "avx_vnni": leaf7_1[0] >> 4 & 1, "avx512_bf16": leaf7_1[0] >> 5 & 1}
     missing = [k for k, v in need.items() if not v]
     if missing:
         fail(f"the emulated CPU lacks {', '.join(missing)}: pin bochscpu-python to the version in tests/emu/setup.sh")
-    print(f"run_emulated.py: emulated CPU has {', '.join(need)} (Bochs sapphire_rapids, no AMX)", flush=True)
+    print(f"run_emulated.py: emulated CPU has {', '.join(need)} (Bochs sapphire_rapids; no AMX: the amx tier's tiles only with LOWBIT_SOFT_AMX)", flush=True)
 
     argv = [lib_path.encode()] + [x.encode() for x in sys.argv[2:]]
     c_argv = (ctypes.c_char_p * (len(argv) + 1))(*argv, None)
