@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Run lowbit's test suites on an emulated x86-64 CPU that has AVX-512.
 
-A machine without AVX-512 cannot run the avx512 and avx512_vnni kernels, so
-its tests skip them. This runs the same GoogleTest suites on Bochs' CPU model
+A machine without AVX-512 cannot run the avx512, avx512_vnni and amx kernels,
+so its tests skip them. This runs the same GoogleTest suites on Bochs' CPU model
 of a Sapphire Rapids (AVX-512 F/BW/DQ/VL, VNNI, BF16, FP16, AVX-VNNI; the
 emulator is built without AMX, so a library built with LOWBIT_SOFT_AMX runs the
 amx tier's tile products as functions, tests/emu/soft_amx.hpp), through the
