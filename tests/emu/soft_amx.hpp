@@ -59,41 +59,36 @@ inline tile& configured_tile(const char* instruction, int index) {
   return t;
 }
 
-inline void clear_all() {
-  for (tile& t : state.t) std::memset(t.data, 0, sizeof t.data);
-}
+/// TILERELEASE: the unit back to its initial state.
+inline void release() { state = unit{}; }
 
 /// LDTILECFG: palette 0 releases the unit; palette 1 sets each tile's rows
 /// and bytes a row (both zero for an unused tile) and zeroes every tile.
 inline void loadconfig(const void* config) {
   const auto* c = static_cast<const unsigned char*>(config);
-  if (c[0] == 0) {
-    state = unit{};
-    return;
-  }
+  if (c[0] == 0) return release();
   if (c[0] != 1) fault("ldtilecfg", "palette other than 0 or 1");
   if (c[1] != 0) fault("ldtilecfg", "start_row not 0 (restarts are not modelled)");
   for (int i = 2; i < 16; ++i)
     if (c[i] != 0) fault("ldtilecfg", "reserved byte not 0");
+  // Bytes a row of tiles 0-15 at 16 + 2 i, rows at 48 + i; only 0-7 exist.
+  for (int i = 32; i < 48; ++i)
+    if (c[i] != 0) fault("ldtilecfg", "bytes a row set for a tile past 7");
+  for (int i = 56; i < 64; ++i)
+    if (c[i] != 0) fault("ldtilecfg", "rows set for a tile past 7");
+  unit next;  // every tile's data zero
   for (int i = 0; i < 8; ++i) {
     uint16_t colsb;
     std::memcpy(&colsb, c + 16 + 2 * i, 2);
     const uint8_t rows = c[48 + i];
     if (rows > 16 || colsb > 64) fault("ldtilecfg", "a tile over 16 rows or 64 bytes a row");
     if ((rows == 0) != (colsb == 0)) fault("ldtilecfg", "a tile with rows but no bytes, or bytes but no rows");
-    state.t[i].rows = rows;
-    state.t[i].colsb = colsb;
+    next.t[i].rows = rows;
+    next.t[i].colsb = colsb;
   }
-  for (int i = 16 + 16; i < 48; ++i)
-    if (c[i] != 0) fault("ldtilecfg", "bytes a row set for a tile past 7");
-  for (int i = 56; i < 64; ++i)
-    if (c[i] != 0) fault("ldtilecfg", "rows set for a tile past 7");
-  clear_all();
-  state.configured = true;
+  next.configured = true;
+  state = next;
 }
-
-/// TILERELEASE: the unit back to its initial state.
-inline void release() { state = unit{}; }
 
 inline void zero(int index) { std::memset(configured_tile("tilezero", index).data, 0, sizeof(tile::data)); }
 
