@@ -378,14 +378,16 @@ struct prefetch_cursor {
   /// before the other's asks for a few past its end (none when K and V rows
   /// are the same size). An ask of one line of each stream (every decode
   /// tile measured: f16 and q8_0, d = 128) goes without the loops: with them
-  /// GCC spent 15-20 instructions an ask, and their own registers, where the
-  /// f16 decode has about 540 a token and KV head on avx2 and issues about
-  /// four a cycle on Zen 2; without them 0.96-0.98 of the time there, f16
-  /// and q8_0 (docs/attention.md, twenty-second section).
+  /// GCC spent 15-20 instructions an ask, in a kernel of about 540 a token
+  /// and KV head (f16 decode on avx2) that Zen 2 runs at about four a cycle;
+  /// without them 0.96-0.97 of the time there, f16 and q8_0
+  /// (docs/attention.md, twenty-second section).
   [[gnu::always_inline]] void step() {
     if (--tick) return;
     tick = every;
     if (--busy == 0) [[unlikely]] tick = never;
+    // k_per and v_per are at least 1 while asks are due (aim()), so this is
+    // k_per == v_per == 1 in one test.
     if ((k_per | v_per) == 1) [[likely]] {
       _mm_prefetch(k, _MM_HINT_T1);
       _mm_prefetch(v, _MM_HINT_T1);
