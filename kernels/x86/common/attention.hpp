@@ -370,8 +370,9 @@ struct prefetch_cursor {
   }
   /// Once the tile's lines are all asked for (a prefill's later groups of
   /// rows call step() many times more than there are lines), one branch: the
-  /// loop below, run empty per call, took a fifth of the time of integer P .
-  /// V's inner loop on Zen 4. Each call is one decrement and one branch:
+  /// asking loops, entered by every call with nothing left to ask (an earlier
+  /// form), took a fifth of the time of integer P . V's inner loop on Zen 4.
+  /// Each call is one decrement and one branch:
   /// when no asks are left, tick is `never` (a separate test of busy per
   /// call, a decode tile's several hundred calls, cost Zen 3's f16 decode
   /// 1-2%). No bounds per line: a stream whose lines run out
