@@ -301,7 +301,8 @@ bool attn_kernel_selected(benchmark::State& state, const detail::attention_entry
 /// are half the work each: in f32 FMAs of the tier's vector width, except
 /// for q8_0 keys on the VNNI tiers, whose kernels run QKᵀ in int8
 /// (vpdpbusd) and P . V too when V is q8_0, and on the avx2 tier, whose
-/// q8_0-K kernels do the same with vpmaddubsw + vpmaddwd (the sign trick).
+/// q8_0-K kernels do the same with vpmaddubsw + vpmaddwd (the sign trick),
+/// as the avx512 tier's do in decode (`decode`; their prefill is f32).
 /// A kernel with both halves on one unit is bound by that
 /// unit's peak; one with a half on each, by the time of both halves at their
 /// peaks. The amx tier's kernel runs both products on the tile unit, which
@@ -310,9 +311,10 @@ bool attn_kernel_selected(benchmark::State& state, const detail::attention_entry
 /// it, not a fraction of the tile unit's peak).
 class attn_peak {
  public:
-  explicit attn_peak(const detail::attention_entry& kernel) {
+  attn_peak(const detail::attention_entry& kernel, bool decode) {
     const bool vnni = kernel.tier == isa::avx2_vnni || kernel.tier == isa::avx512_vnni || kernel.tier == isa::amx;
-    const bool integer = kernel.k_format == format::q8_0 && (vnni || kernel.tier == isa::avx2);
+    const bool integer =
+        kernel.k_format == format::q8_0 && (vnni || kernel.tier == isa::avx2 || (decode && kernel.tier == isa::avx512));
     if (integer) int8_ = std::make_unique<peak_between>(int8_peak_for(kernel.tier));
     if (!integer || kernel.v_format != format::q8_0) fma_ = std::make_unique<peak_between>(fma_peak_for(kernel.tier));
   }
@@ -368,7 +370,7 @@ void bench_attn_decode(benchmark::State& state, const detail::attention_entry* k
   // and ratio_to_peak say, beside ratio_to_probe, whether the call waits
   // for memory or for its arithmetic units. With warm caches (no pass
   // between iterations) the ceiling is the median of three passes first.
-  attn_peak peak(*kernel);
+  attn_peak peak(*kernel, true);
   if (warm_weights)
     for (int i = 0; i < 3; ++i) peak.pass();
   const timing timed = timed_loop(
@@ -399,7 +401,7 @@ void bench_attn_prefill(benchmark::State& state, const detail::attention_entry* 
   const auto q = random_floats(len * attn_heads * attn_dim, 8);
   std::vector<float> out(q.size());
   paged_query pq{setup.seq, q.data(), len, out.data(), 0, 0};
-  attn_peak peak(*kernel);
+  attn_peak peak(*kernel, false);
   const timing timed = timed_loop(
       state, [&] { peak.pass(); },
       [&] {

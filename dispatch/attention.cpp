@@ -122,8 +122,13 @@ void run_jobs(const attention_entry& kernel, attention_workspace& w, size_t head
     } else {
       const size_t block_rows =
           (kernel.tier == isa::amx ? attention_query_block_staged : attention_query_block) * group;
-      for (size_t r0 = 0; r0 < rows; r0 += block_rows) {
-        const size_t r1 = std::min(rows, r0 + block_rows);
+      const size_t heads = std::max<size_t>(1, job.kv.heads);
+      for (size_t r0 = 0, r1; r0 < rows; r0 = r1) {
+        r1 = std::min(rows, r0 + block_rows);
+        // A last block small enough for the kernel's decode path joins this
+        // one: every task of a prompt takes the prefill path, so that its
+        // positions are all rounded alike (kernels::attention_decode_rows).
+        if (rows > r1 && (rows - r1) / heads <= kernels::attention_decode_rows) r1 = rows;
         const size_t keys = *std::max_element(job.limits.begin() + static_cast<std::ptrdiff_t>(r0),
                                               job.limits.begin() + static_cast<std::ptrdiff_t>(r1));
         tasks.push_back({j, r0, r1, 0, keys, 0, no_split});

@@ -39,6 +39,8 @@ inline constexpr size_t attention_split_for(size_t keys) {
 /// the time it took with 32 (64: 0.92-0.94); the avx512_vnni kernel, with
 /// no such staging, gained nothing from 64 (0.99-1.01). Neither depends on
 /// the thread count, and no result depends on how rows are cut into tasks.
+/// A prompt's last block joins the one before it when it has at most
+/// kernels::attention_decode_rows rows per KV head (dispatch/attention.cpp).
 inline constexpr size_t attention_query_block = 32, attention_query_block_staged = 128;
 
 }  // namespace lowbit::detail

@@ -106,6 +106,13 @@ struct attn_kv {
   /// Rows of each KV head in a call of `rows` rows.
   size_t rows_per_head(size_t rows) const { return rows / (heads ? heads : 1); }
 };
+/// The most query rows per KV head (attn_kv::rows_per_head) an x86 kernel
+/// takes down its decode path; more go down its prefill path. The two may
+/// round differently (the amx tier's q8_0/q8_0 prefill in bf16, the avx512
+/// tier's q8_0-K decode in integers), so the dispatcher never cuts a prompt
+/// into a task this small (dispatch/attention.cpp).
+inline constexpr size_t attention_decode_rows = 8;
+
 /// Online-softmax attention of `rows` f32 query rows (row r at q_rows[r]) of
 /// one KV head over its tokens [t0, t1), row r seeing only tokens < limits[r].
 /// Updates, per row, the running maximum m[r] of the scaled scores, the sum
@@ -113,8 +120,9 @@ struct attn_kv {
 /// they start at -inf, 0 and 0. Splitting [t0, t1) and merging in a fixed
 /// order is the caller's business (that is what keeps results independent of
 /// the thread count). Kernels may round the query rows on the way: the VNNI
-/// tiers' q8_0-K kernels compute QKᵀ in integers on query rows rounded to
-/// q8_0 exactly as ref::quantize_row does, and the amx tier's q8_0/q8_0
+/// tiers' and avx2's q8_0-K kernels (avx512's on at most
+/// attention_decode_rows rows per KV head) compute QKᵀ in integers on query
+/// rows rounded to q8_0 exactly as ref::quantize_row does, and the amx tier's q8_0/q8_0
 /// kernel, on more than attention_decode_rows rows per KV head, in f32 on
 /// rows rounded to bf16 (see kernels/x86/common/attention_q8.hpp).
 using attention_fn = void (*)(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,

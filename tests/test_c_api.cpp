@@ -786,7 +786,7 @@ TEST(CApi, KvCacheHoldsWhatTheOracleRoundsAndAttendsOverIt) {
     // Both sequences in one call: the first a prefill of its last 4 tokens
     // (strided output), the second a decode step. Against the oracle on the
     // values the cache holds; kernels that round the queries to q8_0 (q8_0
-    // keys on a VNNI tier) against the oracle on the rounded queries, and
+    // keys on an integer kernel) against the oracle on the rounded queries, and
     // those that round the softmax weights to u8 (q8_0 values too) within the
     // u8 rounding's bound (the paged-attention tests justify it).
     const size_t n_q[2] = {4, 1};
@@ -800,15 +800,19 @@ TEST(CApi, KvCacheHoldsWhatTheOracleRoundsAndAttendsOverIt) {
     }
     ASSERT_EQ(lowbit_paged_attention(cache, 1, heads, pq, 2, 0.0f), LOWBIT_OK) << last_error();
     const std::string kernel = kernel_for(std::string("attention.") + format_name(f.k) + "_" + format_name(f.v));
-    // Integer QKᵀ: the VNNI and amx tiers, and avx2's sign trick.
-    const bool integer_scores =
-        f.k == LOWBIT_Q8_0 && (contains(kernel, "vnni") || contains(kernel, "amx") || kernel.ends_with("__avx2"));
-    // Integer P . V (u8 weights, 7-bit on avx2), or on the amx tier's
-    // prefill bf16 values and weights: within the bounds test_kv_cache.cpp
-    // justifies.
-    const bool integer_values = integer_scores && f.v == LOWBIT_Q8_0;
     for (size_t i = 0; i < 2; ++i) {
       SCOPED_TRACE("sequence " + std::to_string(i));
+      // Integer QKᵀ: the VNNI and amx tiers, avx2's sign trick, and avx512's
+      // on its decode path (at most 8 query rows per KV head: both
+      // sequences here, 4 and 1 positions of 2 heads a KV head).
+      const bool decode_path = n_q[i] * (heads / c.n_kv_heads) <= 8;
+      const bool integer_scores = f.k == LOWBIT_Q8_0 && (contains(kernel, "vnni") || contains(kernel, "amx") ||
+                                                         kernel.ends_with("__avx2") ||
+                                                         (kernel.ends_with("__avx512") && decode_path));
+      // Integer P . V (u8 weights, 7-bit on avx2 and avx512), or on the amx
+      // tier's prefill bf16 values and weights: within the bounds
+      // test_kv_cache.cpp justifies.
+      const bool integer_values = integer_scores && f.v == LOWBIT_Q8_0;
       const lowbit::attention_shape s =
           lowbit::test::dense_shape(n_q[i], lengths[i], heads, c.n_kv_heads, c.head_dim, true);
       const std::vector<float> q_held =

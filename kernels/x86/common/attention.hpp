@@ -3,11 +3,11 @@
 // has per KV head (query positions times the heads sharing it):
 //
 // Few rows (decode: at most 8), and any rows with integer scores (q8_0 keys
-// on the VNNI tiers and avx2), attention_tiles. Keys go a tile at a time
-// (sub-tiles of V::lanes tokens, never across a cache block; for decode 32
-// keys a tile, two sub-tiles on 512-bit vectors and four on 256-bit ones,
-// but 16 keys, two sub-tiles, with integer scores on avx2_vnni:
-// float_decode_subtiles, q8_decode_subtiles; four for more rows). A scores
+// on the VNNI tiers and avx2; on avx512 decode only), attention_tiles. Keys
+// go a tile at a time (sub-tiles of V::lanes tokens, never across a cache
+// block; for decode 32 keys a tile, two sub-tiles on 512-bit vectors and
+// four on 256-bit ones: float_decode_subtiles, q8_decode_subtiles; four
+// for more rows). A scores
 // policy turns each sub-tile into one vector of scores per query row (lane
 // i = key i):
 // float_key_scores here (f32 and f16 keys read in place, per key dot
@@ -916,12 +916,11 @@ inline void pv_float(float* const* out, const float* rescaled, const float* shri
     }
 }
 
-/// The most rows per KV head a call takes the decode way: attention_tiles
-/// with decode's tiles. More rows (prefill) go to attention_row_lanes with
-/// float scores, to attention_q8_row_lanes with integer scores over q8_0
-/// values, or to attention_tiles with prefill's tiles with integer scores
-/// over other values.
-inline constexpr size_t attention_decode_rows = 8;
+// attention_decode_rows (kernels/ukernel.hpp): the most rows per KV head a
+// call takes the decode way, attention_tiles with decode's tiles. More rows
+// (prefill) go to attention_row_lanes with float scores, to
+// attention_q8_row_lanes with integer scores over q8_0 values, or to
+// attention_tiles with prefill's tiles with integer scores over other values.
 
 /// Sub-tiles of V::lanes keys per tile of attention_tiles: for a decode step,
 /// and for more rows (prefill with integer scores), whose keys and values
@@ -1101,7 +1100,7 @@ struct head_walk {
 /// time per key than one with warm caches; four are faster still but no
 /// faster from DRAM (a Xeon), and round integer P . V's weights over twice
 /// the keys. 256-bit vectors take four for decode (float_decode_subtiles,
-/// q8_decode_subtiles without VNNI).
+/// q8_decode_subtiles).
 template <class V, class Scores, format VF, size_t S = attention_subtiles>
 void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                      const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {

@@ -30,6 +30,16 @@
 // that vpmaddubsw cannot saturate either (see q8_value_tile). Every path of
 // the kernel rounds alike, whichever rows the dispatcher's tasks give it.
 //
+// The avx512 tier (vec512<false>: AVX-512 without VNNI, Skylake-SP/X) takes
+// these kernels for decode only: its tiles do the sign trick by a mask
+// (vpmovb2m of the signs, a masked vpsubb, since AVX-512 has no vpsignb),
+// the same instruction count per product as vpsignb. Its prefill stays on
+// the float row lanes (attention_row_lanes over the q8_0 keys and values):
+// the integer row lanes without VNNI are 256-bit asm, and on a Xeon the
+// 512-bit float prefill did 107 GOPS at 2048 tokens against their 72 (one
+// thread). Its decode took 0.6-0.8 of the float decode's time there
+// (lowbit-attn-min, q8_0/q8_0, d 128, from L2 and from DRAM).
+//
 // Requires head_dim to be a multiple of 32 (a q8_0 cache guarantees it).
 #pragma once
 
@@ -67,7 +77,6 @@ class q8_key_scores {
   /// one head's rows_of()).
   q8_key_scores(const float* const* q_rows, size_t rows, size_t group, size_t d, attention_buffers& buffers)
       : rows_(rows), blocks_(d / qk8_0) {
-    static_assert(V::vnni || V::lanes == 8, "without VNNI, the sign trick of vec256<false>");
     buffers.tile.resize(kv_group_bytes(d));  // a sub-tile that starts inside a group, regrouped
     scratch_ = buffers.tile.data();
     // The rounded query rows. A decode step calls once per chunk of keys with
@@ -885,25 +894,33 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   if (finish) *kv.finished = true;
 }
 
-/// Decode's sub-tiles per tile: attention_subtiles, but four without VNNI.
-/// There the softmax, the weights' rounding and the tile's bookkeeping took
-/// about half of a decode step's time on Zen 3 (perf), and sharing them
-/// over 32 keys instead of 16 took 0.83-0.89 of the time (bench/ab.py, 5
-/// rounds, q8_0/q8_0, contexts 4096 and 16384, one thread and two; 18 of 20
-/// rounds faster), for 7-bit weights rounded over twice the keys.
+/// Decode's sub-tiles per tile: 32 keys on every tier (attention_subtiles on
+/// 512-bit vectors, four of 8 keys on 256-bit ones). Without VNNI the
+/// softmax, the weights' rounding and the tile's bookkeeping took about half
+/// of a decode step's time on Zen 3 (perf), and sharing them over 32 keys
+/// instead of 16 took 0.83-0.89 of the time (bench/ab.py, 5 rounds,
+/// q8_0/q8_0, contexts 4096 and 16384, one thread and two; 18 of 20 rounds
+/// faster), for 7-bit weights rounded over twice the keys. avx2_vnni kept
+/// 16-key tiles until measured on a Xeon: 32 took 0.80-0.85 of the time
+/// from L2 (lowbit-attn-min, fastest of 30, four rounds alternating).
 template <class V>
-inline constexpr size_t q8_decode_subtiles = V::vnni ? attention_subtiles : 4;
+inline constexpr size_t q8_decode_subtiles = V::lanes == 8 ? 4 : attention_subtiles;
 
 /// attention_fn for q8_0 keys with integer scores; values f32, f16 (read in
 /// place), q4_0 (dequantized per tile) or q8_0 (integer P . V). head_dim a
 /// multiple of 32.
-/// Prefill over q8_0 values goes to attention_q8_row_lanes on every tier
-/// (the sign trick without VNNI), over other values to prefill's tiles.
+/// Prefill over q8_0 values goes to attention_q8_row_lanes on the VNNI
+/// tiers and avx2 (the sign trick without VNNI), over other values to
+/// prefill's tiles; on 512-bit vectors without VNNI (the avx512 tier) every
+/// prefill goes to the float row lanes (see the file's overview).
 template <class V, format VF, class P = vnni_products>
 void attention_online_q8(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                          const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
   if (kv.rows_per_head(rows) > attention_decode_rows) {  // prefill: one KV head at a time
-    if constexpr (VF == format::q8_0)
+    if constexpr (!V::vnni && V::lanes != 8)
+      attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc,
+                         attention_row_lanes<V, format::q8_0, VF>);
+    else if constexpr (VF == format::q8_0)
       attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc, attention_q8_row_lanes<V, P>);
     else
       attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc,
