@@ -37,8 +37,9 @@
 // the float row lanes (attention_row_lanes over the q8_0 keys and values):
 // the integer row lanes without VNNI are 256-bit asm, and on a Xeon the
 // 512-bit float prefill did 107 GOPS at 2048 tokens against their 72 (one
-// thread). Its decode took 0.6-0.8 of the float decode's time there
-// (lowbit-attn-min, q8_0/q8_0, d 128, from L2 and from DRAM).
+// thread). Its decode took 0.57-0.86 of the float decode's time there
+// from L2 and 0.48-0.83 from DRAM (lowbit-attn-min, q8_0/q8_0, d 128, six
+// rounds each).
 //
 // Requires head_dim to be a multiple of 32 (a q8_0 cache guarantees it).
 #pragma once
@@ -901,8 +902,8 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
 /// instead of 16 took 0.83-0.89 of the time (bench/ab.py, 5 rounds,
 /// q8_0/q8_0, contexts 4096 and 16384, one thread and two; 18 of 20 rounds
 /// faster), for 7-bit weights rounded over twice the keys. avx2_vnni kept
-/// 16-key tiles until measured on a Xeon: 32 took 0.80-0.85 of the time
-/// from L2 (lowbit-attn-min, fastest of 30, four rounds alternating).
+/// 16-key tiles until measured on a Xeon: 32 took 0.57-0.85 of the time
+/// from L2 there (lowbit-attn-min, seven rounds; docs/attention.md).
 template <class V>
 inline constexpr size_t q8_decode_subtiles = V::lanes == 8 ? 4 : attention_subtiles;
 
