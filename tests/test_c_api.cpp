@@ -802,13 +802,12 @@ TEST(CApi, KvCacheHoldsWhatTheOracleRoundsAndAttendsOverIt) {
     const std::string kernel = kernel_for(std::string("attention.") + format_name(f.k) + "_" + format_name(f.v));
     for (size_t i = 0; i < 2; ++i) {
       SCOPED_TRACE("sequence " + std::to_string(i));
-      // Integer QKᵀ: the VNNI and amx tiers, avx2's sign trick, and avx512's
-      // on its decode path (at most 8 query rows per KV head: both
-      // sequences here, 4 and 1 positions of 2 heads a KV head).
-      const bool decode_path = n_q[i] * (heads / c.n_kv_heads) <= 8;
-      const bool integer_scores = f.k == LOWBIT_Q8_0 && (contains(kernel, "vnni") || contains(kernel, "amx") ||
-                                                         kernel.ends_with("__avx2") ||
-                                                         (kernel.ends_with("__avx512") && decode_path));
+      // Integer QKᵀ (lowbit::test::integer_qk_on): the VNNI and amx tiers,
+      // avx2's sign trick, and avx512's on its decode path (at most 8 query
+      // rows per KV head: both sequences here, 4 and 1 positions of 2 heads
+      // a KV head).
+      const bool integer_scores =
+          f.k == LOWBIT_Q8_0 && lowbit::test::integer_qk_on(kernel, n_q[i] * (heads / c.n_kv_heads));
       // Integer P . V (u8 weights, 7-bit on avx2 and avx512), or on the amx
       // tier's prefill bf16 values and weights: within the bounds
       // test_kv_cache.cpp justifies.

@@ -159,24 +159,19 @@ std::string attention_kernel(format kf, format vf) {
 /// tiers' q8_0-K kernels (the AMX one on its decode path; its prefill:
 /// bf16_prefill), and the avx2 and avx512 tiers', which do without VNNI (the
 /// sign trick; avx512's on its decode path only: integer_decode_only).
-bool rounds_query(format kf, format vf) {
-  const std::string kernel = attention_kernel(kf, vf);
-  return kf == format::q8_0 && (kernel.ends_with("__avx512_vnni") || kernel.ends_with("__avx2_vnni") ||
-                                kernel.ends_with("__amx") || kernel.ends_with("__avx2") ||
-                                kernel.ends_with("__avx512"));
-}
+bool rounds_query(format kf, format vf) { return kf == format::q8_0 && integer_qk_kernel(attention_kernel(kf, vf)); }
 
 /// Whether that kernel computes in integers on its decode path only (at most
 /// attention_decode_rows = 8 query rows per KV head) and its prefill in f32
 /// on the values as held: the avx512 tier's q8_0-K kernels.
 bool integer_decode_only(format kf, format vf) {
-  return kf == format::q8_0 && attention_kernel(kf, vf).ends_with("__avx512");
+  return kf == format::q8_0 && integer_qk_decode_only(attention_kernel(kf, vf));
 }
 
 /// Whether a call with `rows_per_head` query rows per KV head rounds the
 /// query rows to q8_0 (rounds_query, less avx512's prefill path).
 bool rounds_query_on(format kf, format vf, size_t rows_per_head) {
-  return rounds_query(kf, vf) && !(integer_decode_only(kf, vf) && rows_per_head > 8);
+  return kf == format::q8_0 && integer_qk_on(attention_kernel(kf, vf), rows_per_head);
 }
 
 /// The codes of the u8 weights of that kernel's integer P . V: 255, or 127 on

@@ -190,4 +190,28 @@ void for_each_tier(Body body) {
   }
 }
 
+/// Whether the attention kernel named `kernel` (dispatch's name, as
+/// selected_kernel gives it), serving q8_0 keys, rounds the query rows to
+/// q8_0 and computes QKᵀ in integers on some path: the VNNI and amx tiers'
+/// (amx's on its decode path), and the avx2 and avx512 tiers', which do
+/// without VNNI (the sign trick; avx512's on its decode path only). The
+/// paged-attention and C API tests both hold such kernels to the oracle on
+/// the rounded rows.
+inline bool integer_qk_kernel(const std::string& kernel) {
+  for (const char* tier : {"__avx512_vnni", "__avx2_vnni", "__amx", "__avx2", "__avx512"})
+    if (kernel.ends_with(tier)) return true;
+  return false;
+}
+
+/// Whether that kernel computes in integers on its decode path only (at most
+/// kernels::attention_decode_rows = 8 query rows per KV head) and its
+/// prefill in f32 on the values as held: the avx512 tier's.
+inline bool integer_qk_decode_only(const std::string& kernel) { return kernel.ends_with("__avx512"); }
+
+/// Whether that kernel rounds the query rows in a call with `rows_per_head`
+/// query rows per KV head (integer_qk_kernel, less avx512's prefill path).
+inline bool integer_qk_on(const std::string& kernel, size_t rows_per_head) {
+  return integer_qk_kernel(kernel) && !(integer_qk_decode_only(kernel) && rows_per_head > 8);
+}
+
 }  // namespace lowbit::test

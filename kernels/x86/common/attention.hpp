@@ -6,8 +6,7 @@
 // on the VNNI tiers and avx2; on avx512 decode only), attention_tiles. Keys
 // go a tile at a time (sub-tiles of V::lanes tokens, never across a cache
 // block; for decode 32 keys a tile, two sub-tiles on 512-bit vectors and
-// four on 256-bit ones: float_decode_subtiles, q8_decode_subtiles; four
-// for more rows). A scores
+// four on 256-bit ones: decode_subtiles; four for more rows). A scores
 // policy turns each sub-tile into one vector of scores per query row (lane
 // i = key i):
 // float_key_scores here (f32 and f16 keys read in place, per key dot
@@ -929,9 +928,9 @@ inline void pv_float(float* const* out, const float* rescaled, const float* shri
 /// 2048 tokens).
 inline constexpr size_t attention_subtiles = 2, attention_prefill_subtiles = 4;
 
-/// Decode's sub-tiles per tile with float scores: attention_subtiles (32
-/// keys) on 512-bit vectors, four (32 keys too) on 256-bit ones. On Zen 3
-/// the f16 decode was bound by its arithmetic, not by DRAM (as fast per
+/// Decode's sub-tiles per tile, float and integer scores alike: 32 keys on
+/// every tier, attention_subtiles on 512-bit vectors, four on 256-bit ones.
+/// On Zen 3 the f16 decode was bound by its arithmetic, not by DRAM (as fast per
 /// token from L2 as from DRAM, about 38 ns per token and KV head on one
 /// thread in quiet spells), and a third of that went to the work done once
 /// per tile (softmax, the prefetch asks, the tile walk, the folds of the
@@ -939,9 +938,17 @@ inline constexpr size_t attention_subtiles = 2, attention_prefill_subtiles = 4;
 /// 0.95 from DRAM (lowbit-attn-min, fastest runs; two threads equal),
 /// eight sub-tiles 0.87 and 0.93, but a tile never crosses a cache block
 /// and the decoder's blocks are 32 tokens, where eight sub-tiles would
-/// leave four of them empty and still pay their softmax.
+/// leave four of them empty and still pay their softmax. With integer scores
+/// (attention_q8.hpp) without VNNI the softmax, the weights' rounding and
+/// the tile's bookkeeping took about half of a decode step's time on Zen 3
+/// (perf), and 32 keys instead of 16 took 0.83-0.89 of the time (bench/ab.py,
+/// 5 rounds, q8_0/q8_0, contexts 4096 and 16384, one thread and two; 18 of
+/// 20 rounds faster), for 7-bit weights rounded over twice the keys.
+/// avx2_vnni kept 16-key tiles until measured on a Xeon: 32 took 0.57-0.85
+/// of the time from L2 there (lowbit-attn-min, seven rounds;
+/// docs/attention.md).
 template <class V>
-inline constexpr size_t float_decode_subtiles = V::lanes == 8 ? 4 : attention_subtiles;
+inline constexpr size_t decode_subtiles = V::lanes == 8 ? 4 : attention_subtiles;
 
 template <class V, size_t S>
 class q8_value_tile;  // attention_q8.hpp: integer P . V for q8_0 values
@@ -1099,8 +1106,7 @@ struct head_walk {
 /// share them. For decode (attention_subtiles) two sub-tiles took 6-8% less
 /// time per key than one with warm caches; four are faster still but no
 /// faster from DRAM (a Xeon), and round integer P . V's weights over twice
-/// the keys. 256-bit vectors take four for decode (float_decode_subtiles,
-/// q8_decode_subtiles).
+/// the keys. 256-bit vectors take four for decode (decode_subtiles).
 template <class V, class Scores, format VF, size_t S = attention_subtiles>
 void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_rows, size_t rows,
                      const size_t* limits, size_t t0, size_t t1, float scale, float* m, float* l, float* acc) {
@@ -1480,7 +1486,7 @@ void attention_online(const attn_kv& kv, size_t kv_head, const float* const* q_r
   if (kv.rows_per_head(rows) > attention_decode_rows)  // prefill: one KV head at a time
     return attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc,
                               attention_row_lanes<V, KF, VF>);
-  attention_tiles<V, float_key_scores<V, KF>, VF, float_decode_subtiles<V>>(kv, kv_head, q_rows, rows, limits, t0, t1,
+  attention_tiles<V, float_key_scores<V, KF>, VF, decode_subtiles<V>>(kv, kv_head, q_rows, rows, limits, t0, t1,
                                                                             scale, m, l, acc);
 }
 

@@ -895,18 +895,6 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   if (finish) *kv.finished = true;
 }
 
-/// Decode's sub-tiles per tile: 32 keys on every tier (attention_subtiles on
-/// 512-bit vectors, four of 8 keys on 256-bit ones). Without VNNI the
-/// softmax, the weights' rounding and the tile's bookkeeping took about half
-/// of a decode step's time on Zen 3 (perf), and sharing them over 32 keys
-/// instead of 16 took 0.83-0.89 of the time (bench/ab.py, 5 rounds,
-/// q8_0/q8_0, contexts 4096 and 16384, one thread and two; 18 of 20 rounds
-/// faster), for 7-bit weights rounded over twice the keys. avx2_vnni kept
-/// 16-key tiles until measured on a Xeon: 32 took 0.57-0.85 of the time
-/// from L2 there (lowbit-attn-min, seven rounds; docs/attention.md).
-template <class V>
-inline constexpr size_t q8_decode_subtiles = V::lanes == 8 ? 4 : attention_subtiles;
-
 /// attention_fn for q8_0 keys with integer scores; values f32, f16 (read in
 /// place), q4_0 (dequantized per tile) or q8_0 (integer P . V). head_dim a
 /// multiple of 32.
@@ -927,7 +915,7 @@ void attention_online_q8(const attn_kv& kv, size_t kv_head, const float* const* 
       attention_per_head(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc,
                          attention_tiles<V, q8_key_scores<V>, VF, attention_prefill_subtiles>);
   } else
-    attention_tiles<V, q8_key_scores<V>, VF, q8_decode_subtiles<V>>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
+    attention_tiles<V, q8_key_scores<V>, VF, decode_subtiles<V>>(kv, kv_head, q_rows, rows, limits, t0, t1, scale, m, l, acc);
 }
 
 LOWBIT_CODEGEN_END
