@@ -381,7 +381,11 @@ struct prefetch_cursor {
   /// GCC spent 15-20 instructions an ask, in a kernel of about 540 a token
   /// and KV head (f16 decode on avx2) that Zen 2 runs at about four a cycle;
   /// without them 0.96-0.97 of the time there, f16 and q8_0
-  /// (docs/attention.md, twenty-second section).
+  /// (docs/attention.md, twenty-second section). An ask of two lines of
+  /// each (the 512-bit q8_0 decode tiles: 68 lines of each stream over 40
+  /// steps) goes without them too: with them, 1.15-1.2 times the time from
+  /// L2 on a Xeon of family 6, model 207 (avx512_vnni, amx; twenty-fourth
+  /// section), where GCC spilled registers around the loops.
   [[gnu::always_inline]] void step() {
     if (--tick) return;
     tick = every;
@@ -393,6 +397,13 @@ struct prefetch_cursor {
       _mm_prefetch(v, _MM_HINT_T1);
       k += 64;
       v += 64;
+    } else if (k_per == 2 && v_per == 2) {
+      _mm_prefetch(k, _MM_HINT_T1);
+      _mm_prefetch(v, _MM_HINT_T1);
+      _mm_prefetch(k + 64, _MM_HINT_T1);
+      _mm_prefetch(v + 64, _MM_HINT_T1);
+      k += 128;
+      v += 128;
     } else {
       for (size_t i = 0; i < k_per; ++i, k += 64) _mm_prefetch(k, _MM_HINT_T1);
       for (size_t i = 0; i < v_per; ++i, v += 64) _mm_prefetch(v, _MM_HINT_T1);
