@@ -328,14 +328,19 @@ inline key_range keys_seen(const size_t* limits, size_t rows, size_t t0, size_t 
 /// The K and V rows of one future tile, prefetched (into L2) a line or two
 /// at a time while the tile in hand is computed: step() is called from the
 /// inner loops of the score and P . V passes (once per column vector of a
-/// key group, once per key of a group of value columns), a K line and a V
+/// key group, once per key of a group of value columns; for the integer
+/// decode on 512-bit vectors also from the softmax and P . V's rounding of
+/// its weights, spread_asks below), a K line and a V
 /// line together, so both streams run side by side (K first, then V, was 10%
 /// slower for f16 decode). A software prefetch waits for a line fill buffer,
 /// and the work behind it waits too: a burst of a whole tile's lines, or even
 /// of a few lines at a time, stalls the computation; a line or two per inner
-/// step keeps the memory busy without stalling it. Where a tile has at
-/// least twice as many steps as asks, every `steps / asks`th step asks, so
-/// the asks span the whole tile: f16 decode on 256-bit vectors had 192
+/// step keeps the memory busy without stalling it. The asks go steps / asks
+/// apart (counted in 1/256 of a step since the twenty-fourth section of
+/// docs/attention.md; before, every floor(steps / asks)th step asked, so
+/// that with fewer than twice as many steps as asks the first `asks` steps
+/// asked and the rest none), so they span the whole tile: f16 decode on
+/// 256-bit vectors had 192
 /// steps a tile for 64 lines of each stream (tiles of 16 keys then; 384
 /// for 128 since 789c5b0), and asking for them in its
 /// first 64 steps (the first third of the tile, its scores) left the memory
@@ -345,10 +350,13 @@ inline key_range keys_seen(const size_t* limits, size_t rows, size_t t0, size_t 
 struct prefetch_cursor {
   const char *k = nullptr, *k_end = nullptr, *v = nullptr, *v_end = nullptr;
   size_t k_per = 0, v_per = 0;  ///< lines of each stream per step() that asks for lines
-  /// A countdown no run of step() calls reaches zero from (2^64 - 1 calls).
-  static constexpr size_t never = SIZE_MAX;
+  /// A countdown no run of step() calls reaches zero from (2^55 calls).
+  static constexpr ptrdiff_t never_tick = PTRDIFF_MAX;
   size_t busy = 0;              ///< step() calls left that ask for lines
-  size_t every = 1, tick = never;  ///< every `every`th step() asks; tick counts down to the next that does
+  /// step() calls between asks, in 1/256 of a call (so that the asks spread
+  /// over all the steps, not just the first `busy` of them); tick counts down
+  /// to the next ask in the same units.
+  ptrdiff_t every = 256, tick = never_tick;
 
   /// Aims at tokens [u, u + n) (clipped to u's block and to `last`), to be
   /// spread over `steps` calls of step().
@@ -364,15 +372,15 @@ struct prefetch_cursor {
     k_per = (k_lines + steps - 1) / steps;
     v_per = (v_lines + steps - 1) / steps;
     busy = std::max(k_per ? (k_lines + k_per - 1) / k_per : 0, v_per ? (v_lines + v_per - 1) / v_per : 0);
-    every = busy ? std::max<size_t>(1, steps / busy) : 1;
-    tick = busy ? 1 : never;
+    every = busy ? static_cast<ptrdiff_t>(std::max<size_t>(256, steps * 256 / busy)) : 256;
+    tick = busy ? 1 : never_tick;
   }
   /// Once the tile's lines are all asked for (a prefill's later groups of
   /// rows call step() many times more than there are lines), one branch: the
   /// asking loops, entered by every call with nothing left to ask (an earlier
   /// form), took a fifth of the time of integer P . V's inner loop on Zen 4.
-  /// Each call is one decrement and one branch:
-  /// when no asks are left, tick is `never` (a separate test of busy per
+  /// Each call is one subtraction and one branch:
+  /// when no asks are left, tick is `never_tick` (a separate test of busy per
   /// call, a decode tile's several hundred calls, cost Zen 3's f16 decode
   /// 1-2%). No bounds per line: a stream whose lines run out
   /// before the other's asks for a few past its end (none when K and V rows
@@ -387,9 +395,9 @@ struct prefetch_cursor {
   /// L2 on a Xeon of family 6, model 207 (avx512_vnni, amx; twenty-fourth
   /// section), where GCC spilled registers around the loops.
   [[gnu::always_inline]] void step() {
-    if (--tick) return;
-    tick = every;
-    if (--busy == 0) [[unlikely]] tick = never;
+    if ((tick -= 256) > 0) return;
+    tick += every;
+    if (--busy == 0) [[unlikely]] tick = never_tick;
     // k_per and v_per are at least 1 while asks are due (aim()), so this is
     // k_per == v_per == 1 in one test.
     if ((k_per | v_per) == 1) [[likely]] {
@@ -413,7 +421,7 @@ struct prefetch_cursor {
   [[gnu::always_inline]] void idle() {
     k = k_end = v = v_end = nullptr;
     busy = 0;
-    tick = never;
+    tick = never_tick;
   }
   /// Whatever the steps left.
   [[gnu::always_inline]] void rest() {
@@ -421,6 +429,20 @@ struct prefetch_cursor {
     for (; v < v_end; v += 64) _mm_prefetch(v, _MM_HINT_T1);
   }
 };
+
+/// Where the integer (q8_0) decode's score and P . V loops call step(): on
+/// 512-bit vectors at points spread over a tile's time (two a block in
+/// QKᵀ; one a row while P . V's weights are rounded and one a sub-tile of
+/// its products), on 256-bit vectors at every block of QKᵀ and every key
+/// quad of the products, as before. The asks keep DRAM busy only while they
+/// come: bunched into the product loops (about a third of a 512-bit tile's
+/// time, the rounding and the softmax between them), the 512-bit decode read
+/// its cache at about three quarters of a plain read's rate on a Xeon whose
+/// read in the same order, asks spread evenly, kept up with a plain one. The
+/// 256-bit decodes are bound by their arithmetic there, and the extra steps
+/// cost them 5-7% (docs/attention.md, twenty-fourth section).
+template <class V>
+inline constexpr bool spread_asks = V::lanes == 16;
 
 /// A kernel's own copy of the caller's cursor, written back when it goes out
 /// of scope. The caller's cursor is handed by reference to kernels that are
@@ -1170,7 +1192,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   // (its first: with one or two rows P . V takes fewer, wider passes).
   size_t value_steps = group == 1 || group == 2 ? pv_prefetch_steps<TK, 2>(d) : pv_prefetch_steps<TK>(d);
   if constexpr (grouped_values) value_steps = Values::prefetch_steps(d);
-  const size_t pf_steps = std::max<size_t>(1, S * (Scores::prefetch_steps(d) + value_steps));
+  const size_t pf_steps = std::max<size_t>(1, S * (Scores::prefetch_steps(d) + value_steps + (spread_asks<V> ? 8 : 0)));
   // The tile in hand, and the tile pf_ahead keys' worth of tiles ahead of it
   // in the same order (on past t1, into the keys the next chunk reads).
   const auto head_last = [&](size_t h) { return keys_seen(limits + h * group, group, t0, t1).last; };
@@ -1255,6 +1277,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
         }
         const size_t r = r0 + j;
         for (size_t s = 0; s < S; ++s) {
+          if constexpr (spread_asks<V>) pf.step();
           seen[j][s] = visible[j] > s * TK ? std::min(TK, visible[j] - s * TK) : 0;
           sc[j][s] = ops::fill_past(V::mul(V::loadf(tile_scores + (s * group + r) * TK), V::set1f(score_scale)),
                                     seen[j][s], minus_inf);
@@ -1273,6 +1296,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
         row_sum[j] = V::zero();
         if (j >= rb) continue;  // P . V reads the rb real rows' weights alone
         for (size_t s = 0; s < S; ++s) {
+          if constexpr (spread_asks<V>) pf.step();
           // exp(-inf - max) is 0 on the lanes fill_past set.
           const fvec e = softmax_exp(V::sub(sc[j][s], V::set1f(new_m[j])));
           const fvec w = V::keep_first(e, seen[j][s]);

@@ -72,7 +72,7 @@ class q8_key_scores {
   using fvec = typename V::fvec;
 
   /// prefetch_cursor::step() calls per tile for one group of rows (any count).
-  static size_t prefetch_steps(size_t d) { return d / qk8_0; }
+  static size_t prefetch_steps(size_t d) { return d / qk8_0 * (spread_asks<V> ? 2 : 1); }
 
   /// `rows` query rows, `group` of them per KV head (tile() is called on
   /// one head's rows_of()).
@@ -145,6 +145,7 @@ class q8_key_scores {
       const unsigned char* kt = at.group + kv_group_block(blocks_, b) + at.lane * 4;
       #pragma GCC unroll 4
       for (size_t w = 0; w < 8; w += 2) {
+        if (spread_asks<V> && w == 4) pf.step();
         const ivec k0 = V::load(kt + w * kv_key_vector_bytes), k1 = V::load(kt + (w + 1) * kv_key_vector_bytes);
         if constexpr (V::vnni) {
           #pragma GCC unroll 4
@@ -246,6 +247,13 @@ class q8_value_tile : public q8_value_groups<V, S> {
   using fvec = typename V::fvec;
   using base::base;
 
+  /// prefetch_cursor::step() calls per sub-tile for one group of rows: one
+  /// per two key quads of the products, and four per block (one per row)
+  /// while the weights are rounded, shared by the S sub-tiles.
+  static size_t prefetch_steps(size_t d) {
+    return spread_asks<V> ? d / qk8_0 * (per_block / 2 + 4 / S) : base::prefetch_steps(d);
+  }
+
   /// out[j] = out[j] * shrink[j] + sum over the tile's n keys of p[j * p_row
   /// + i] * value i, for the R rows of a group (shrink null: all ones).
   template <size_t R>
@@ -276,6 +284,7 @@ class q8_value_tile : public q8_value_groups<V, S> {
       _mm_store_ps(step, _mm_mul_ps(most, _mm_set1_ps(1.0f / levels)));
       #pragma GCC unroll 4
       for (size_t j = 0; j < R; ++j) {
+        if constexpr (spread_asks<V>) pf.step();
         const fvec scale = V::set1f(inverse[j]);
         if constexpr (S % 4 == 0) {
           // Four sub-tiles a store; past the tile's, zeros (never read).
@@ -300,7 +309,7 @@ class q8_value_tile : public q8_value_groups<V, S> {
           const unsigned char* g = quad(b, s * quads) + c * sizeof(ivec);
           #pragma GCC unroll 4
           for (size_t q = 0; q < quads; ++q) {
-            pf.step();
+            if (!spread_asks<V> || q == 0) pf.step();
             const unsigned char* v = g + q * kv_value_quad_bytes;
             const ivec v0 = V::load(v), v1 = V::load(v + sizeof(ivec));
             #pragma GCC unroll 4
