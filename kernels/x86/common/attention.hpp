@@ -430,17 +430,18 @@ struct prefetch_cursor {
   }
 };
 
-/// Where the integer (q8_0) decode's score and P . V loops call step(): on
-/// 512-bit vectors at points spread over a tile's time (two a block in
-/// QKᵀ; one a row while P . V's weights are rounded and one a sub-tile of
-/// its products), on 256-bit vectors at every block of QKᵀ and every key
-/// quad of the products, as before. The asks keep DRAM busy only while they
+/// Where the decode calls step(): on 512-bit vectors at points spread over a
+/// tile's time (attention_tiles' softmax, twice a row: every decode; the
+/// integer decode's QKᵀ twice a block, P . V's rounding of its weights once
+/// a row and block and its products once a sub-tile and block), on 256-bit
+/// vectors only in the score and product loops (every block of the integer
+/// QKᵀ, every key quad of its products), as before. The asks keep DRAM busy only while they
 /// come: bunched into the product loops (about a third of a 512-bit tile's
 /// time, the rounding and the softmax between them), the 512-bit decode read
 /// its cache at about three quarters of a plain read's rate on a Xeon whose
 /// read in the same order, asks spread evenly, kept up with a plain one. The
 /// 256-bit decodes are bound by their arithmetic there, and the extra steps
-/// cost them 5-7% (docs/attention.md, twenty-fourth section).
+/// cost them 3-7% (docs/attention.md, twenty-fourth section).
 template <class V>
 inline constexpr bool spread_asks = V::lanes == 16;
 
@@ -1264,6 +1265,8 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       size_t seen[4][S];  // lanes of sub-tile s row j sees; none in a sub-tile past n (its scores are stale)
       alignas(16) float old_m[4], old_l[4];
       for (size_t j = 0; j < 4; ++j) {
+        if constexpr (spread_asks<V>)  // S steps a row, four rows whatever rb (the count pf_steps plans)
+          for (size_t s = 0; s < S; ++s) pf.step();
         if (j >= rb) {  // padding of the four-wide maxima and sums below: no scores, no weights
           // sc and seen are not read past rb; set so that GCC's
           // -Wmaybe-uninitialized (-Werror) can see them written.
@@ -1277,7 +1280,6 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
         }
         const size_t r = r0 + j;
         for (size_t s = 0; s < S; ++s) {
-          if constexpr (spread_asks<V>) pf.step();
           seen[j][s] = visible[j] > s * TK ? std::min(TK, visible[j] - s * TK) : 0;
           sc[j][s] = ops::fill_past(V::mul(V::loadf(tile_scores + (s * group + r) * TK), V::set1f(score_scale)),
                                     seen[j][s], minus_inf);
@@ -1294,9 +1296,10 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
       fvec row_sum[4];
       for (size_t j = 0; j < 4; ++j) {
         row_sum[j] = V::zero();
+        if constexpr (spread_asks<V>)  // S steps a row, four rows whatever rb (the count pf_steps plans)
+          for (size_t s = 0; s < S; ++s) pf.step();
         if (j >= rb) continue;  // P . V reads the rb real rows' weights alone
         for (size_t s = 0; s < S; ++s) {
-          if constexpr (spread_asks<V>) pf.step();
           // exp(-inf - max) is 0 on the lanes fill_past set.
           const fvec e = softmax_exp(V::sub(sc[j][s], V::set1f(new_m[j])));
           const fvec w = V::keep_first(e, seen[j][s]);

@@ -247,9 +247,10 @@ class q8_value_tile : public q8_value_groups<V, S> {
   using fvec = typename V::fvec;
   using base::base;
 
-  /// prefetch_cursor::step() calls per sub-tile for one group of rows: one
-  /// per two key quads of the products, and four per block (one per row)
-  /// while the weights are rounded, shared by the S sub-tiles.
+  /// prefetch_cursor::step() calls per sub-tile for one group of rows: on
+  /// 512-bit vectors (spread_asks) one per sub-tile and block of the
+  /// products and four per block (one per row, four whatever R) while the
+  /// weights are rounded, shared by the S sub-tiles; else one per key quad.
   static size_t prefetch_steps(size_t d) {
     return spread_asks<V> ? d / qk8_0 * (per_block / 2 + 4 / S) : base::prefetch_steps(d);
   }
@@ -296,6 +297,8 @@ class q8_value_tile : public q8_value_groups<V, S> {
           for (size_t s = 0; s < subs; ++s) ops::weights_to_u8(V::mul(w[j][s], scale), u[j] + s * TK);
         }
       }
+      if constexpr (spread_asks<V>)  // four steps a block whatever R (the count prefetch_steps plans)
+        for (size_t j = R; j < 4; ++j) pf.step();
       for (size_t c = 0; c < per_block; c += 2) {
         ivec acc[R][2];
         #pragma GCC unroll 4
