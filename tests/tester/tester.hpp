@@ -18,6 +18,7 @@
 
 #include "kernels/ref/dot.hpp"
 #include "kernels/ref/quant.hpp"
+#include "kernels/ukernel.hpp"
 #include "lowbit/lowbit.hpp"
 
 namespace lowbit::test {
@@ -204,14 +205,14 @@ inline bool integer_qk_kernel(const std::string& kernel) {
 }
 
 /// Whether that kernel computes in integers on its decode path only (at most
-/// kernels::attention_decode_rows = 8 query rows per KV head) and its
+/// kernels::attention_decode_rows query rows per KV head) and its
 /// prefill in f32 on the values as held: the avx512 tier's.
 inline bool integer_qk_decode_only(const std::string& kernel) { return kernel.ends_with("__avx512"); }
 
 /// Whether that kernel rounds the query rows in a call with `rows_per_head`
 /// query rows per KV head (integer_qk_kernel, less avx512's prefill path).
 inline bool integer_qk_on(const std::string& kernel, size_t rows_per_head) {
-  return integer_qk_kernel(kernel) && !(integer_qk_decode_only(kernel) && rows_per_head > 8);
+  return integer_qk_kernel(kernel) && !(integer_qk_decode_only(kernel) && rows_per_head > kernels::attention_decode_rows);
 }
 
 }  // namespace lowbit::test

@@ -445,6 +445,12 @@ struct prefetch_cursor {
 template <class V>
 inline constexpr bool spread_asks = V::lanes == 16;
 
+/// step() calls per sub-tile that attention_tiles' softmax makes for one
+/// group of rows where spread_asks: its two passes (scores, exponentials)
+/// each step S times a row for all four rows, 8 S a tile.
+template <class V>
+inline constexpr size_t softmax_prefetch_steps = spread_asks<V> ? 2 * 4 : 0;
+
 /// A kernel's own copy of the caller's cursor, written back when it goes out
 /// of scope. The caller's cursor is handed by reference to kernels that are
 /// not inlined (the score tiles), so its fields live in memory, and step()'s
@@ -1193,7 +1199,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
   // (its first: with one or two rows P . V takes fewer, wider passes).
   size_t value_steps = group == 1 || group == 2 ? pv_prefetch_steps<TK, 2>(d) : pv_prefetch_steps<TK>(d);
   if constexpr (grouped_values) value_steps = Values::prefetch_steps(d);
-  const size_t pf_steps = std::max<size_t>(1, S * (Scores::prefetch_steps(d) + value_steps + (spread_asks<V> ? 8 : 0)));
+  const size_t pf_steps = std::max<size_t>(1, S * (Scores::prefetch_steps(d) + value_steps + softmax_prefetch_steps<V>));
   // The tile in hand, and the tile pf_ahead keys' worth of tiles ahead of it
   // in the same order (on past t1, into the keys the next chunk reads).
   const auto head_last = [&](size_t h) { return keys_seen(limits + h * group, group, t0, t1).last; };
