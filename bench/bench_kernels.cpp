@@ -84,8 +84,8 @@ struct timing {
 
 /// A probe to time between a benchmark's iterations over the same bytes it
 /// reads: only where those bytes are cold (a hot probe would evict them).
-std::unique_ptr<read_probe> probe_between(size_t bytes) {
-  return warm_weights ? nullptr : std::make_unique<read_probe>(bytes);
+std::unique_ptr<read_probe> probe_between(size_t bytes, probe_pages pages = probe_pages::plain) {
+  return warm_weights ? nullptr : std::make_unique<read_probe>(bytes, pages);
 }
 
 /// Times one call of `run` per iteration with manual timing; `before` runs
@@ -358,7 +358,7 @@ void bench_attn_decode(benchmark::State& state, const detail::attention_entry* k
   std::vector<float> out(attn_heads * attn_dim);
   paged_query pq{setup.seq, q.data(), 1, out.data(), 0, 0};
   const auto blocks = setup.cache.view(setup.seq, 0).blocks;
-  const auto probe = probe_between(setup.kv_bytes(ctx));
+  const auto probe = probe_between(setup.kv_bytes(ctx), probe_pages::huge);  // as the cache's pool
   // Cold iterations end their untimed part with a pass of the kernel's own
   // vector work (attn_peak, about 5 ms), as prefill's iterations do and as
   // a decoder's attention follows its QKV projections. Without it the

@@ -7,12 +7,15 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <tuple>
 #include <mutex>
+#include <new>
 #include <vector>
 
+#include "dispatch/memory.hpp"
 #include "lowbit/isa.hpp"
 #include "lowbit/parallel.hpp"
 
@@ -104,12 +107,23 @@ void flush_cache(const void*, size_t) {
 }
 #endif
 
-read_probe::read_probe(size_t bytes) : buffer_(std::max<size_t>(bytes / 8, 64), 3) {}
+void read_probe::release::operator()(uint64_t* p) const { std::free(p); }
+
+read_probe::read_probe(size_t bytes, probe_pages pages) : words_(std::max<size_t>(bytes / 8, 64)) {
+  const bool huge = pages == probe_pages::huge && words_ * 8 >= detail::huge_page_bytes;
+  const size_t align = huge ? detail::huge_page_bytes : 64;
+  const size_t rounded = (words_ * 8 + align - 1) / align * align;
+  auto* p = static_cast<uint64_t*>(std::aligned_alloc(align, rounded));
+  if (!p) throw std::bad_alloc();
+  if (huge) detail::advise_huge_pages(p, rounded);
+  std::fill(p, p + words_, uint64_t{3});  // touched after the advice: the pages come in as advised
+  buffer_.reset(p);
+}
 
 double read_probe::pass(bool cold) {
   static const read_fn read = best_read();
-  const size_t words = buffer_.size(), threads = num_threads();
-  if (cold) flush_cache(buffer_.data(), words * 8);
+  const size_t words = words_, threads = num_threads();
+  if (cold) flush_cache(buffer_.get(), words * 8);
   const auto t0 = std::chrono::steady_clock::now();
   // Chunks of at least 16 KiB: a tiny buffer is read by one thread, as a
   // kernel's tiny call would be, rather than paying for waking the pool.
@@ -117,7 +131,7 @@ double read_probe::pass(bool cold) {
   std::vector<uint64_t> partial(threads * 4 + 1, 0);
   parallel_for((words + chunk - 1) / chunk, 1, [&](size_t begin, size_t end) {
     for (size_t c = begin; c < end; ++c)
-      partial[c % partial.size()] += read(buffer_.data() + c * chunk, std::min(chunk, words - c * chunk));
+      partial[c % partial.size()] += read(buffer_.get() + c * chunk, std::min(chunk, words - c * chunk));
   });
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   uint64_t total = 0;

@@ -15,13 +15,10 @@
 #include <string>
 
 #include "dispatch/checks.hpp"
+#include "dispatch/memory.hpp"
 #include "dispatch/registry.hpp"
 #include "kernels/kv_layout.hpp"
 #include "lowbit/error.hpp"
-
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 namespace lowbit {
 
@@ -65,20 +62,12 @@ const unsigned char* load_row(format f, kernels::kv_side side, const unsigned ch
   return scratch;
 }
 
-/// Asks the system to back [p, p + bytes) with huge pages. Advice only:
-/// where it is refused or unknown, the memory stays on 4 KiB pages.
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-void advise_huge_pages(void* p, size_t bytes) { ::madvise(p, bytes, MADV_HUGEPAGE); }
-#else
-void advise_huge_pages(void*, size_t) {}
-#endif
-
 /// A chunk of the pool. Chunks of 2 MiB and more are 2 MiB aligned and asked
 /// to be backed by huge pages where the system has them: decode walks the
 /// whole cache once per token, and with 4 KiB pages a long context (64 MiB
 /// at 16k tokens of 8 f16 heads) misses the TLB on every page it reads.
 unsigned char* allocate_chunk(size_t bytes) {
-  constexpr size_t huge = size_t{2} << 20;
+  constexpr size_t huge = huge_page_bytes;
   const size_t align = bytes >= huge ? huge : 64;
   const size_t rounded = (bytes + align - 1) / align * align;
   void* p = std::aligned_alloc(align, rounded);
