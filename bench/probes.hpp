@@ -8,11 +8,6 @@
 
 namespace lowbit::bench {
 
-/// A plain read of a buffer of `bytes` bytes on the current lowbit thread
-/// count, through the same pool the kernels use, one timed pass at a time:
-/// a benchmark times passes between its own iterations, so the kernel and the
-/// read see the same machine (a shared machine's bandwidth drifts between
-/// one benchmark and the next).
 /// The buffer's pages: plain (as the allocator gives them: the GEMM
 /// benchmarks' weights are plain vectors), or huge where it is at least
 /// huge_page_bytes (aligned and advised as the KV cache's pool takes its
@@ -21,6 +16,11 @@ namespace lowbit::bench {
 /// MB with 4 KiB pages ran at 0.94-0.96 of the same read with huge pages.
 enum class probe_pages { plain, huge };
 
+/// A plain read of a buffer of `bytes` bytes on the current lowbit thread
+/// count, through the same pool the kernels use, one timed pass at a time:
+/// a benchmark times passes between its own iterations, so the kernel and the
+/// read see the same machine (a shared machine's bandwidth drifts between
+/// one benchmark and the next).
 class read_probe {
  public:
   explicit read_probe(size_t bytes, probe_pages pages = probe_pages::plain);
