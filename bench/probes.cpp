@@ -110,12 +110,8 @@ void flush_cache(const void*, size_t) {
 void read_probe::release::operator()(uint64_t* p) const { std::free(p); }
 
 read_probe::read_probe(size_t bytes, probe_pages pages) : words_(std::max<size_t>(bytes / 8, 64)) {
-  const bool huge = pages == probe_pages::huge && words_ * 8 >= detail::huge_page_bytes;
-  const size_t align = huge ? detail::huge_page_bytes : 64;
-  const size_t rounded = (words_ * 8 + align - 1) / align * align;
-  auto* p = static_cast<uint64_t*>(std::aligned_alloc(align, rounded));
+  auto* p = static_cast<uint64_t*>(detail::allocate_advised(words_ * 8, pages == probe_pages::huge));
   if (!p) throw std::bad_alloc();
-  if (huge) detail::advise_huge_pages(p, rounded);
   std::fill(p, p + words_, uint64_t{3});  // touched after the advice: the pages come in as advised
   buffer_.reset(p);
 }

@@ -10,8 +10,8 @@ namespace lowbit::bench {
 
 /// The buffer's pages: plain (as the allocator gives them: the GEMM
 /// benchmarks' weights are plain vectors), or huge where it is at least
-/// huge_page_bytes (aligned and advised as the KV cache's pool takes its
-/// chunks: kv_cache.cpp), so that the probe reads memory mapped as the data
+/// huge_page_bytes (detail::allocate_advised, as the KV cache's pool takes
+/// its chunks), so that the probe reads memory mapped as the data
 /// it stands beside is. On a Xeon (family 6, model 207) a cold read of 10-70
 /// MB with 4 KiB pages ran at 0.94-0.96 of the same read with huge pages.
 enum class probe_pages { plain, huge };

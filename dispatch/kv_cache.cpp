@@ -67,11 +67,9 @@ const unsigned char* load_row(format f, kernels::kv_side side, const unsigned ch
 /// whole cache once per token, and with 4 KiB pages a long context (64 MiB
 /// at 16k tokens of 8 f16 heads) misses the TLB on every page it reads.
 unsigned char* allocate_chunk(size_t bytes) {
-  const size_t align = bytes >= huge_page_bytes ? huge_page_bytes : 64;
-  const size_t rounded = (bytes + align - 1) / align * align;
-  void* p = std::aligned_alloc(align, rounded);
-  if (!p) throw Error(status::out_of_memory, "KvCache: cannot allocate " + std::to_string(rounded) + " bytes");
-  if (align == huge_page_bytes) advise_huge_pages(p, rounded);
+  void* p = allocate_advised(bytes);
+  if (!p)
+    throw Error(status::out_of_memory, "KvCache: cannot allocate " + std::to_string(advised_bytes(bytes)) + " bytes");
   return static_cast<unsigned char*>(p);
 }
 

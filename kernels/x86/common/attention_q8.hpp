@@ -252,6 +252,7 @@ class q8_value_tile : public q8_value_groups<V, S> {
   /// products and four per block (one per row, four whatever R) while the
   /// weights are rounded, shared by the S sub-tiles; else one per key quad.
   static size_t prefetch_steps(size_t d) {
+    static_assert(4 % S == 0, "the rounding's four steps a block are shared evenly by the sub-tiles");
     constexpr size_t rounding = 4 / S;  // four a block (one per row of four), per sub-tile
     return spread_asks<V> ? d / qk8_0 * (per_block / 2 + rounding) : base::prefetch_steps(d);
   }
