@@ -23,10 +23,14 @@ inline void advise_huge_pages(void* p, size_t bytes) { ::madvise(p, bytes, MADV_
 inline void advise_huge_pages(void*, size_t) {}
 #endif
 
+/// Whether allocate_advised(bytes, huge) aligns to huge pages and advises
+/// them: asked for, and at least one huge page.
+inline bool advises_huge_pages(size_t bytes, bool huge) { return huge && bytes >= huge_page_bytes; }
+
 /// The bytes allocate_advised(bytes, huge) takes: rounded up to whole huge
 /// pages where it advises them, else to 64 bytes.
 inline size_t advised_bytes(size_t bytes, bool huge = true) {
-  const size_t align = huge && bytes >= huge_page_bytes ? huge_page_bytes : 64;
+  const size_t align = advises_huge_pages(bytes, huge) ? huge_page_bytes : 64;
   return (bytes + align - 1) / align * align;
 }
 
@@ -36,7 +40,7 @@ inline size_t advised_bytes(size_t bytes, bool huge = true) {
 /// Null where the system has no memory for it.
 inline void* allocate_advised(size_t bytes, bool huge = true) {
   const size_t rounded = advised_bytes(bytes, huge);
-  const bool advise = huge && bytes >= huge_page_bytes;
+  const bool advise = advises_huge_pages(bytes, huge);
   void* p = std::aligned_alloc(advise ? huge_page_bytes : 64, rounded);
   if (p && advise) advise_huge_pages(p, rounded);
   return p;
