@@ -733,6 +733,79 @@ TEST(PagedAttention, EveryKernelGivesEachHeadOfAMultiHeadCallItsOneHeadResult) {
   EXPECT_GT(kernels_checked, 0u);
 }
 
+TEST(PagedAttention, TheIntegerDecodeTileGivesEachRowWhatItsGroupOfEightDoes) {
+  // A decode row's result depends on its own query and the keys' tiles
+  // alone, not on the other rows of its KV head. The 512-bit VNNI kernels
+  // (avx512_vnni, and amx's decode steps) take a tile whose four rows see
+  // all of a whole 32-key tile starting a q8_0 group to q8_decode_tile, a
+  // path written for that case; with eight rows a head (a group of eight)
+  // the same tiles go the general way. So rows 0-3 of each head of an
+  // eight-row call must get, bit for bit, what the same rows get as a
+  // four-row call. Every registered kernel this CPU runs (elsewhere the two
+  // calls take the same path), calls that start on a group, inside a tile
+  // and inside a group, block sizes of whole tiles and of a tile and a half
+  // (whole tiles beside half ones, the next tile's lines asked for by either
+  // path), one KV head and three.
+  const isa_set runnable = tiers_under_test();
+  const size_t kv_heads = 4, len = 333;
+  size_t kernels_checked = 0;
+  for (const detail::attention_entry& e : detail::registry().attention) {
+    if (!runnable.contains(e.tier)) continue;
+    SCOPED_TRACE(e.name);
+    ++kernels_checked;
+    for (size_t dim : {64, 96, 128})
+      for (size_t block_tokens : {32, 48, 64}) {
+        SCOPED_TRACE("head_dim " + std::to_string(dim) + ", " + std::to_string(block_tokens) + " tokens a block");
+        KvCache cache(config(e.k_format, e.v_format, kv_heads, dim, block_tokens, (len + block_tokens - 1) / block_tokens));
+        const seq_id seq = cache.create_sequence();
+        const auto k = make_data(len * kv_heads * dim, data_kind::gaussian, 801 + dim);
+        const auto v = make_data(len * kv_heads * dim, data_kind::gaussian, 802 + dim);
+        cache.append(seq, 0, k.data(), v.data(), len);
+        const KvCache::layout lv = cache.view(seq, 0);
+        std::vector<const unsigned char*> k_blocks, v_blocks;
+        for (const unsigned char* b : lv.blocks) {
+          k_blocks.push_back(b + lv.k_offset);
+          v_blocks.push_back(b + lv.v_offset);
+        }
+        kernels::attn_kv kv{k_blocks.data(), v_blocks.data(), lv.block_tokens, lv.k_head_bytes, lv.v_head_bytes,
+                            lv.k_row_bytes, lv.v_row_bytes, dim};
+        const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
+        for (size_t heads : {1, 3})
+          for (auto [t0, t1] : {std::pair<size_t, size_t>{0, len}, {16, 300}, {37, 250}}) {
+            SCOPED_TRACE(std::to_string(heads) + " KV heads, keys [" + std::to_string(t0) + ", " + std::to_string(t1) + ")");
+            // Eight rows a head; the four-row call takes rows 0-3 of each.
+            const auto q = make_data(heads * 8 * dim, data_kind::gaussian, 803 + heads + t0);
+            const auto run = [&](size_t group) {
+              const size_t rows = heads * group;
+              std::vector<const float*> q_rows(rows);
+              for (size_t r = 0; r < rows; ++r) q_rows[r] = q.data() + (r / group * 8 + r % group) * dim;
+              const std::vector<size_t> limits(rows, len);  // decode: every row sees every key
+              std::vector<float> st(rows * (dim + 2), 0.0f);
+              std::fill(st.begin(), st.begin() + static_cast<std::ptrdiff_t>(rows), -std::numeric_limits<float>::infinity());
+              kernels::attn_kv all = kv;
+              all.heads = heads;
+              e.fn(all, 1, q_rows.data(), rows, limits.data(), t0, t1, scale, st.data(), st.data() + rows,
+                   st.data() + 2 * rows);
+              return st;
+            };
+            const std::vector<float> four = run(4), eight = run(8);
+            const size_t rows4 = heads * 4, rows8 = heads * 8;
+            for (size_t h = 0; h < heads; ++h)
+              for (size_t j = 0; j < 4; ++j) {
+                const size_t r4 = h * 4 + j, r8 = h * 8 + j;
+                ASSERT_GT(four[rows4 + r4], 0.0f) << "row " << r4 << " saw no key";
+                ASSERT_EQ(std::memcmp(&four[r4], &eight[r8], sizeof(float)), 0) << "m of head " << h << " row " << j;
+                ASSERT_EQ(std::memcmp(&four[rows4 + r4], &eight[rows8 + r8], sizeof(float)), 0)
+                    << "l of head " << h << " row " << j;
+                ASSERT_EQ(std::memcmp(&four[2 * rows4 + r4 * dim], &eight[2 * rows8 + r8 * dim], dim * sizeof(float)), 0)
+                    << "sums of head " << h << " row " << j;
+              }
+          }
+      }
+  }
+  EXPECT_GT(kernels_checked, 0u);
+}
+
 TEST(PagedAttention, ResultsDoNotDependOnTheThreadCount) {
   thread_guard threads;
   const size_t heads = 8, kv_heads = 2, dim = 64, q_row = heads * dim;

@@ -992,6 +992,8 @@ inline constexpr size_t decode_subtiles = V::lanes == 8 ? 4 : attention_subtiles
 
 template <class V, size_t S>
 class q8_value_tile;  // attention_q8.hpp: integer P . V for q8_0 values
+template <class V>
+struct q8_decode_tile;  // attention_q8.hpp: the integer decode's whole tile in its common case
 
 /// Stands in for q8_value_groups where values are not q8_0.
 struct float_values {
@@ -1226,6 +1228,29 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
     const unsigned char* kp = at.k;
     const unsigned char* vp = at.v;
     const size_t slot = t % kv.block_tokens;
+    if constexpr (integer_values && V::vnni && V::lanes == 16 && S == 2) {
+      // Four rows that all see a whole tile starting a group: q8_decode_tile
+      // (the same bits, fewer instructions). It asks for the next tile's
+      // lines itself where that tile is whole too (its rows in one run);
+      // else the cursor asks for them now, at once.
+      if (group == 4 && n == TT && slot % kv_group_tokens == 0 && limits_h[0] >= t + n && limits_h[1] >= t + n &&
+          limits_h[2] >= t + n && limits_h[3] >= t + n) {
+        const char* k_ask = reinterpret_cast<const char*>(kp);
+        const char* v_ask = reinterpret_cast<const char*>(vp);
+        if (!ahead.done && ahead.n == TT) {
+          const kv_position next = locate(kv, kv_head + ahead.head, ahead.t);
+          k_ask = reinterpret_cast<const char*>(next.k);
+          v_ask = reinterpret_cast<const char*>(next.v);
+        } else if (!ahead.done) {
+          pf.aim(kv, kv_head + ahead.head, ahead.t, ahead.n, horizon, 1);
+          pf.rest();
+        }
+        ahead.next();
+        out_pf.step();
+        q8_decode_tile<V>::run(scores.rounded_rows(), d, kp, vp, score_scale, m_h, l_h, acc_h, k_ask, v_ask);
+        continue;
+      }
+    }
     if (ahead.done) pf.idle();  // nothing left to ask for
     else pf.aim(kv, kv_head + ahead.head, ahead.t, ahead.n, horizon, pf_steps);
     ahead.next();

@@ -104,6 +104,9 @@ class q8_key_scores {
     }
   }
 
+  /// The rounded rows, blocks_ blocks a row (q8_decode_tile reads them).
+  const q8_query_block* rounded_rows() const { return query_; }
+
   /// The same scores for rows [r0, r0 + n) alone.
   q8_key_scores rows_of(size_t r0, size_t n) const {
     q8_key_scores part = *this;
@@ -349,6 +352,189 @@ class q8_value_tile : public q8_value_groups<V, S> {
     }
   }
 
+};
+
+/// The integer decode's tile in its common case, written for it alone:
+/// four query rows of one KV head (a group of four: 32 query heads over 8
+/// KV heads, as the decode benchmark's), a whole tile of 32 keys that
+/// starts a group of the cache's layout (two whole groups, neither
+/// regrouped), every row seeing every key (a decode step), 512-bit VNNI.
+/// attention_tiles hands such tiles here and every other to its general
+/// path; the results are the same bits (the same float operations in the
+/// same order; the integer sums are exact in any order), which
+/// PagedAttention.TheIntegerDecodeTileGivesEachRowWhatItsGroupOfEightDoes
+/// checks against the general path's groups of eight rows. What it does
+/// without: the scores' store and reload between QKᵀ and the softmax (the
+/// eight score vectors and, through P . V, the eight weight vectors stay in
+/// registers), the sub-tile calls and their prefetch_pass copies, the
+/// regrouping tests, the masks for keys a row does not see, the block scales'
+/// store and reload, and the prefetch cursor's countdown: the next tile's
+/// lines are asked for two of each stream at a time at fixed points of the
+/// tile (four per block of QKᵀ, four per block of P . V, the rest in the
+/// softmax) at constant offsets from k_ask and v_ask, its first K and V
+/// rows (k_ask, v_ask may point at lines already in cache: the call asks
+/// for nothing then).
+///
+/// q: the four rows' rounded blocks (q8_key_scores' form), kg and vg: the
+/// tile's first key and value groups (the second follows each), m, l in
+/// log2 units, acc: four rows of d.
+template <class V>
+struct q8_decode_tile {
+  static_assert(V::lanes == 16 && V::vnni, "512-bit VNNI: sixteen keys a vector, vpdpbusd");
+  using ivec = typename V::ivec;
+  using fvec = typename V::fvec;
+  static constexpr size_t R = 4, S = 2, TK = 16, TT = S * TK;
+
+  [[gnu::noinline]] static void run(const q8_query_block* q, size_t d, const unsigned char* kg, const unsigned char* vg,
+                                    float score_scale, float* m, float* l, float* acc, const char* k_ask,
+                                    const char* v_ask) {
+    using ops = attention_vec<V>;
+    const size_t nb = d / qk8_0, gb = kv_group_bytes(d);
+    const size_t run_bytes = 2 * gb;  // one stream's bytes of the next tile (its 32 rows)
+    const char* const k_last = k_ask + run_bytes - 1;
+    const char* const v_last = v_ask + run_bytes - 1;
+    // Two lines of each stream per ask, the cursor stepped a line pair at a time.
+    const auto ask = [&] {
+      _mm_prefetch(k_ask, _MM_HINT_T1);
+      _mm_prefetch(v_ask, _MM_HINT_T1);
+      _mm_prefetch(k_ask + 64, _MM_HINT_T1);
+      _mm_prefetch(v_ask + 64, _MM_HINT_T1);
+      k_ask += 128;
+      v_ask += 128;
+    };
+    // QKᵀ: per block, eight vpdpbusd chains (four rows, two sub-tiles),
+    // each from minus its row's bias; s = a d_q d_k + s, as q8_key_scores.
+    fvec s[R][S];
+    #pragma GCC unroll 4
+    for (size_t j = 0; j < R; ++j) s[j][0] = s[j][1] = V::zero();
+    for (size_t b = 0; b < nb; ++b) {
+      const unsigned char* k0 = kg + kv_group_block(nb, b);
+      const unsigned char* k1 = k0 + gb;
+      ivec a[R][S];
+      #pragma GCC unroll 4
+      for (size_t j = 0; j < R; ++j) a[j][0] = a[j][1] = V::set1(q[j * nb + b].bias);
+      #pragma GCC unroll 8
+      for (size_t w = 0; w < 8; ++w) {
+        if (w % 4 == 0) ask();
+        const ivec x0 = V::load(k0 + w * kv_key_vector_bytes), x1 = V::load(k1 + w * kv_key_vector_bytes);
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < R; ++j) {
+          a[j][0] = V::dot_u8s8_at(a[j][0], x0, q[j * nb + b].qs + 4 * w);
+          a[j][1] = V::dot_u8s8_at(a[j][1], x1, q[j * nb + b].qs + 4 * w);
+        }
+      }
+      const fvec dk0 = V::load_half(kg + kv_group_scale(b, 0)), dk1 = V::load_half(kg + gb + kv_group_scale(b, 0));
+      #pragma GCC unroll 4
+      for (size_t j = 0; j < R; ++j) {
+        const fvec dq = V::set1f(q[j * nb + b].scale);
+        s[j][0] = V::fmadd(V::to_float(a[j][0]), V::mul(dk0, dq), s[j][0]);
+        s[j][1] = V::fmadd(V::to_float(a[j][1]), V::mul(dk1, dq), s[j][1]);
+      }
+    }
+    // The online softmax, as attention_tiles' (every row sees every key).
+    fvec top[R];
+    #pragma GCC unroll 4
+    for (size_t j = 0; j < R; ++j) {
+      s[j][0] = V::mul(s[j][0], V::set1f(score_scale));
+      s[j][1] = V::mul(s[j][1], V::set1f(score_scale));
+      top[j] = V::maxf(s[j][0], s[j][1]);
+    }
+    const __m128 prev = _mm_loadu_ps(m);
+    const __m128 next = _mm_max_ps(prev, ops::max_each(top[0], top[1], top[2], top[3]));
+    alignas(16) float new_m[R];
+    _mm_store_ps(new_m, next);
+    fvec p[R][S], row_sum[R];
+    const size_t softmax_asks = (3 * nb + 1) / 2;  // the lines the blocks' asks leave (17 nb a stream)
+    #pragma GCC unroll 4
+    for (size_t j = 0; j < R; ++j) {
+      for (size_t i = j * softmax_asks / R; i < (j + 1) * softmax_asks / R; ++i) ask();
+      p[j][0] = exp2_nonpositive<V, true>(V::sub(s[j][0], V::set1f(new_m[j])));
+      p[j][1] = exp2_nonpositive<V, true>(V::sub(s[j][1], V::set1f(new_m[j])));
+      row_sum[j] = V::addf(V::addf(V::zero(), p[j][0]), p[j][1]);
+    }
+    const __m128 total = ops::sum_each(row_sum[0], row_sum[1], row_sum[2], row_sum[3]);
+    const bool rescale = _mm_movemask_ps(_mm_cmplt_ps(prev, next)) != 0;
+    alignas(64) float shrink[TK];
+    if (rescale) V::store(shrink, exp2_nonpositive<V, true>(ops::from4(_mm_sub_ps(prev, next))));
+    else V::store(shrink, V::set1f(1.0f));
+    _mm_storeu_ps(l, _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(l), _mm_load_ps(shrink)), total));
+    _mm_storeu_ps(m, next);
+    // P . V, four blocks at a time: first their weights p d_v rounded to
+    // u8 against each row's largest in the block (q8_value_tile's
+    // rounding), the four blocks' sixteen maxima in one vector and one
+    // division, then their products, four key quads a sub-tile. Rounded
+    // block by block, each block's products waited on its own chain of
+    // maxima, division and rounding.
+    alignas(64) unsigned char u[4][R][TT];  // [block of the four][row][key]
+    alignas(64) float step[4 * R], inverse[4 * R];  // lane 4 k + j: block k, row j
+    for (size_t b0 = 0; b0 < nb; b0 += 4) {
+      const size_t nq = std::min<size_t>(4, nb - b0);  // past nq, the last block again
+      fvec dv[4][S], top[4];
+      #pragma GCC unroll 4
+      for (size_t k = 0; k < 4; ++k) {
+        const unsigned char* scales = vg + kv_group_scale(b0 + std::min(k, nq - 1), 0);
+        dv[k][0] = V::load_half(scales);
+        dv[k][1] = V::load_half(scales + gb);
+        if (k < nq) ask();
+        fvec most[R];
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < R; ++j)
+          most[j] = V::maxf(V::maxf(V::zero(), V::mul(p[j][0], dv[k][0])), V::mul(p[j][1], dv[k][1]));
+        top[k] = ops::max_in_lanes(most[0], most[1], most[2], most[3]);
+      }
+      const fvec largest = ops::max_across_lanes(top[0], top[1], top[2], top[3]);
+      V::store(inverse, ops::quotient_if_positive(V::set1f(255.0f), largest));
+      V::store(step, V::mul(largest, V::set1f(1.0f / 255.0f)));
+      #pragma GCC unroll 4
+      for (size_t k = 0; k < 4; ++k) {
+        if (k >= nq) break;
+        ask();
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < R; ++j) {
+          const fvec scale = V::set1f(inverse[4 * k + j]);
+          ops::weights_to_u8(V::mul(V::mul(p[j][0], dv[k][0]), scale), u[k][j]);
+          ops::weights_to_u8(V::mul(V::mul(p[j][1], dv[k][1]), scale), u[k][j] + TK);
+        }
+      }
+      for (size_t k = 0; k < nq; ++k) {
+        const size_t b = b0 + k;
+        ivec sums[R][2];
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < R; ++j) sums[j][0] = sums[j][1] = V::set1(0);
+        #pragma GCC unroll 2
+        for (size_t sub = 0; sub < S; ++sub) {
+          const unsigned char* g = vg + sub * gb + kv_group_block(nb, b);
+          #pragma GCC unroll 4
+          for (size_t qd = 0; qd < 4; ++qd) {
+            if (sub * 4 + qd == 0 || sub * 4 + qd == 3 || sub * 4 + qd == 6) ask();
+            const unsigned char* v = g + qd * kv_value_quad_bytes;
+            const ivec v0 = V::load(v), v1 = V::load(v + sizeof(ivec));
+            #pragma GCC unroll 4
+            for (size_t j = 0; j < R; ++j) {
+              // Loaded (not shuffled out of the register just stored): see broadcast4_loaded.
+              const ivec weights = broadcast4_loaded(u[k][j] + sub * TK + 4 * qd);
+              sums[j][0] = V::dot_u8s8(sums[j][0], weights, v0);
+              sums[j][1] = V::dot_u8s8(sums[j][1], weights, v1);
+            }
+          }
+        }
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < R; ++j) {
+          float* o = acc + j * d + b * qk8_0;
+          fvec o0 = V::loadf(o), o1 = V::loadf(o + TK);
+          if (rescale) {
+            o0 = V::mul(o0, V::set1f(shrink[j]));
+            o1 = V::mul(o1, V::set1f(shrink[j]));
+          }
+          V::store(o, V::fmadd(V::to_float(sums[j][0]), V::set1f(step[4 * k + j]), o0));
+          V::store(o + TK, V::fmadd(V::to_float(sums[j][1]), V::set1f(step[4 * k + j]), o1));
+        }
+      }
+    }
+    // The last line of each run where it does not start a line.
+    _mm_prefetch(k_last, _MM_HINT_T1);
+    _mm_prefetch(v_last, _MM_HINT_T1);
+  }
 };
 
 // attention_q8_row_lanes' two integer products on avx2 without VNNI, as

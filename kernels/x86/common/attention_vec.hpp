@@ -180,10 +180,22 @@ struct attention_vec<vec512<Vnni>> {
     const fvec hi = _mm512_add_ps(_mm512_shuffle_f32x4(g[2], g[3], 0x88), _mm512_shuffle_f32x4(g[2], g[3], 0xdd));
     return _mm512_add_ps(_mm512_shuffle_f32x4(lo, hi, 0x88), _mm512_shuffle_f32x4(lo, hi, 0xdd));
   }
-  static __m128 max_each(fvec a, fvec b, fvec c, fvec d) {
+  /// Per 128-bit lane h, element j: the maximum of lane h of the j-th vector.
+  static fvec max_in_lanes(fvec a, fvec b, fvec c, fvec d) {
     const fvec ab = _mm512_max_ps(_mm512_shuffle_ps(a, b, 0x88), _mm512_shuffle_ps(a, b, 0xdd));
     const fvec cd = _mm512_max_ps(_mm512_shuffle_ps(c, d, 0x88), _mm512_shuffle_ps(c, d, 0xdd));
-    const fvec m = _mm512_max_ps(_mm512_shuffle_ps(ab, cd, 0x88), _mm512_shuffle_ps(ab, cd, 0xdd));
+    return _mm512_max_ps(_mm512_shuffle_ps(ab, cd, 0x88), _mm512_shuffle_ps(ab, cd, 0xdd));
+  }
+  /// Four max_in_lanes results -> element 4 k + j: the maximum over the
+  /// 128-bit lanes of the k-th's element j (max_each of four groups at once).
+  static fvec max_across_lanes(fvec m0, fvec m1, fvec m2, fvec m3) {
+    // Lanes (0 | 2, 1 | 3) of m0, of m1; of m2, of m3; then (0 | 1) of each.
+    const fvec h01 = _mm512_max_ps(_mm512_shuffle_f32x4(m0, m1, 0x44), _mm512_shuffle_f32x4(m0, m1, 0xee));
+    const fvec h23 = _mm512_max_ps(_mm512_shuffle_f32x4(m2, m3, 0x44), _mm512_shuffle_f32x4(m2, m3, 0xee));
+    return _mm512_max_ps(_mm512_shuffle_f32x4(h01, h23, 0x88), _mm512_shuffle_f32x4(h01, h23, 0xdd));
+  }
+  static __m128 max_each(fvec a, fvec b, fvec c, fvec d) {
+    const fvec m = max_in_lanes(a, b, c, d);
     const __m256 h = _mm256_max_ps(_mm512_castps512_ps256(m), _mm512_extractf32x8_ps(m, 1));
     return _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
   }

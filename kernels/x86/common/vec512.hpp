@@ -31,6 +31,18 @@ inline I vnni_dot512_at(I acc, I u, const void* p) {
   asm("vpdpbusd %[m]%{1to16%}, %[u], %[acc]" : [acc] "+v"(acc) : [u] "v"(u), [m] "m"(*static_cast<const word*>(p)));
   return acc;
 }
+/// The four bytes at p in every dword, by a load (vpbroadcastd from memory
+/// takes a load port alone). Bytes the kernel has just stored from a
+/// register, GCC otherwise takes from that register and broadcasts by
+/// shuffles (vpsrldq, vpbroadcastd from a register) on the ports the
+/// products need.
+template <class I = __m512i>
+inline I broadcast4_loaded(const void* p) {
+  using word = int32_t __attribute__((may_alias));
+  I r;
+  asm("vpbroadcastd %[m], %[r]" : [r] "=v"(r) : [m] "m"(*static_cast<const word*>(p)));
+  return r;
+}
 #else
 template <class I>
 inline I vnni_dot512(I acc, I u, I s) {
@@ -41,6 +53,12 @@ inline I vnni_dot512_at(I acc, I u, const void* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return _mm512_dpbusd_epi32(acc, u, _mm512_set1_epi32(v));
+}
+template <class I = __m512i>
+inline I broadcast4_loaded(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
 }
 #endif
 
