@@ -733,21 +733,23 @@ TEST(PagedAttention, EveryKernelGivesEachHeadOfAMultiHeadCallItsOneHeadResult) {
   EXPECT_GT(kernels_checked, 0u);
 }
 
-TEST(PagedAttention, TheIntegerDecodeTileGivesEachRowWhatItsGroupOfEightDoes) {
+TEST(PagedAttention, TheIntegerDecodeTileGivesEachRowWhatTheGeneralPathDoes) {
   // A decode row's result depends on its own query and the keys' tiles
   // alone, not on the other rows of its KV head. The 512-bit VNNI kernels
-  // (avx512_vnni, and amx's decode steps) take a tile whose four rows see
-  // all of a whole 32-key tile starting a q8_0 group to q8_decode_tile, a
-  // path written for that case; with eight rows a head (a group of eight)
-  // the same tiles go the general way. So rows 0-3 of each head of an
-  // eight-row call must get, bit for bit, what the same rows get as a
-  // four-row call. Every registered kernel this CPU runs (elsewhere the two
-  // calls take the same path), calls that start on a group, inside a tile
-  // and inside a group, block sizes of whole tiles and of a tile and a half
-  // (whole tiles beside half ones, the next tile's lines asked for by either
-  // path), one KV head and three.
+  // (avx512_vnni, and amx's decode steps) take a tile whose rows all see all
+  // of a whole 32-key tile starting a q8_0 group to q8_decode_tile, a path
+  // written for that case, in groups of up to four rows; a tile that one
+  // row of the head does not see whole goes the general way for all of
+  // them. So rows 0..R-1 of each head of a call with R rows a head (1 to 4,
+  // and 6: a group of four and one of two) must get, bit for bit, what the
+  // same rows get in a call with eight rows a head whose last row sees only
+  // the call's first key. Every registered kernel this CPU runs (elsewhere
+  // both calls take the same path), calls that start on a group, inside a
+  // tile and inside a group, block sizes of whole tiles and of a tile and a
+  // half (whole tiles beside half ones, the next tile's lines asked for by
+  // either path), one KV head and three.
   const isa_set runnable = tiers_under_test();
-  const size_t kv_heads = 4, len = 333;
+  const size_t kv_heads = 4, len = 333, wide = 8;
   size_t kernels_checked = 0;
   for (const detail::attention_entry& e : detail::registry().attention) {
     if (!runnable.contains(e.tier)) continue;
@@ -773,13 +775,17 @@ TEST(PagedAttention, TheIntegerDecodeTileGivesEachRowWhatItsGroupOfEightDoes) {
         for (size_t heads : {1, 3})
           for (auto [t0, t1] : {std::pair<size_t, size_t>{0, len}, {16, 300}, {37, 250}}) {
             SCOPED_TRACE(std::to_string(heads) + " KV heads, keys [" + std::to_string(t0) + ", " + std::to_string(t1) + ")");
-            // Eight rows a head; the four-row call takes rows 0-3 of each.
-            const auto q = make_data(heads * 8 * dim, data_kind::gaussian, 803 + heads + t0);
+            const auto q = make_data(heads * wide * dim, data_kind::gaussian, 803 + heads + t0);
+            // `group` rows a head, row r of head h query row h * wide + r;
+            // with `wide` rows, the last sees key t0 alone.
             const auto run = [&](size_t group) {
               const size_t rows = heads * group;
               std::vector<const float*> q_rows(rows);
-              for (size_t r = 0; r < rows; ++r) q_rows[r] = q.data() + (r / group * 8 + r % group) * dim;
-              const std::vector<size_t> limits(rows, len);  // decode: every row sees every key
+              std::vector<size_t> limits(rows, len);
+              for (size_t r = 0; r < rows; ++r) {
+                q_rows[r] = q.data() + (r / group * wide + r % group) * dim;
+                if (group == wide && r % group == wide - 1) limits[r] = t0 + 1;
+              }
               std::vector<float> st(rows * (dim + 2), 0.0f);
               std::fill(st.begin(), st.begin() + static_cast<std::ptrdiff_t>(rows), -std::numeric_limits<float>::infinity());
               kernels::attn_kv all = kv;
@@ -788,18 +794,23 @@ TEST(PagedAttention, TheIntegerDecodeTileGivesEachRowWhatItsGroupOfEightDoes) {
                    st.data() + 2 * rows);
               return st;
             };
-            const std::vector<float> four = run(4), eight = run(8);
-            const size_t rows4 = heads * 4, rows8 = heads * 8;
-            for (size_t h = 0; h < heads; ++h)
-              for (size_t j = 0; j < 4; ++j) {
-                const size_t r4 = h * 4 + j, r8 = h * 8 + j;
-                ASSERT_GT(four[rows4 + r4], 0.0f) << "row " << r4 << " saw no key";
-                ASSERT_EQ(std::memcmp(&four[r4], &eight[r8], sizeof(float)), 0) << "m of head " << h << " row " << j;
-                ASSERT_EQ(std::memcmp(&four[rows4 + r4], &eight[rows8 + r8], sizeof(float)), 0)
-                    << "l of head " << h << " row " << j;
-                ASSERT_EQ(std::memcmp(&four[2 * rows4 + r4 * dim], &eight[2 * rows8 + r8 * dim], dim * sizeof(float)), 0)
-                    << "sums of head " << h << " row " << j;
-              }
+            const std::vector<float> general = run(wide);
+            const size_t rows_w = heads * wide;
+            for (size_t group : {1, 2, 3, 4, 6}) {
+              SCOPED_TRACE(std::to_string(group) + " rows a head");
+              const std::vector<float> st = run(group);
+              const size_t rows = heads * group;
+              for (size_t h = 0; h < heads; ++h)
+                for (size_t j = 0; j < group; ++j) {
+                  const size_t r = h * group + j, rw = h * wide + j;
+                  ASSERT_GT(st[rows + r], 0.0f) << "row " << r << " saw no key";
+                  ASSERT_EQ(std::memcmp(&st[r], &general[rw], sizeof(float)), 0) << "m of head " << h << " row " << j;
+                  ASSERT_EQ(std::memcmp(&st[rows + r], &general[rows_w + rw], sizeof(float)), 0)
+                      << "l of head " << h << " row " << j;
+                  ASSERT_EQ(std::memcmp(&st[2 * rows + r * dim], &general[2 * rows_w + rw * dim], dim * sizeof(float)), 0)
+                      << "sums of head " << h << " row " << j;
+                }
+            }
           }
       }
   }

@@ -1229,14 +1229,17 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
     const unsigned char* vp = at.v;
     const size_t slot = t % kv.block_tokens;
     if constexpr (integer_values && V::vnni && V::lanes == 16 && S == 2) {
-      // Four rows that all see a whole tile starting a group: q8_decode_tile
-      // (the same bits, fewer instructions). It asks for the next tile's
-      // lines itself where that tile is whole too (its rows in one run);
-      // else the cursor asks for them now, at once.
-      if (group == 4 && n == TT && slot % kv_group_tokens == 0 && limits_h[0] >= t + n && limits_h[1] >= t + n &&
-          limits_h[2] >= t + n && limits_h[3] >= t + n) {
-        const char* k_ask = reinterpret_cast<const char*>(kp);
-        const char* v_ask = reinterpret_cast<const char*>(vp);
+      // Rows that all see a whole tile starting a group: q8_decode_tile, a
+      // group of up to four rows at a time (the same bits, fewer
+      // instructions). The first group's call asks for the next tile's lines
+      // where that tile is whole too (its rows in one run), as the cursor
+      // asks in the first group's steps; else the cursor asks for them now,
+      // at once.
+      bool all_see = n == TT && slot % kv_group_tokens == 0;
+      for (size_t r = 0; all_see && r < group; ++r) all_see = limits_h[r] >= t + n;
+      if (all_see) {
+        const char* k_ask = nullptr;
+        const char* v_ask = nullptr;
         if (!ahead.done && ahead.n == TT) {
           const kv_position next = locate(kv, kv_head + ahead.head, ahead.t);
           k_ask = reinterpret_cast<const char*>(next.k);
@@ -1246,8 +1249,16 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
           pf.rest();
         }
         ahead.next();
-        out_pf.step();
-        q8_decode_tile<V>::run(scores.rounded_rows(), d, kp, vp, score_scale, m_h, l_h, acc_h, k_ask, v_ask);
+        const auto* const rounded = scores.rounded_rows();  // q8_query_block (attention_q8.hpp)
+        const size_t nb = d / qk8_0;
+        for (size_t r0 = 0; r0 < group; r0 += 4) {
+          out_pf.step();
+          with_group_rows(group - r0, [&]<size_t R>() __attribute__((always_inline)) {
+            q8_decode_tile<V>::template run<R>(rounded + r0 * nb, d, kp, vp, score_scale, m_h + r0, l_h + r0,
+                                               acc_h + r0 * d, r0 == 0 ? k_ask : nullptr,
+                                               r0 == 0 ? v_ask : nullptr);
+          });
+        }
         continue;
       }
     }

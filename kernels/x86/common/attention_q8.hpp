@@ -362,8 +362,8 @@ class q8_value_tile : public q8_value_groups<V, S> {
 /// attention_tiles hands such tiles here and every other to its general
 /// path; the results are the same bits (the same float operations in the
 /// same order; the integer sums are exact in any order), which
-/// PagedAttention.TheIntegerDecodeTileGivesEachRowWhatItsGroupOfEightDoes
-/// checks against the general path's groups of eight rows. What it does
+/// PagedAttention.TheIntegerDecodeTileGivesEachRowWhatTheGeneralPathDoes
+/// checks. What it does
 /// without: the scores' store and reload between QKᵀ and the softmax (the
 /// eight score vectors and, through P . V, the eight weight vectors stay in
 /// registers), the sub-tile calls and their prefetch_pass copies, the
@@ -383,18 +383,26 @@ struct q8_decode_tile {
   static_assert(V::lanes == 16 && V::vnni, "512-bit VNNI: sixteen keys a vector, vpdpbusd");
   using ivec = typename V::ivec;
   using fvec = typename V::fvec;
-  static constexpr size_t R = 4, S = 2, TK = 16, TT = S * TK;
+  static constexpr size_t S = 2, TK = 16, TT = S * TK;
 
+  /// R rows (1 to 4) of a KV head's group; the padding lanes of the
+  /// four-row maxima and sums as attention_tiles pads them.
+  template <size_t R>
   [[gnu::noinline]] static void run(const q8_query_block* q, size_t d, const unsigned char* kg, const unsigned char* vg,
                                     float score_scale, float* m, float* l, float* acc, const char* k_ask,
                                     const char* v_ask) {
+    static_assert(R >= 1 && R <= 4, "a group of at most four rows");
     using ops = attention_vec<V>;
+    constexpr float minus_inf = -std::numeric_limits<float>::infinity();
+    constexpr __mmask8 real = (1u << R) - 1;  // the rows' lanes of m and l
     const size_t nb = d / qk8_0, gb = kv_group_bytes(d);
     const size_t run_bytes = 2 * gb;  // one stream's bytes of the next tile (its 32 rows)
-    const char* const k_last = k_ask + run_bytes - 1;
-    const char* const v_last = v_ask + run_bytes - 1;
-    // Two lines of each stream per ask, the cursor stepped a line pair at a time.
+    const char* const k_first = k_ask;
+    const char* const v_first = v_ask;
+    // Two lines of each stream per ask, the cursor stepped a line pair at a
+    // time; no asks where k_ask is null.
     const auto ask = [&] {
+      if (!k_first) return;
       _mm_prefetch(k_ask, _MM_HINT_T1);
       _mm_prefetch(v_ask, _MM_HINT_T1);
       _mm_prefetch(k_ask + 64, _MM_HINT_T1);
@@ -431,19 +439,24 @@ struct q8_decode_tile {
         s[j][1] = V::fmadd(V::to_float(a[j][1]), V::mul(dk1, dq), s[j][1]);
       }
     }
-    // The online softmax, as attention_tiles' (every row sees every key).
-    fvec top[R];
+    // The online softmax, as attention_tiles' (every row sees every key;
+    // past R, maxima of -inf against an old maximum of 0, sums of 0).
+    fvec top[4];
     #pragma GCC unroll 4
-    for (size_t j = 0; j < R; ++j) {
+    for (size_t j = 0; j < 4; ++j) {
+      if (j >= R) {
+        top[j] = V::set1f(minus_inf);
+        continue;
+      }
       s[j][0] = V::mul(s[j][0], V::set1f(score_scale));
       s[j][1] = V::mul(s[j][1], V::set1f(score_scale));
       top[j] = V::maxf(s[j][0], s[j][1]);
     }
-    const __m128 prev = _mm_loadu_ps(m);
+    const __m128 prev = _mm_maskz_loadu_ps(real, m);
     const __m128 next = _mm_max_ps(prev, ops::max_each(top[0], top[1], top[2], top[3]));
-    alignas(16) float new_m[R];
+    alignas(16) float new_m[4];
     _mm_store_ps(new_m, next);
-    fvec p[R][S], row_sum[R];
+    fvec p[R][S], row_sum[4];
     const size_t softmax_asks = (3 * nb + 1) / 2;  // the lines the blocks' asks leave (17 nb a stream)
     #pragma GCC unroll 4
     for (size_t j = 0; j < R; ++j) {
@@ -452,13 +465,14 @@ struct q8_decode_tile {
       p[j][1] = exp2_nonpositive<V, true>(V::sub(s[j][1], V::set1f(new_m[j])));
       row_sum[j] = V::addf(V::addf(V::zero(), p[j][0]), p[j][1]);
     }
+    for (size_t j = R; j < 4; ++j) row_sum[j] = V::zero();
     const __m128 total = ops::sum_each(row_sum[0], row_sum[1], row_sum[2], row_sum[3]);
     const bool rescale = _mm_movemask_ps(_mm_cmplt_ps(prev, next)) != 0;
     alignas(64) float shrink[TK];
     if (rescale) V::store(shrink, exp2_nonpositive<V, true>(ops::from4(_mm_sub_ps(prev, next))));
     else V::store(shrink, V::set1f(1.0f));
-    _mm_storeu_ps(l, _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(l), _mm_load_ps(shrink)), total));
-    _mm_storeu_ps(m, next);
+    _mm_mask_storeu_ps(l, real, _mm_add_ps(_mm_mul_ps(_mm_maskz_loadu_ps(real, l), _mm_load_ps(shrink)), total));
+    _mm_mask_storeu_ps(m, real, next);
     // P . V, four blocks at a time: first their weights p d_v rounded to
     // u8 against each row's largest in the block (q8_value_tile's
     // rounding), the four blocks' sixteen maxima in one vector and one
@@ -466,7 +480,7 @@ struct q8_decode_tile {
     // block by block, each block's products waited on its own chain of
     // maxima, division and rounding.
     alignas(64) unsigned char u[4][R][TT];  // [block of the four][row][key]
-    alignas(64) float step[4 * R], inverse[4 * R];  // lane 4 k + j: block k, row j
+    alignas(64) float step[16], inverse[16];  // lane 4 k + j: block k, row j
     for (size_t b0 = 0; b0 < nb; b0 += 4) {
       const size_t nq = std::min<size_t>(4, nb - b0);  // past nq, the last block again
       fvec dv[4][S], top[4];
@@ -476,7 +490,7 @@ struct q8_decode_tile {
         dv[k][0] = V::load_half(scales);
         dv[k][1] = V::load_half(scales + gb);
         if (k < nq) ask();
-        fvec most[R];
+        fvec most[4] = {V::zero(), V::zero(), V::zero(), V::zero()};  // past R: no weight
         #pragma GCC unroll 4
         for (size_t j = 0; j < R; ++j)
           most[j] = V::maxf(V::maxf(V::zero(), V::mul(p[j][0], dv[k][0])), V::mul(p[j][1], dv[k][1]));
@@ -532,8 +546,10 @@ struct q8_decode_tile {
       }
     }
     // The last line of each run where it does not start a line.
-    _mm_prefetch(k_last, _MM_HINT_T1);
-    _mm_prefetch(v_last, _MM_HINT_T1);
+    if (k_first) {
+      _mm_prefetch(k_first + run_bytes - 1, _MM_HINT_T1);
+      _mm_prefetch(v_first + run_bytes - 1, _MM_HINT_T1);
+    }
   }
 };
 
