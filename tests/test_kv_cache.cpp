@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -664,6 +665,33 @@ TEST(PagedAttention, AmxPrefillMatchesTheOracleToItsBf16Rounding) {
       }
 }
 
+/// A cache holding `len` tokens of Gaussian K and V (seeds `seed` and seed
+/// + 1) in one sequence, layer 0, and the attn_kv view of it a kernel
+/// takes: for the tests that call registered kernels directly.
+struct direct_cache {
+  KvCache cache;
+  seq_id seq;
+  std::vector<const unsigned char*> k_blocks, v_blocks;
+  kernels::attn_kv kv{};
+
+  direct_cache(format kf, format vf, size_t kv_heads, size_t dim, size_t block_tokens, size_t len, uint32_t seed)
+      : cache(config(kf, vf, kv_heads, dim, block_tokens, (len + block_tokens - 1) / block_tokens)),
+        seq(cache.create_sequence()) {
+    const auto k = make_data(len * kv_heads * dim, data_kind::gaussian, seed);
+    const auto v = make_data(len * kv_heads * dim, data_kind::gaussian, seed + 1);
+    cache.append(seq, 0, k.data(), v.data(), len);
+    const KvCache::layout lv = cache.view(seq, 0);
+    for (const unsigned char* b : lv.blocks) {
+      k_blocks.push_back(b + lv.k_offset);
+      v_blocks.push_back(b + lv.v_offset);
+    }
+    kv = kernels::attn_kv{k_blocks.data(), v_blocks.data(), lv.block_tokens, lv.k_head_bytes, lv.v_head_bytes,
+                          lv.k_row_bytes, lv.v_row_bytes, dim};
+  }
+  direct_cache(const direct_cache&) = delete;  // kv points into k_blocks and v_blocks
+  direct_cache& operator=(const direct_cache&) = delete;
+};
+
 TEST(PagedAttention, EveryKernelGivesEachHeadOfAMultiHeadCallItsOneHeadResult) {
   // attn_kv::heads: one call over several KV heads (a decode kernel reads
   // them block by block) must give each head's rows, bit for bit, what a
@@ -683,19 +711,8 @@ TEST(PagedAttention, EveryKernelGivesEachHeadOfAMultiHeadCallItsOneHeadResult) {
     for (size_t dim : {64, 96})
       for (size_t block_tokens : {16, 40, 64}) {
         SCOPED_TRACE("head_dim " + std::to_string(dim) + ", " + std::to_string(block_tokens) + " tokens a block");
-        KvCache cache(config(e.k_format, e.v_format, kv_heads, dim, block_tokens, (len + block_tokens - 1) / block_tokens));
-        const seq_id seq = cache.create_sequence();
-        const auto k = make_data(len * kv_heads * dim, data_kind::gaussian, 701);
-        const auto v = make_data(len * kv_heads * dim, data_kind::gaussian, 702);
-        cache.append(seq, 0, k.data(), v.data(), len);
-        const KvCache::layout lv = cache.view(seq, 0);
-        std::vector<const unsigned char*> k_blocks, v_blocks;
-        for (const unsigned char* b : lv.blocks) {
-          k_blocks.push_back(b + lv.k_offset);
-          v_blocks.push_back(b + lv.v_offset);
-        }
-        kernels::attn_kv kv{k_blocks.data(), v_blocks.data(), lv.block_tokens, lv.k_head_bytes, lv.v_head_bytes,
-                            lv.k_row_bytes, lv.v_row_bytes, dim};
+        const direct_cache held(e.k_format, e.v_format, kv_heads, dim, block_tokens, len, 701);
+        const kernels::attn_kv& kv = held.kv;
         for (size_t group : {1, 4, 8, 12}) {
           SCOPED_TRACE(std::to_string(group) + " rows a head");
           const size_t rows = heads * group;
@@ -758,19 +775,8 @@ TEST(PagedAttention, TheIntegerDecodeTileGivesEachRowWhatTheGeneralPathDoes) {
     for (size_t dim : {64, 96, 128})
       for (size_t block_tokens : {32, 48, 64}) {
         SCOPED_TRACE("head_dim " + std::to_string(dim) + ", " + std::to_string(block_tokens) + " tokens a block");
-        KvCache cache(config(e.k_format, e.v_format, kv_heads, dim, block_tokens, (len + block_tokens - 1) / block_tokens));
-        const seq_id seq = cache.create_sequence();
-        const auto k = make_data(len * kv_heads * dim, data_kind::gaussian, 801 + dim);
-        const auto v = make_data(len * kv_heads * dim, data_kind::gaussian, 802 + dim);
-        cache.append(seq, 0, k.data(), v.data(), len);
-        const KvCache::layout lv = cache.view(seq, 0);
-        std::vector<const unsigned char*> k_blocks, v_blocks;
-        for (const unsigned char* b : lv.blocks) {
-          k_blocks.push_back(b + lv.k_offset);
-          v_blocks.push_back(b + lv.v_offset);
-        }
-        kernels::attn_kv kv{k_blocks.data(), v_blocks.data(), lv.block_tokens, lv.k_head_bytes, lv.v_head_bytes,
-                            lv.k_row_bytes, lv.v_row_bytes, dim};
+        const direct_cache held(e.k_format, e.v_format, kv_heads, dim, block_tokens, len, static_cast<uint32_t>(801 + dim));
+        const kernels::attn_kv& kv = held.kv;
         const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
         for (size_t heads : {1, 3})
           for (auto [t0, t1] : {std::pair<size_t, size_t>{0, len}, {16, 300}, {37, 250}}) {

@@ -325,6 +325,16 @@ inline key_range keys_seen(const size_t* limits, size_t rows, size_t t0, size_t 
   }
 }
 
+/// Two lines of each stream, from k and from v (into L2), both stepped past them.
+[[gnu::always_inline]] inline void prefetch_line_pairs(const char*& k, const char*& v) {
+  _mm_prefetch(k, _MM_HINT_T1);
+  _mm_prefetch(v, _MM_HINT_T1);
+  _mm_prefetch(k + 64, _MM_HINT_T1);
+  _mm_prefetch(v + 64, _MM_HINT_T1);
+  k += 128;
+  v += 128;
+}
+
 /// The K and V rows of one future tile, prefetched (into L2) a line or two
 /// at a time while the tile in hand is computed: step() is called from the
 /// inner loops of the score and P . V passes (once per column vector of a
@@ -406,12 +416,7 @@ struct prefetch_cursor {
       k += 64;
       v += 64;
     } else if (k_per == 2 && v_per == 2) {
-      _mm_prefetch(k, _MM_HINT_T1);
-      _mm_prefetch(v, _MM_HINT_T1);
-      _mm_prefetch(k + 64, _MM_HINT_T1);
-      _mm_prefetch(v + 64, _MM_HINT_T1);
-      k += 128;
-      v += 128;
+      prefetch_line_pairs(k, v);
     } else {
       for (size_t i = 0; i < k_per; ++i, k += 64) _mm_prefetch(k, _MM_HINT_T1);
       for (size_t i = 0; i < v_per; ++i, v += 64) _mm_prefetch(v, _MM_HINT_T1);

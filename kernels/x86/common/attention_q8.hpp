@@ -355,29 +355,31 @@ class q8_value_tile : public q8_value_groups<V, S> {
 };
 
 /// The integer decode's tile in its common case, written for it alone:
-/// four query rows of one KV head (a group of four: 32 query heads over 8
-/// KV heads, as the decode benchmark's), a whole tile of 32 keys that
-/// starts a group of the cache's layout (two whole groups, neither
-/// regrouped), every row seeing every key (a decode step), 512-bit VNNI.
-/// attention_tiles hands such tiles here and every other to its general
-/// path; the results are the same bits (the same float operations in the
-/// same order; the integer sums are exact in any order), which
-/// PagedAttention.TheIntegerDecodeTileGivesEachRowWhatTheGeneralPathDoes
-/// checks. What it does
-/// without: the scores' store and reload between QKᵀ and the softmax (the
-/// eight score vectors and, through P . V, the eight weight vectors stay in
-/// registers), the sub-tile calls and their prefetch_pass copies, the
-/// regrouping tests, the masks for keys a row does not see, the block scales'
-/// store and reload, and the prefetch cursor's countdown: the next tile's
-/// lines are asked for two of each stream at a time at fixed points of the
-/// tile (four per block of QKᵀ, four per block of P . V, the rest in the
-/// softmax) at constant offsets from k_ask and v_ask, its first K and V
-/// rows (k_ask, v_ask may point at lines already in cache: the call asks
-/// for nothing then).
+/// 512-bit VNNI, a whole tile of 32 keys that starts a group of the cache's
+/// layout (two whole groups, neither regrouped), and every query row of the
+/// KV head seeing every key of it (a decode step), up to four rows a call
+/// (attention_tiles calls once per group of four rows, the last group at
+/// its own count). attention_tiles hands such tiles here and every other to
+/// its general path; the results are the same bits (the same float
+/// operations in the same order; the integer sums are exact in any order),
+/// which PagedAttention.TheIntegerDecodeTileGivesEachRowWhatTheGeneralPathDoes
+/// checks. What it does without: the scores' store and reload between QKᵀ
+/// and the softmax (the score vectors and, through P . V, the weight vectors
+/// stay in registers), the sub-tile calls and their prefetch_pass copies,
+/// the regrouping tests, the masks for keys a row does not see, the block
+/// scales' store and reload, and the prefetch cursor's countdown: the next
+/// tile's lines (k_ask, v_ask: its first K and V rows; null: none asked
+/// for) are asked for two of each stream at a time at fixed points spread
+/// over the tile in proportion to each phase's time, at constant offsets.
+/// On a Xeon of family 6, model 207 it took 0.71 of the general path's time
+/// from L2 (lowbit-attn-min, four rows; docs/attention.md, twenty-seventh
+/// section), most of it from two changes below: P . V's weights broadcast
+/// by loads (broadcast4_loaded) and four blocks' weights rounded before
+/// their products.
 ///
-/// q: the four rows' rounded blocks (q8_key_scores' form), kg and vg: the
-/// tile's first key and value groups (the second follows each), m, l in
-/// log2 units, acc: four rows of d.
+/// q: the rows' rounded blocks (q8_key_scores' form), kg and vg: the tile's
+/// first key and value groups (the second follows each), m, l in log2
+/// units, acc: the rows' sums, d apart.
 template <class V>
 struct q8_decode_tile {
   static_assert(V::lanes == 16 && V::vnni, "512-bit VNNI: sixteen keys a vector, vpdpbusd");
@@ -402,16 +404,10 @@ struct q8_decode_tile {
     // Two lines of each stream per ask, the cursor stepped a line pair at a
     // time; no asks where k_ask is null.
     const auto ask = [&] {
-      if (!k_first) return;
-      _mm_prefetch(k_ask, _MM_HINT_T1);
-      _mm_prefetch(v_ask, _MM_HINT_T1);
-      _mm_prefetch(k_ask + 64, _MM_HINT_T1);
-      _mm_prefetch(v_ask + 64, _MM_HINT_T1);
-      k_ask += 128;
-      v_ask += 128;
+      if (k_first) prefetch_line_pairs(k_ask, v_ask);
     };
-    // QKᵀ: per block, eight vpdpbusd chains (four rows, two sub-tiles),
-    // each from minus its row's bias; s = a d_q d_k + s, as q8_key_scores.
+    // QKᵀ: per block, 2 R vpdpbusd chains (R rows, two sub-tiles), each
+    // from minus its row's bias; s = a d_q d_k + s, as q8_key_scores.
     fvec s[R][S];
     #pragma GCC unroll 4
     for (size_t j = 0; j < R; ++j) s[j][0] = s[j][1] = V::zero();
