@@ -779,7 +779,8 @@ TEST(PagedAttention, TheIntegerDecodeTileGivesEachRowWhatTheGeneralPathDoes) {
         const kernels::attn_kv& kv = held.kv;
         const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
         for (size_t heads : {1, 3})
-          for (auto [t0, t1] : {std::pair<size_t, size_t>{0, len}, {16, 300}, {37, 250}}) {
+          for (const std::pair<size_t, size_t>& range : {std::pair<size_t, size_t>{0, len}, {16, 300}, {37, 250}}) {
+            const size_t t0 = range.first, t1 = range.second;  // not a structured binding: the lambda captures them
             SCOPED_TRACE(std::to_string(heads) + " KV heads, keys [" + std::to_string(t0) + ", " + std::to_string(t1) + ")");
             const auto q = make_data(heads * wide * dim, data_kind::gaussian, 803 + heads + t0);
             // `group` rows a head, row r of head h query row h * wide + r;
