@@ -385,7 +385,9 @@ struct q8_decode_tile {
   static_assert(V::lanes == 16 && V::vnni, "512-bit VNNI: sixteen keys a vector, vpdpbusd");
   using ivec = typename V::ivec;
   using fvec = typename V::fvec;
-  static constexpr size_t S = 2, TK = 16, TT = S * TK;
+  // The decode's tile on 512-bit vectors: decode_subtiles sub-tiles of V::lanes keys.
+  static constexpr size_t S = decode_subtiles<V>, TK = V::lanes, TT = S * TK;
+  static_assert(S == 2, "the tile's loops are written for two sub-tiles (two groups of the cache)");
 
   /// R rows (1 to 4) of a KV head's group; the padding lanes of the
   /// four-row maxima and sums as attention_tiles pads them.
