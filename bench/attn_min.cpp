@@ -1,8 +1,10 @@
 // lowbit-attn-min: the fastest of many short timings of one decode step of
 // paged attention, per token and KV head, for comparing two builds of an
-// attention kernel on a shared machine.
+// attention kernel on a shared machine; with --prefill, of one causal
+// prefill of --ctx tokens instead, per call (and the int8 operations per
+// second it did, counted as lowbit-bench-kernels' attn_prefill counts them).
 //
-//   lowbit-attn-min [--kv f16|q8_0] [--kv-heads N] [--group N] [--dim N] [--ctx N] [--threads N] [--runs N] [--cold]
+//   lowbit-attn-min [--kv f16|q8_0] [--kv-heads N] [--group N] [--dim N] [--ctx N] [--threads N] [--runs N] [--cold] [--prefill]
 //
 // One sequence of --ctx random tokens as lowbit-bench-kernels builds it
 // (bench/attn_setup.hpp: blocks of 64 tokens; d = 128 unless --dim), four
@@ -44,7 +46,7 @@ namespace {
 
 constexpr const char* program = "lowbit-attn-min";
 constexpr const char* usage_text =
-    "usage: lowbit-attn-min [--kv f16|q8_0] [--kv-heads N] [--group N] [--dim N] [--ctx N] [--threads N] [--runs N] [--cold]\n";
+    "usage: lowbit-attn-min [--kv f16|q8_0] [--kv-heads N] [--group N] [--dim N] [--ctx N] [--threads N] [--runs N] [--cold] [--prefill]\n";
 
 /// A positive count of at most 2^24 given to the current flag.
 size_t positive(lowbit::cli::arguments& args) {
@@ -60,7 +62,7 @@ int main(int argc, char** argv) {
   using namespace lowbit;
   format f = format::f16;
   size_t kv_heads = 8, group = 4, dim = bench::attn_dim, ctx = 4096, threads = 1, runs = 30;
-  bool cold = false;
+  bool cold = false, prefill = false;
   cli::arguments args(argc, argv, program, usage_text);
   while (args.next()) {
     if (args.is("--kv")) {
@@ -75,14 +77,16 @@ int main(int argc, char** argv) {
     else if (args.is("--threads")) threads = positive(args);
     else if (args.is("--runs")) runs = positive(args);
     else if (args.is("--cold")) cold = true;
+    else if (args.is("--prefill")) prefill = true;
     else args.unknown();
   }
   try {
     set_num_threads(threads);
     const bench::attn_setup setup(f, f, ctx, kv_heads, dim);
-    const auto q = bench::random_floats(group * kv_heads * dim, 7);
+    const size_t positions = prefill ? ctx : 1;
+    const auto q = bench::random_floats(positions * group * kv_heads * dim, 7);
     std::vector<float> out(q.size());
-    const paged_query pq{setup.seq, q.data(), 1, out.data(), 0, 0};
+    const paged_query pq{setup.seq, q.data(), positions, out.data(), 0, 0};
     const size_t heads = group * kv_heads;
     const auto step = [&] { attention(setup.cache, 0, heads, &pq, 1); };
     // Calls per run: about a millisecond's worth (one call when cold: the
@@ -103,10 +107,18 @@ int main(int argc, char** argv) {
       const auto a = std::chrono::steady_clock::now();
       for (size_t i = 0; i < calls; ++i) step();
       const double t = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - a).count();
-      ns.push_back(t / static_cast<double>(calls * ctx * kv_heads));
+      ns.push_back(t / static_cast<double>(calls * (prefill ? 1 : ctx * kv_heads)));
     }
     std::sort(ns.begin(), ns.end());
     const std::string name = f == format::f16 ? "f16" : "q8_0";
+    if (prefill) {
+      // QK^T and P.V over the causal triangle, two operations per multiply-add.
+      const double ops = 4.0 * static_cast<double>(heads * dim) * static_cast<double>(ctx) * static_cast<double>(ctx + 1) / 2;
+      std::printf("%s kernel %s prefill kv_heads %zu group %zu dim %zu len %zu threads %zu%s: fastest %.3f ms (%.1f GOPS), median %.3f ms (%zu runs of %zu calls)\n",
+                  (name + "_" + name).c_str(), selected_kernel("attention." + name + "_" + name).c_str(), kv_heads, group, dim, ctx,
+                  threads, cold ? " cold" : "", ns.front() * 1e-6, ops / ns.front(), ns[ns.size() / 2] * 1e-6, runs, calls);
+      return 0;
+    }
     std::printf("%s kernel %s kv_heads %zu group %zu dim %zu ctx %zu threads %zu%s: fastest %.2f ns, median %.2f ns per token and KV head (%zu runs of %zu calls)\n",
                 (name + "_" + name).c_str(), selected_kernel("attention." + name + "_" + name).c_str(), kv_heads, group, dim, ctx,
                 threads, cold ? " cold" : "", ns.front(), ns[ns.size() / 2], runs, calls);

@@ -1233,7 +1233,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
     const unsigned char* kp = at.k;
     const unsigned char* vp = at.v;
     const size_t slot = t % kv.block_tokens;
-    if constexpr (integer_values && V::vnni && V::lanes == 16 && S == decode_subtiles<V>) {
+    if constexpr (integer_values && (V::vnni || V::lanes == 8) && S == decode_subtiles<V>) {
       // Rows that all see a whole tile starting a group: q8_decode_tile, a
       // group of up to four rows at a time (the same bits, fewer
       // instructions). The first group's call asks for the next tile's lines

@@ -551,6 +551,213 @@ struct q8_decode_tile {
   }
 };
 
+/// q8_decode_tile on 256-bit vectors (avx2_vnni): the same case (a whole
+/// tile of 32 keys starting a group, every row seeing all of it, up to four
+/// rows a call), the same float operations in the same order as
+/// attention_tiles' general path over decode_subtiles<V> = 4 sub-tiles of
+/// eight keys, so the same bits. Sixteen registers hold neither a tile's
+/// scores nor its weights for four rows (sixteen vectors each), so they go
+/// through small arrays on the stack; what this path saves is the rest of
+/// the general path's overhead: the sub-tile calls and their prefetch_pass
+/// copies, the regrouping tests, the masks for keys a row does not see, the
+/// prefetch cursor's countdown (fixed asks, as on 512-bit vectors), and the
+/// wait of each block's products on its own maxima, division and rounding
+/// (four blocks' weights are rounded before their products).
+template <bool Vnni>
+struct q8_decode_tile<vec256<Vnni>> {
+  using V = vec256<Vnni>;
+  using ivec = typename V::ivec;
+  using fvec = typename V::fvec;
+  static constexpr size_t S = decode_subtiles<V>, TK = V::lanes, TT = S * TK;
+  static_assert(S == 4 && 2 * TK == kv_group_tokens, "four sub-tiles of eight keys: two halves of each of two groups");
+
+  template <size_t R>
+  [[gnu::noinline]] static void run(const q8_query_block* q, size_t d, const unsigned char* kg, const unsigned char* vg,
+                                    float score_scale, float* m, float* l, float* acc, const char* k_ask,
+                                    const char* v_ask) {
+    static_assert(R >= 1 && R <= 4, "a group of at most four rows");
+    using ops = attention_vec<V>;
+    constexpr float minus_inf = -std::numeric_limits<float>::infinity();
+    const size_t nb = d / qk8_0, gb = kv_group_bytes(d);
+    const size_t run_bytes = 2 * gb;
+    const char* const k_first = k_ask;
+    const char* const v_first = v_ask;
+    const auto ask = [&] {
+      if (k_first) prefetch_line_pairs(k_ask, v_ask);
+    };
+    // QKᵀ, a group (two sub-tiles) at a time: per block, 2 R vpdpbusd
+    // chains from minus each row's bias, then s = a d_q d_k + s
+    // (q8_key_scores::group's products and sums).
+    alignas(32) float sc[R][TT];
+    for (size_t g = 0; g < 2; ++g) {
+      const unsigned char* const group = kg + g * gb;
+      fvec s[R][2];
+      #pragma GCC unroll 4
+      for (size_t j = 0; j < R; ++j) s[j][0] = s[j][1] = V::zero();
+      for (size_t b = 0; b < nb; ++b) {
+        ask();
+        const unsigned char* const kb = group + kv_group_block(nb, b);
+        ivec a[R][2];
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < R; ++j) {
+          a[j][0] = a[j][1] = V::set1(q[j * nb + b].bias);
+        }
+        #pragma GCC unroll 8
+        for (size_t w = 0; w < 8; ++w) {
+          ivec x0 = V::load(kb + w * kv_key_vector_bytes), x1 = V::load(kb + w * kv_key_vector_bytes + 32);
+          if constexpr (!Vnni) {  // the sign trick on the unbiased keys, as q8_key_scores
+            x0 = V::xor_(x0, V::splat8(0x80));
+            x1 = V::xor_(x1, V::splat8(0x80));
+          }
+          #pragma GCC unroll 4
+          for (size_t j = 0; j < R; ++j) {
+            const ivec qw = V::broadcast4(q[j * nb + b].qs + 4 * w);
+            if constexpr (Vnni) {
+              a[j][0] = V::dot_u8s8(a[j][0], x0, qw);
+              a[j][1] = V::dot_u8s8(a[j][1], x1, qw);
+            } else {
+              a[j][0] = V::dot_s8s8(a[j][0], x0, qw);
+              a[j][1] = V::dot_s8s8(a[j][1], x1, qw);
+            }
+          }
+        }
+        const fvec dk0 = V::load_half(group + kv_group_scale(b, 0)), dk1 = V::load_half(group + kv_group_scale(b, TK));
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < R; ++j) {
+          const fvec dq = V::set1f(q[j * nb + b].scale);
+          s[j][0] = V::fmadd(V::to_float(a[j][0]), V::mul(dk0, dq), s[j][0]);
+          s[j][1] = V::fmadd(V::to_float(a[j][1]), V::mul(dk1, dq), s[j][1]);
+        }
+      }
+      #pragma GCC unroll 4
+      for (size_t j = 0; j < R; ++j) {
+        V::store(sc[j] + 2 * g * TK, V::mul(s[j][0], V::set1f(score_scale)));
+        V::store(sc[j] + (2 * g + 1) * TK, V::mul(s[j][1], V::set1f(score_scale)));
+      }
+    }
+    // The online softmax, as attention_tiles' (every row sees every key;
+    // past R, maxima of -inf against an old maximum of 0, sums of 0).
+    fvec top[4];
+    #pragma GCC unroll 4
+    for (size_t j = 0; j < 4; ++j) {
+      if (j >= R) {
+        top[j] = V::set1f(minus_inf);
+        continue;
+      }
+      top[j] = V::loadf(sc[j]);
+      for (size_t sub = 1; sub < S; ++sub) top[j] = V::maxf(top[j], V::loadf(sc[j] + sub * TK));
+    }
+    alignas(16) float old_m[4] = {0.0f, 0.0f, 0.0f, 0.0f}, old_l[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (size_t j = 0; j < R; ++j) {
+      old_m[j] = m[j];
+      old_l[j] = l[j];
+    }
+    const __m128 prev = _mm_load_ps(old_m);
+    const __m128 next = _mm_max_ps(prev, ops::max_each(top[0], top[1], top[2], top[3]));
+    alignas(16) float new_m[4];
+    _mm_store_ps(new_m, next);
+    alignas(32) float p[R][TT];
+    fvec row_sum[4];
+    const size_t softmax_asks = (3 * nb + 1) / 2;  // the lines the blocks' asks leave (17 nb a stream)
+    #pragma GCC unroll 4
+    for (size_t j = 0; j < R; ++j) {
+      for (size_t i = j * softmax_asks / R; i < (j + 1) * softmax_asks / R; ++i) ask();
+      row_sum[j] = V::zero();
+      #pragma GCC unroll 4
+      for (size_t sub = 0; sub < S; ++sub) {
+        const fvec e = exp2_nonpositive<V, true>(V::sub(V::loadf(sc[j] + sub * TK), V::set1f(new_m[j])));
+        V::store(p[j] + sub * TK, e);
+        row_sum[j] = V::addf(row_sum[j], e);
+      }
+    }
+    for (size_t j = R; j < 4; ++j) row_sum[j] = V::zero();
+    const __m128 total = ops::sum_each(row_sum[0], row_sum[1], row_sum[2], row_sum[3]);
+    const bool rescale = _mm_movemask_ps(_mm_cmplt_ps(prev, next)) != 0;
+    alignas(32) float shrink[TK];
+    if (rescale) V::store(shrink, exp2_nonpositive<V, true>(ops::from4(_mm_sub_ps(prev, next))));
+    else V::store(shrink, V::set1f(1.0f));
+    alignas(16) float sums[4];
+    _mm_store_ps(sums, _mm_add_ps(_mm_mul_ps(_mm_load_ps(old_l), _mm_load_ps(shrink)), total));
+    for (size_t j = 0; j < R; ++j) {
+      l[j] = sums[j];
+      m[j] = new_m[j];
+    }
+    // P . V, four blocks at a time: their weights p d_v rounded to u8
+    // against each row's largest in the block (q8_value_tile's rounding),
+    // then their products, two column vectors a pass.
+    alignas(32) unsigned char u[4][R][TT];  // [block of the four][row][key]
+    alignas(16) float step[4][4];           // [block of the four][row]
+    constexpr float levels = Vnni ? 255.0f : 127.0f;  // the largest weight's code (q8_value_tile)
+    for (size_t b0 = 0; b0 < nb; b0 += 4) {
+      const size_t nq = std::min<size_t>(4, nb - b0);
+      for (size_t k = 0; k < nq; ++k) {
+        const size_t b = b0 + k;
+        ask();
+        fvec dv[S], most[4];
+        #pragma GCC unroll 4
+        for (size_t sub = 0; sub < S; ++sub) dv[sub] = V::load_half(vg + sub / 2 * gb + kv_group_scale(b, sub % 2 * TK));
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < 4; ++j) {
+          most[j] = V::zero();  // past R: no weight
+          if (j >= R) continue;
+          #pragma GCC unroll 4
+          for (size_t sub = 0; sub < S; ++sub) most[j] = V::maxf(most[j], V::mul(V::loadf(p[j] + sub * TK), dv[sub]));
+        }
+        const __m128 top4 = ops::max_each(most[0], most[1], most[2], most[3]);
+        alignas(16) float inverse[4];
+        _mm_store_ps(inverse, _mm_and_ps(_mm_div_ps(_mm_set1_ps(levels), top4), _mm_cmpgt_ps(top4, _mm_setzero_ps())));
+        _mm_store_ps(step[k], _mm_mul_ps(top4, _mm_set1_ps(1.0f / levels)));
+        ask();
+        #pragma GCC unroll 4
+        for (size_t j = 0; j < R; ++j) {
+          const fvec scale = V::set1f(inverse[j]);
+          const auto w = [&](size_t sub) { return V::mul(V::mul(V::loadf(p[j] + sub * TK), dv[sub]), scale); };
+          ops::weights_to_u8x4(w(0), w(1), w(2), w(3), u[k][j]);
+        }
+      }
+      for (size_t k = 0; k < nq; ++k) {
+        const size_t b = b0 + k;
+        #pragma GCC unroll 2
+        for (size_t c = 0; c < qk8_0 / TK; c += 2) {
+          ivec sums_c[R][2];
+          #pragma GCC unroll 4
+          for (size_t j = 0; j < R; ++j) sums_c[j][0] = sums_c[j][1] = V::set1(0);
+          #pragma GCC unroll 4
+          for (size_t sub = 0; sub < S; ++sub) {
+            if ((c == 0 && (sub == 0 || sub == 2)) || (c == 2 && sub == 0)) ask();
+            const unsigned char* const g = vg + sub / 2 * gb + kv_group_block(nb, b) + sub % 2 * 2 * kv_value_quad_bytes + c * 32;
+            #pragma GCC unroll 2
+            for (size_t qd = 0; qd < 2; ++qd) {
+              const ivec v0 = V::load(g + qd * kv_value_quad_bytes), v1 = V::load(g + qd * kv_value_quad_bytes + 32);
+              #pragma GCC unroll 4
+              for (size_t j = 0; j < R; ++j) {
+                const ivec weights = V::broadcast4(u[k][j] + sub * TK + 4 * qd);
+                sums_c[j][0] = V::dot_u8s8(sums_c[j][0], weights, v0);
+                sums_c[j][1] = V::dot_u8s8(sums_c[j][1], weights, v1);
+              }
+            }
+          }
+          #pragma GCC unroll 4
+          for (size_t j = 0; j < R; ++j) {
+            float* const o = acc + j * d + b * qk8_0 + c * TK;
+            fvec o0 = V::loadf(o), o1 = V::loadf(o + TK);
+            if (rescale) {
+              o0 = V::mul(o0, V::set1f(shrink[j]));
+              o1 = V::mul(o1, V::set1f(shrink[j]));
+            }
+            V::store(o, V::fmadd(V::to_float(sums_c[j][0]), V::set1f(step[k][j]), o0));
+            V::store(o + TK, V::fmadd(V::to_float(sums_c[j][1]), V::set1f(step[k][j]), o1));
+          }
+        }
+      }
+    }
+    if (k_first) {
+      _mm_prefetch(k_first + run_bytes - 1, _MM_HINT_T1);
+      _mm_prefetch(v_first + run_bytes - 1, _MM_HINT_T1);
+    }
+  }
+};
+
 // attention_q8_row_lanes' two integer products on avx2 without VNNI, as
 // inline asm with the eight sums as register operands. Written as
 // intrinsics, GCC kept two to three of the QKᵀ loop's eight key sums on the
