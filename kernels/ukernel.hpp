@@ -89,10 +89,12 @@ struct attn_kv {
   /// rows' work (a prefill task: every key they see, no other chunk to
   /// merge): a kernel may then finish the rows itself, writing each row's
   /// result (acc / l, zeros for a row that saw no key) straight into
-  /// out_rows[r], head_dim floats and nothing else, instead of its m, l and
-  /// acc (then left unspecified), and say so by setting *finished (it
-  /// never clears it). A kernel that does not sets nothing, and the caller
-  /// finishes from m, l and acc as before.
+  /// out_rows[r], head_dim floats and nothing else, instead of its m, l
+  /// (then left unspecified) and acc (then left as it was: the dispatcher
+  /// keeps a prefill task's acc zeroed from one task to the next and does
+  /// not zero it again after a kernel that finished), and say so by setting
+  /// *finished (it never clears it). A kernel that does not sets nothing,
+  /// and the caller finishes from m, l and acc as before.
   bool* finished = nullptr;
   /// KV heads the call covers: kv_head, kv_head + 1, ... Its rows are split
   /// evenly among them, head by head (rows [h * rows / heads, (h + 1) * rows

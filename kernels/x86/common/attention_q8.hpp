@@ -934,8 +934,9 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   };
   const float score_scale = scale * log2_e;
   constexpr float rescale_slack = 8.0f;  // log2 units: weights up to 256
-  // A row block's query rows, transposed (into its P . V sums, zeroed
-  // after) and rounded to q8_0 lane by lane, each row exactly as the
+  // A row block's query rows, transposed (into the room of its P . V sums,
+  // which the first tile's P . V then writes, or, with a tile unit, which
+  // adds to them, zeroed after) and rounded to q8_0 lane by lane, each row exactly as the
   // activation quantizer rounds it: d = amax / 127, q = x / d rounded half
   // away from zero, the scale d kept as f16; or, with a tile unit, to bf16
   // (to nearest even) as pairs of columns. Each block's rows are rounded
@@ -1002,7 +1003,8 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       // The sign trick (without VNNI) reads the keys unbiased: no bias kept.
       if constexpr (V::vnni) V::storei(bs.bias + b * R, V::keep_first(V::mullo(sum, V::set1(-128)), real_rows));
     }
-    std::fill(bs.ot, bs.ot + d * R, 0.0f);
+    // No zeros for the sums: the first tile's P . V writes every one of
+    // them (below) where later tiles add.
   };
   // The next row block's query rows, a few lines per QKᵀ step of the first tile.
   const size_t q_lines = d * sizeof(float) / 64;
@@ -1067,7 +1069,12 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         nr = std::max(nr, v);
         if (row < rows) fewest = std::min(fewest, v);
       }
-      if (nr == 0) continue;
+      if (nr == 0) {
+        // A block blind to the first tile sees no key at all (every row
+        // that sees one sees t0): its sums are zeros, never written by P . V.
+        if (t == t0) std::fill(row_block(k).ot, row_block(k).ot + d * R, 0.0f);
+        continue;
+      }
       const block_state bs = row_block(k);
       if (t == t0) {
         round_rows(k, bs);
@@ -1261,11 +1268,19 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
             }
           }
           float* ot = bs.ot + (b * qk8_0 + h) * R;
-          #pragma GCC unroll 16
-          for (size_t c = 0; c < Cn; ++c) {
-            fvec o = V::loadf(ot + c * R);
-            if (rescale) o = V::mul(o, shrink);
-            V::store(ot + c * R, V::fmadd(V::to_float(a[c]), step, o));
+          if (t == t0) {
+            // The block's first tile: its sums start here (the zeros the
+            // later tiles' form would load and rescale, 0 times a finite
+            // shrink, are the zeros given).
+            #pragma GCC unroll 16
+            for (size_t c = 0; c < Cn; ++c) V::store(ot + c * R, V::fmadd(V::to_float(a[c]), step, V::zero()));
+          } else {
+            #pragma GCC unroll 16
+            for (size_t c = 0; c < Cn; ++c) {
+              fvec o = V::loadf(ot + c * R);
+              if (rescale) o = V::mul(o, shrink);
+              V::store(ot + c * R, V::fmadd(V::to_float(a[c]), step, o));
+            }
           }
         };
         // Two passes of 16 columns on 512-bit vectors; on 256-bit ones (16
