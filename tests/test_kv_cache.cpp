@@ -753,8 +753,9 @@ TEST(PagedAttention, EveryKernelGivesEachHeadOfAMultiHeadCallItsOneHeadResult) {
 
 TEST(PagedAttention, TheIntegerDecodeTileGivesEachRowWhatTheGeneralPathDoes) {
   // A decode row's result depends on its own query and the keys' tiles
-  // alone, not on the other rows of its KV head. The 512-bit VNNI kernels
-  // (avx512_vnni, and amx's decode steps) take a tile whose rows all see all
+  // alone, not on the other rows of its KV head. The integer decodes of the
+  // VNNI tiers (avx512_vnni, amx's decode steps, avx2_vnni) and of avx2
+  // (the sign trick) take a tile whose rows all see all
   // of a whole 32-key tile starting a q8_0 group to q8_decode_tile, a path
   // written for that case, in groups of up to four rows; a tile that one
   // row of the head does not see whole goes the general way for all of
