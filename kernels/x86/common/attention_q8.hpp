@@ -354,6 +354,71 @@ class q8_value_tile : public q8_value_groups<V, S> {
 
 };
 
+/// The next tile's K and V lines as q8_decode_tile asks for them: two lines
+/// of each stream an ask (the tile calls it at fixed points spread over its
+/// time), from the next tile's first K and V rows, none where those are
+/// null; then the last line of each run where it does not start a line.
+class next_tile_asks {
+ public:
+  next_tile_asks(const char* k, const char* v) : k_(k), v_(v), k_first_(k), v_first_(v) {}
+  [[gnu::always_inline]] void operator()() {
+    if (k_first_) prefetch_line_pairs(k_, v_);
+  }
+  /// After the tile: each stream's run of `run_bytes` bytes (the next
+  /// tile's rows) to its last line.
+  [[gnu::always_inline]] void last_lines(size_t run_bytes) const {
+    if (!k_first_) return;
+    _mm_prefetch(k_first_ + run_bytes - 1, _MM_HINT_T1);
+    _mm_prefetch(v_first_ + run_bytes - 1, _MM_HINT_T1);
+  }
+
+ private:
+  const char *k_, *v_;
+  const char* k_first_;
+  const char* v_first_;
+};
+
+/// q8_decode_tile's scores after a block of QKᵀ: for each of R rows and two
+/// vectors of keys, s = a d_q d_k + s (q8_key_scores' products, in its order),
+/// the rows' blocks q[j * nb + b], the keys' block scales dk0 and dk1.
+template <class V, size_t R>
+[[gnu::always_inline]] inline void add_block_scores(typename V::fvec (&s)[R][2], const typename V::ivec (&a)[R][2],
+                                                    typename V::fvec dk0, typename V::fvec dk1,
+                                                    const q8_query_block* q, size_t nb, size_t b) {
+  #pragma GCC unroll 4
+  for (size_t j = 0; j < R; ++j) {
+    const auto dq = V::set1f(q[j * nb + b].scale);
+    s[j][0] = V::fmadd(V::to_float(a[j][0]), V::mul(dk0, dq), s[j][0]);
+    s[j][1] = V::fmadd(V::to_float(a[j][1]), V::mul(dk1, dq), s[j][1]);
+  }
+}
+
+/// q8_decode_tile's factors for its rows' sums (the general path's): where
+/// a row's running maximum moved from prev to next, shrink holds 2^(prev -
+/// next) in lanes 0-3 (zeros past them) and the result is true; else ones.
+template <class V>
+[[gnu::always_inline]] inline bool tile_shrink(__m128 prev, __m128 next, float* shrink) {
+  const bool rescale = _mm_movemask_ps(_mm_cmplt_ps(prev, next)) != 0;
+  if (rescale) V::store(shrink, exp2_nonpositive<V, true>(attention_vec<V>::from4(_mm_sub_ps(prev, next))));
+  else V::store(shrink, V::set1f(1.0f));
+  return rescale;
+}
+
+/// P . V's epilogue in q8_decode_tile, for one row and two vectors of its
+/// columns at o: the sums so far, times shrink where the tile rescales,
+/// plus the tile's integer sums s0, s1 times the block's step.
+template <class V>
+[[gnu::always_inline]] inline void add_tile_sums(float* o, typename V::ivec s0, typename V::ivec s1, float step,
+                                                 bool rescale, float shrink) {
+  auto o0 = V::loadf(o), o1 = V::loadf(o + V::lanes);
+  if (rescale) {
+    o0 = V::mul(o0, V::set1f(shrink));
+    o1 = V::mul(o1, V::set1f(shrink));
+  }
+  V::store(o, V::fmadd(V::to_float(s0), V::set1f(step), o0));
+  V::store(o + V::lanes, V::fmadd(V::to_float(s1), V::set1f(step), o1));
+}
+
 /// The integer decode's tile in its common case, written for it alone:
 /// 512-bit VNNI, a whole tile of 32 keys that starts a group of the cache's
 /// layout (two whole groups, neither regrouped), and every query row of the
@@ -401,13 +466,7 @@ struct q8_decode_tile {
     constexpr __mmask8 real = (1u << R) - 1;  // the rows' lanes of m and l
     const size_t nb = d / qk8_0, gb = kv_group_bytes(d);
     const size_t run_bytes = 2 * gb;  // one stream's bytes of the next tile (its 32 rows)
-    const char* const k_first = k_ask;
-    const char* const v_first = v_ask;
-    // Two lines of each stream per ask, the cursor stepped a line pair at a
-    // time; no asks where k_ask is null.
-    const auto ask = [&] {
-      if (k_first) prefetch_line_pairs(k_ask, v_ask);
-    };
+    next_tile_asks ask(k_ask, v_ask);
     // QKᵀ: per block, 2 R vpdpbusd chains (R rows, two sub-tiles), each
     // from minus its row's bias; s = a d_q d_k + s, as q8_key_scores.
     fvec s[R][S];
@@ -430,12 +489,7 @@ struct q8_decode_tile {
         }
       }
       const fvec dk0 = V::load_half(kg + kv_group_scale(b, 0)), dk1 = V::load_half(kg + gb + kv_group_scale(b, 0));
-      #pragma GCC unroll 4
-      for (size_t j = 0; j < R; ++j) {
-        const fvec dq = V::set1f(q[j * nb + b].scale);
-        s[j][0] = V::fmadd(V::to_float(a[j][0]), V::mul(dk0, dq), s[j][0]);
-        s[j][1] = V::fmadd(V::to_float(a[j][1]), V::mul(dk1, dq), s[j][1]);
-      }
+      add_block_scores<V, R>(s, a, dk0, dk1, q, nb, b);
     }
     // The online softmax, as attention_tiles' (every row sees every key;
     // past R, maxima of -inf against an old maximum of 0, sums of 0).
@@ -465,10 +519,8 @@ struct q8_decode_tile {
     }
     for (size_t j = R; j < 4; ++j) row_sum[j] = V::zero();
     const __m128 total = ops::sum_each(row_sum[0], row_sum[1], row_sum[2], row_sum[3]);
-    const bool rescale = _mm_movemask_ps(_mm_cmplt_ps(prev, next)) != 0;
     alignas(64) float shrink[TK];
-    if (rescale) V::store(shrink, exp2_nonpositive<V, true>(ops::from4(_mm_sub_ps(prev, next))));
-    else V::store(shrink, V::set1f(1.0f));
+    const bool rescale = tile_shrink<V>(prev, next, shrink);
     _mm_mask_storeu_ps(l, real, _mm_add_ps(_mm_mul_ps(_mm_maskz_loadu_ps(real, l), _mm_load_ps(shrink)), total));
     _mm_mask_storeu_ps(m, real, next);
     // P . V, four blocks at a time: first their weights p d_v rounded to
@@ -531,23 +583,11 @@ struct q8_decode_tile {
           }
         }
         #pragma GCC unroll 4
-        for (size_t j = 0; j < R; ++j) {
-          float* o = acc + j * d + b * qk8_0;
-          fvec o0 = V::loadf(o), o1 = V::loadf(o + TK);
-          if (rescale) {
-            o0 = V::mul(o0, V::set1f(shrink[j]));
-            o1 = V::mul(o1, V::set1f(shrink[j]));
-          }
-          V::store(o, V::fmadd(V::to_float(sums[j][0]), V::set1f(step[4 * k + j]), o0));
-          V::store(o + TK, V::fmadd(V::to_float(sums[j][1]), V::set1f(step[4 * k + j]), o1));
-        }
+        for (size_t j = 0; j < R; ++j)
+          add_tile_sums<V>(acc + j * d + b * qk8_0, sums[j][0], sums[j][1], step[4 * k + j], rescale, shrink[j]);
       }
     }
-    // The last line of each run where it does not start a line.
-    if (k_first) {
-      _mm_prefetch(k_first + run_bytes - 1, _MM_HINT_T1);
-      _mm_prefetch(v_first + run_bytes - 1, _MM_HINT_T1);
-    }
+    ask.last_lines(run_bytes);
   }
 };
 
@@ -579,12 +619,8 @@ struct q8_decode_tile<vec256<Vnni>> {
     using ops = attention_vec<V>;
     constexpr float minus_inf = -std::numeric_limits<float>::infinity();
     const size_t nb = d / qk8_0, gb = kv_group_bytes(d);
-    const size_t run_bytes = 2 * gb;
-    const char* const k_first = k_ask;
-    const char* const v_first = v_ask;
-    const auto ask = [&] {
-      if (k_first) prefetch_line_pairs(k_ask, v_ask);
-    };
+    const size_t run_bytes = 2 * gb;  // one stream's bytes of the next tile (its 32 rows)
+    next_tile_asks ask(k_ask, v_ask);
     // QKᵀ, a group (two sub-tiles) at a time: per block, 2 R vpdpbusd
     // chains from minus each row's bias, then s = a d_q d_k + s
     // (q8_key_scores::group's products and sums).
@@ -622,12 +658,7 @@ struct q8_decode_tile<vec256<Vnni>> {
           }
         }
         const fvec dk0 = V::load_half(group + kv_group_scale(b, 0)), dk1 = V::load_half(group + kv_group_scale(b, TK));
-        #pragma GCC unroll 4
-        for (size_t j = 0; j < R; ++j) {
-          const fvec dq = V::set1f(q[j * nb + b].scale);
-          s[j][0] = V::fmadd(V::to_float(a[j][0]), V::mul(dk0, dq), s[j][0]);
-          s[j][1] = V::fmadd(V::to_float(a[j][1]), V::mul(dk1, dq), s[j][1]);
-        }
+        add_block_scores<V, R>(s, a, dk0, dk1, q, nb, b);
       }
       #pragma GCC unroll 4
       for (size_t j = 0; j < R; ++j) {
@@ -672,10 +703,8 @@ struct q8_decode_tile<vec256<Vnni>> {
     }
     for (size_t j = R; j < 4; ++j) row_sum[j] = V::zero();
     const __m128 total = ops::sum_each(row_sum[0], row_sum[1], row_sum[2], row_sum[3]);
-    const bool rescale = _mm_movemask_ps(_mm_cmplt_ps(prev, next)) != 0;
     alignas(32) float shrink[TK];
-    if (rescale) V::store(shrink, exp2_nonpositive<V, true>(ops::from4(_mm_sub_ps(prev, next))));
-    else V::store(shrink, V::set1f(1.0f));
+    const bool rescale = tile_shrink<V>(prev, next, shrink);
     alignas(16) float sums[4];
     _mm_store_ps(sums, _mm_add_ps(_mm_mul_ps(_mm_load_ps(old_l), _mm_load_ps(shrink)), total));
     for (size_t j = 0; j < R; ++j) {
@@ -738,23 +767,12 @@ struct q8_decode_tile<vec256<Vnni>> {
             }
           }
           #pragma GCC unroll 4
-          for (size_t j = 0; j < R; ++j) {
-            float* const o = acc + j * d + b * qk8_0 + c * TK;
-            fvec o0 = V::loadf(o), o1 = V::loadf(o + TK);
-            if (rescale) {
-              o0 = V::mul(o0, V::set1f(shrink[j]));
-              o1 = V::mul(o1, V::set1f(shrink[j]));
-            }
-            V::store(o, V::fmadd(V::to_float(sums_c[j][0]), V::set1f(step[k][j]), o0));
-            V::store(o + TK, V::fmadd(V::to_float(sums_c[j][1]), V::set1f(step[k][j]), o1));
-          }
+          for (size_t j = 0; j < R; ++j)
+            add_tile_sums<V>(acc + j * d + b * qk8_0 + c * TK, sums_c[j][0], sums_c[j][1], step[k][j], rescale, shrink[j]);
         }
       }
     }
-    if (k_first) {
-      _mm_prefetch(k_first + run_bytes - 1, _MM_HINT_T1);
-      _mm_prefetch(v_first + run_bytes - 1, _MM_HINT_T1);
-    }
+    ask.last_lines(run_bytes);
   }
 };
 
