@@ -1234,7 +1234,9 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
     const unsigned char* vp = at.v;
     const size_t slot = t % kv.block_tokens;
     if constexpr (integer_values && (V::vnni || V::lanes == 8) && S == decode_subtiles<V>) {
-      // Rows that all see a whole tile starting a group: q8_decode_tile, a
+      // Rows that all see a whole tile starting a group: q8_decode_tile (on
+      // 512-bit vectors with VNNI, on 256-bit ones with or without: the
+      // avx512 tier's sign trick keeps the general path), a
       // group of up to four rows at a time (the same bits, fewer
       // instructions). The first group's call asks for the next tile's lines
       // where that tile is whole too (its rows in one run), as the cursor
