@@ -189,9 +189,7 @@ void run_jobs(const attention_entry& kernel, attention_workspace& w, size_t head
       // zeroes them again, after finishing from them (64 KiB a task of 128
       // rows, about 1% of a 512-token prefill when every task did).
       thread_local std::vector<float> own, own_sums;
-      float* m = state + t.state;
-      float* l = m + rows;
-      float* acc = l + rows;
+      float *m, *l, *acc;  // (the state buffer is null in a call without decode chunks: no pointer into it then)
       if (t.split == no_split) {
         if (own.size() < 2 * rows) own.resize(2 * rows);
         if (own_sums.size() < rows * head_dim) own_sums.resize(rows * head_dim);  // the new floats zero
@@ -200,6 +198,9 @@ void run_jobs(const attention_entry& kernel, attention_workspace& w, size_t head
         acc = own_sums.data();
         std::fill(l, l + rows, 0.0f);
       } else {
+        m = state + t.state;
+        l = m + rows;
+        acc = l + rows;
         std::fill(l, l + rows + rows * head_dim, 0.0f);
       }
       std::fill(m, m + rows, -std::numeric_limits<float>::infinity());
