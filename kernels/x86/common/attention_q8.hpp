@@ -447,7 +447,7 @@ template <class V>
 /// units, acc: the rows' sums, d apart.
 template <class V>
 struct q8_decode_tile {
-  static_assert(V::lanes == 16 && V::vnni, "512-bit VNNI: sixteen keys a vector, vpdpbusd");
+  static_assert(V::lanes == 16 && V::vnni && has_q8_decode_tile<V>, "512-bit VNNI: sixteen keys a vector, vpdpbusd");
   using ivec = typename V::ivec;
   using fvec = typename V::fvec;
   // The decode's tile on 512-bit vectors: decode_subtiles sub-tiles of V::lanes keys.
@@ -591,7 +591,8 @@ struct q8_decode_tile {
   }
 };
 
-/// q8_decode_tile on 256-bit vectors (avx2_vnni): the same case (a whole
+/// q8_decode_tile on 256-bit vectors (avx2_vnni, and avx2 by the sign
+/// trick, as q8_key_scores and q8_value_tile do it there): the same case (a whole
 /// tile of 32 keys starting a group, every row seeing all of it, up to four
 /// rows a call), the same float operations in the same order as
 /// attention_tiles' general path over decode_subtiles<V> = 4 sub-tiles of
@@ -610,6 +611,7 @@ struct q8_decode_tile<vec256<Vnni>> {
   using fvec = typename V::fvec;
   static constexpr size_t S = decode_subtiles<V>, TK = V::lanes, TT = S * TK;
   static_assert(S == 4 && 2 * TK == kv_group_tokens, "four sub-tiles of eight keys: two halves of each of two groups");
+  static_assert(has_q8_decode_tile<V>, "attention_tiles hands this width its tiles");
 
   template <size_t R>
   [[gnu::noinline]] static void run(const q8_query_block* q, size_t d, const unsigned char* kg, const unsigned char* vg,
@@ -1090,7 +1092,10 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       if (nr == 0) {
         // A block blind to the first tile sees no key at all (every row
         // that sees one sees t0): its sums are zeros, never written by P . V.
-        if (t == t0) std::fill(row_block(k).ot, row_block(k).ot + d * R, 0.0f);
+        if (t == t0) {
+          float* const ot = row_block(k).ot;
+          std::fill(ot, ot + d * R, 0.0f);
+        }
         continue;
       }
       const block_state bs = row_block(k);
