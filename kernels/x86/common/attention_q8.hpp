@@ -223,6 +223,14 @@ class q8_key_scores {
   q8_query_block* query_;
 };
 
+/// The u8 rounding's factors for four rows, from each row's largest weight
+/// (most): inverse = levels / most (0 for a row with no weight, which then
+/// keeps u = 0) and step = most / levels, the value of one code.
+inline void u8_rounding(__m128 most, float levels, float* inverse, float* step) {
+  _mm_store_ps(inverse, _mm_and_ps(_mm_div_ps(_mm_set1_ps(levels), most), _mm_cmpgt_ps(most, _mm_setzero_ps())));
+  _mm_store_ps(step, _mm_mul_ps(most, _mm_set1_ps(1.0f / levels)));
+}
+
 /// Integer P . V for q8_0 values on the VNNI tiers. The cache keeps q8_0
 /// values in groups of 16 tokens (kv_layout.hpp) where each dword holds one
 /// column's bytes of four keys, columns in order, and the keys' block scales
@@ -284,10 +292,7 @@ class q8_value_tile : public q8_value_groups<V, S> {
         }
       }
       // Per row: u = round(w * levels / max w); a row with no weight keeps u = 0.
-      const __m128 most = ops::max_each(top[0], top[1], top[2], top[3]);
-      const __m128 some = _mm_cmpgt_ps(most, _mm_setzero_ps());
-      _mm_store_ps(inverse, _mm_and_ps(_mm_div_ps(_mm_set1_ps(levels), most), some));
-      _mm_store_ps(step, _mm_mul_ps(most, _mm_set1_ps(1.0f / levels)));
+      u8_rounding(ops::max_each(top[0], top[1], top[2], top[3]), levels, inverse, step);
       #pragma GCC unroll 4
       for (size_t j = 0; j < R; ++j) {
         if constexpr (spread_asks<V>) pf.step();
@@ -363,6 +368,12 @@ class next_tile_asks {
   next_tile_asks(const char* k, const char* v) : k_(k), v_(v), k_first_(k), v_first_(v) {}
   [[gnu::always_inline]] void operator()() {
     if (k_first_) prefetch_line_pairs(k_, v_);
+  }
+  /// Row j's share (of `rows`) of the asks the softmax makes: the lines the
+  /// blocks' asks leave of a stream's 17 nb, (3 nb + 1) / 2 asks in all.
+  [[gnu::always_inline]] void softmax_share(size_t j, size_t rows, size_t nb) {
+    const size_t asks = (3 * nb + 1) / 2;
+    for (size_t i = j * asks / rows; i < (j + 1) * asks / rows; ++i) (*this)();
   }
   /// After the tile: each stream's run of `run_bytes` bytes (the next
   /// tile's rows) to its last line.
@@ -509,10 +520,9 @@ struct q8_decode_tile {
     alignas(16) float new_m[4];
     _mm_store_ps(new_m, next);
     fvec p[R][S], row_sum[4];
-    const size_t softmax_asks = (3 * nb + 1) / 2;  // the lines the blocks' asks leave (17 nb a stream)
     #pragma GCC unroll 4
     for (size_t j = 0; j < R; ++j) {
-      for (size_t i = j * softmax_asks / R; i < (j + 1) * softmax_asks / R; ++i) ask();
+      ask.softmax_share(j, R, nb);
       p[j][0] = exp2_nonpositive<V, true>(V::sub(s[j][0], V::set1f(new_m[j])));
       p[j][1] = exp2_nonpositive<V, true>(V::sub(s[j][1], V::set1f(new_m[j])));
       row_sum[j] = V::addf(V::addf(V::zero(), p[j][0]), p[j][1]);
@@ -691,10 +701,9 @@ struct q8_decode_tile<vec256<Vnni>> {
     _mm_store_ps(new_m, next);
     alignas(32) float p[R][TT];
     fvec row_sum[4];
-    const size_t softmax_asks = (3 * nb + 1) / 2;  // the lines the blocks' asks leave (17 nb a stream)
     #pragma GCC unroll 4
     for (size_t j = 0; j < R; ++j) {
-      for (size_t i = j * softmax_asks / R; i < (j + 1) * softmax_asks / R; ++i) ask();
+      ask.softmax_share(j, R, nb);
       row_sum[j] = V::zero();
       #pragma GCC unroll 4
       for (size_t sub = 0; sub < S; ++sub) {
@@ -734,10 +743,8 @@ struct q8_decode_tile<vec256<Vnni>> {
           #pragma GCC unroll 4
           for (size_t sub = 0; sub < S; ++sub) most[j] = V::maxf(most[j], V::mul(V::loadf(p[j] + sub * TK), dv[sub]));
         }
-        const __m128 top4 = ops::max_each(most[0], most[1], most[2], most[3]);
         alignas(16) float inverse[4];
-        _mm_store_ps(inverse, _mm_and_ps(_mm_div_ps(_mm_set1_ps(levels), top4), _mm_cmpgt_ps(top4, _mm_setzero_ps())));
-        _mm_store_ps(step[k], _mm_mul_ps(top4, _mm_set1_ps(1.0f / levels)));
+        u8_rounding(ops::max_each(most[0], most[1], most[2], most[3]), levels, inverse, step[k]);
         ask();
         #pragma GCC unroll 4
         for (size_t j = 0; j < R; ++j) {
