@@ -154,14 +154,19 @@ struct amx_products {
   /// in bf16 as stage() leaves them (vt), the weights as bf16 pairs (16 key
   /// pairs of 16 rows per 32-key half, at `w`), over `halves` halves of the
   /// tile (the weights past the keys zero). Each 16 columns' f32 sums are a
-  /// tile of 16 rows of 64 bytes in `out`, loaded, added to and stored back.
-  static void values(const unsigned char* vt, const int32_t* w, float* out, size_t nb, size_t halves) {
+  /// tile of 16 rows of 64 bytes in `out`, loaded, added to and stored back;
+  /// or, for a row block's first tile (`first`), started at zero and stored,
+  /// `out` not read (so it need not hold zeros, nor anything finite).
+  static void values(const unsigned char* vt, const int32_t* w, float* out, size_t nb, size_t halves, bool first) {
     asm volatile("" ::: "memory");  // the weights and out are written by ordinary stores
     _tile_loadd(5, w, 64);
     if (halves > 1) _tile_loadd(6, w + 16 * 16, 64);
     for (size_t c = 0; c < nb * qk8_0; c += 16) {
       const unsigned char* a = vt + c * keys * 2;
-      _tile_loadd(0, out + c * 16, 64);
+      if (first)
+        _tile_zero(0);
+      else
+        _tile_loadd(0, out + c * 16, 64);
       _tile_loadd(3, a, keys * 2);
       _tile_dpbf16ps(0, 3, 5);
       if (halves > 1) {

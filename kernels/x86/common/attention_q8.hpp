@@ -962,8 +962,8 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   const float score_scale = scale * log2_e;
   constexpr float rescale_slack = 8.0f;  // log2 units: weights up to 256
   // A row block's query rows, transposed (into the room of its P . V sums,
-  // which the first tile's P . V then writes, or, with a tile unit, which
-  // adds to them, zeroed after) and rounded to q8_0 lane by lane, each row exactly as the
+  // which the first tile's P . V then writes, with a tile unit as well)
+  // and rounded to q8_0 lane by lane, each row exactly as the
   // activation quantizer rounds it: d = amax / 127, q = x / d rounded half
   // away from zero, the scale d kept as f16; or, with a tile unit, to bf16
   // (to nearest even) as pairs of columns. Each block's rows are rounded
@@ -996,8 +996,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         for (size_t r = 0; r < R; ++r) cols[r] = reinterpret_cast<const float*>(half + r * d / 2 + p0);
         ops::transpose(cols, reinterpret_cast<float*>(bs.qt + p0 * R));
       }
-      std::fill(bs.ot, bs.ot + d * R, 0.0f);
-      return;
+      return;  // the sums' room keeps the rows' pairs: the first tile's P . V writes over them
     }
     const float* src[R];  // padding lanes repeat the last row, then are zeroed
     for (size_t r = 0; r < R; ++r) src[r] = q_rows[std::min(k * R + r, rows - 1)];
@@ -1237,9 +1236,11 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           V::storei(pb + kp * R, _mm512_permutexvar_epi16(pair_order, reinterpret_cast<ivec>(both)));
         }
         std::fill(pb + nk / 2 * R, pb + halves * 16 * R, 0);
-        if (rescale)
+        // The block's first tile starts its sums (values() writes them, not
+        // reads): nothing there to rescale.
+        if (rescale && t != t0)
           for (size_t c = 0; c < d; ++c) V::store(bs.ot + c * R, V::mul(V::loadf(bs.ot + c * R), shrink));
-        P::values(vt, pb, bs.ot, nb, halves);
+        P::values(vt, pb, bs.ot, nb, halves, t == t0);
         for (size_t b = 0; b < nb; ++b) out_pf.step();  // the pace the u8 path keeps, a step a block
         continue;
       }
