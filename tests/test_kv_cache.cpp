@@ -221,11 +221,20 @@ std::vector<float> round_trip_bf16(const std::vector<float>& x) {
 }
 
 /// The query rows as the kernel serving (kf, vf) rounds them in a call with
-/// `rows_per_head` rows per KV head: to bf16 on the amx prefill path, to
-/// q8_0 on the integer kernels' other paths (not avx512's prefill), not at
-/// all elsewhere.
-std::vector<float> held_query(format kf, format vf, const std::vector<float>& q, size_t rows_per_head) {
-  if (on_bf16_prefill(kf, vf, rows_per_head)) return round_trip_bf16(q);
+/// `rows_per_head` rows per KV head and the attention scale `scale`: on the
+/// amx prefill path times the score scale (scale log2 e, as the kernels take
+/// it in f32), to bf16, then divided by it back (an f32 rounding); to q8_0 on
+/// the integer kernels' other paths (not avx512's prefill); not at all
+/// elsewhere.
+std::vector<float> held_query(format kf, format vf, const std::vector<float>& q, size_t rows_per_head, float scale) {
+  if (on_bf16_prefill(kf, vf, rows_per_head)) {
+    const float score_scale = scale * 1.44269504088896341f;
+    std::vector<float> scaled(q.size());
+    for (size_t i = 0; i < q.size(); ++i) scaled[i] = q[i] * score_scale;
+    std::vector<float> held = round_trip_bf16(scaled);
+    for (float& x : held) x /= score_scale;
+    return held;
+  }
   return rounds_query_on(kf, vf, rows_per_head) ? round_trip(format::q8_0, q.data(), q.size()) : q;
 }
 
@@ -280,7 +289,7 @@ void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim
     std::vector<float> want_held(t.n_q * q_row), want_f32(t.n_q * q_row), got(t.n_q * q_row);
     const size_t rows_per_head = t.n_q * (heads / kv_heads);
     const bool amx_prefill = on_bf16_prefill(kf, vf, rows_per_head);
-    const std::vector<float> held_q = held_query(kf, vf, t.q, rows_per_head);
+    const std::vector<float> held_q = held_query(kf, vf, t.q, rows_per_head, s.scale);
     ref::attention(s, held_q.data(), held_k.data(), held_v.data(), want_held.data(), 0, heads);
     ref::attention(s, t.q.data(), t.k.data(), t.v.data(), want_f32.data(), 0, heads);
     for (size_t j = 0; j < t.n_q; ++j) {
@@ -296,9 +305,11 @@ void check_paged(format kf, format vf, size_t heads, size_t kv_heads, size_t dim
       // [1, 2)): 3e-6 of a factor's square. P . V's two factors give 6e-6;
       // the key's rounding reaches the output through the scores (a score
       // error of 3e-6 relative, scaled by 1/sqrt(d) and spread by the
-      // softmax), about as much again. Measured over this sweep: 1.3e-6 to
-      // 8.9e-6 (avx512_vnni's u8 weights on the same sequences, against the
-      // oracle on its own q8_0 query: 5.5e-6 to 1.8e-5).
+      // softmax), about as much again. The weights' 2^y (a degree-3
+      // polynomial, 8.6e-5 relative at most) adds about 2% to that. Measured
+      // over this sweep: 1.3e-6 to 8.9e-6 (avx512_vnni's u8 weights on the
+      // same sequences, against the oracle on its own q8_0 query: 5.5e-6 to
+      // 1.8e-5).
       EXPECT_LE(nmse(got, want_held), 1e-5 + 1e-5 * sharper);
     } else if (rounds_weights_on(kf, vf, rows_per_head)) {
       // Integer P . V rounds each softmax weight to u8 against the largest in
@@ -514,7 +525,7 @@ TEST(PagedAttention, IntegerAndBf16ValuesAreExactWhenTheWeightsAreEqual) {
         attention(cache, 0, heads, &pq, 1);
         cache.read(id, 0, 0, n, held_k.data(), held_v.data());
         const attention_shape s = dense_shape(nq, n, heads, kv_heads, dim, true);
-        const auto held_q = held_query(format::q8_0, format::q8_0, q, nq * (heads / kv_heads));
+        const auto held_q = held_query(format::q8_0, format::q8_0, q, nq * (heads / kv_heads), s.scale);
         ref::attention(s, held_q.data(), held_k.data(), held_v.data(), want.data(), 0, heads);
         for (size_t e = 0; e < got.size(); ++e)
           ASSERT_NEAR(got[e], want[e], 2e-5 * (1 + std::fabs(want[e])))
@@ -551,13 +562,13 @@ TEST(PagedAttention, AFreedSequencesValuesDoNotReachTheNextOne) {
       std::vector<float> held_k(n * kv_row), held_v(n * kv_row);
       cache.read(s, 0, 0, n, held_k.data(), held_v.data());
       for (size_t nq : {n, size_t{1}}) {
-        const std::vector<float> held_q = held_query(kf, vf, q, nq * (heads / kv_heads));
+        const attention_shape shape = dense_shape(nq, n, heads, kv_heads, dim, true);
+        const std::vector<float> held_q = held_query(kf, vf, q, nq * (heads / kv_heads), shape.scale);
         std::vector<float> got(nq * q_row), want(nq * q_row);
         const float* qq = held_q.data() + (n - nq) * q_row;
         const paged_query pq{s, q.data() + (n - nq) * q_row, nq, got.data(), 0, 0};
         attention(cache, 0, heads, &pq, 1);
-        ref::attention(dense_shape(nq, n, heads, kv_heads, dim, true), qq, held_k.data(), held_v.data(), want.data(), 0,
-                       heads);
+        ref::attention(shape, qq, held_k.data(), held_v.data(), want.data(), 0, heads);
         ASSERT_TRUE(std::all_of(got.begin(), got.end(), [](float x) { return std::isfinite(x); })) << "n_q " << nq;
         EXPECT_LE(nmse(got, want), 1e-4) << "n_q " << nq;
       }

@@ -1,6 +1,7 @@
 // The amx tier's attention kernel: q8_0 keys and values, the prefill's two
 // products on the AMX tile unit in f32 over bf16 operands (TDPBF16PS): QKᵀ
-// on the query rows rounded to bf16 and the keys staged as q d_k in bf16,
+// on the query rows times the score scale rounded to bf16 (so the scores
+// come out scaled) and the keys staged as q d_k in bf16,
 // one f32 sum over the whole head (no per-block integer sums to convert and
 // scale, which were half the vector work of the integer QKᵀ); P . V on the
 // values staged as q d_v and the weights rounded to bf16 once per key,
@@ -58,6 +59,21 @@ struct amx_products {
     _tile_loadconfig(&c);
   }
   static void end() { _tile_release(); }
+
+  /// 2^y lane by lane for the softmax weights (log2 units, y <= 0, up to
+  /// rescale_slack above), which this kernel rounds to bf16 (8 significant
+  /// bits, a relative step of 2^-8): exp2_nonpositive's form (y = n + f,
+  /// vreduceps, vscalefps, the clamp at -125 that keeps the results normal)
+  /// with a degree-3 polynomial for 2^f, fitted here for the least largest
+  /// relative error on [0, 1) with 2^0 exact: 8.6e-5 evaluated in f32, a
+  /// fiftieth of the bf16 rounding's largest (1.95e-3), one FMA fewer than
+  /// the weights' degree 4 (3e-6) that the u8 path's 8-bit roundings need.
+  static __m512 weight(__m512 y) {
+    using V = vec512<true>;
+    static constexpr float c3[] = {7.706813514e-2f, 2.276438028e-1f, 6.951170564e-1f, 1.0f};
+    const __m512 yc = V::maxf(y, V::set1f(-125.0f));
+    return V::times_pow2_floor(horner<V>(V::floor_fraction(yc), c3), yc);
+  }
 
   /// 32 signed bytes (lo: the first 16, hi: the next 16), each 16 times its
   /// scale, as 32 bf16: exact products in f32, rounded once (to nearest even).

@@ -986,8 +986,11 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         for (size_t c = 0; c < d; c += 2 * R) {
           ivec pairs = V::set1(0);
           if (r < real_rows) {
+            // Times the score scale (log2 units), so that the tile unit's
+            // scores need no product: the same relative rounding.
             const float* x = q_rows[k * R + r] + c;
-            pairs = reinterpret_cast<ivec>(_mm512_cvtne2ps_pbh(V::loadf(x + R), V::loadf(x)));
+            const fvec by = V::set1f(score_scale);
+            pairs = reinterpret_cast<ivec>(_mm512_cvtne2ps_pbh(V::mul(V::loadf(x + R), by), V::mul(V::loadf(x), by)));
           }
           V::storei(reinterpret_cast<int32_t*>(half + r * d / 2 + c / 2), pairs);
         }
@@ -1187,9 +1190,9 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
         #pragma GCC unroll 4
         for (size_t j = 0; j < 4; ++j) {
           fvec x = V::loadf(sc + (i + j) * R);
-          if constexpr (P::tiles) x = V::mul(x, V::set1f(score_scale));
           if (masked) x = ops::select_gt(visible, V::set1f(static_cast<float>(i + j)), x, V::set1f(minus_inf));
-          V::store(sc + (i + j) * R, x);
+          // Not stored back: the weights' pass masks the same lanes. (The
+          // tile unit's scores come scaled: round_rows scales the query.)
           top[j] = V::maxf(top[j], x);
         }
       }
@@ -1210,7 +1213,12 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       for (size_t i = 0; i < nk; i += 4) {
         #pragma GCC unroll 4
         for (size_t j = 0; j < 4; ++j) {
-          fvec p = exp2_nonpositive<V, true>(V::sub(V::loadf(sc + (i + j) * R), ref));
+          const fvec y = V::sub(V::loadf(sc + (i + j) * R), ref);
+          fvec p;
+          if constexpr (P::tiles)
+            p = P::weight(y);
+          else
+            p = exp2_nonpositive<V, true>(y);
           if (masked) p = ops::select_gt(visible, V::set1f(static_cast<float>(i + j)), p, V::zero());
           sum[j] = V::addf(sum[j], p);
           V::store(sc + (i + j) * R, p);
