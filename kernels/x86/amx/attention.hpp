@@ -62,17 +62,17 @@ struct amx_products {
 
   /// 2^y lane by lane for the softmax weights (log2 units, y <= 0, up to
   /// rescale_slack above), which this kernel rounds to bf16 (8 significant
-  /// bits, a relative step of 2^-8): exp2_nonpositive's form (y = n + f,
-  /// vreduceps, vscalefps, the clamp at -125 that keeps the results normal)
-  /// with a degree-3 polynomial for 2^f, fitted here for the least largest
+  /// bits, a relative step of 2^-8): exp2_floor_form (y = n + f, vreduceps,
+  /// vscalefps, the clamp at -125 that keeps the results normal) with a
+  /// degree-3 polynomial for 2^f, fitted here for the least largest
   /// relative error on [0, 1) with 2^0 exact: 8.6e-5 evaluated in f32, a
   /// fiftieth of the bf16 rounding's largest (1.95e-3), one FMA fewer than
   /// the weights' degree 4 (3e-6) that the u8 path's 8-bit roundings need.
-  static __m512 weight(__m512 y) {
-    using V = vec512<true>;
+  template <class V>
+  static typename V::fvec weight(typename V::fvec y) {
+    static_assert(V::lanes == 16, "the tile unit's row blocks are 512-bit vectors");
     static constexpr float c3[] = {7.706813514e-2f, 2.276438028e-1f, 6.951170564e-1f, 1.0f};
-    const __m512 yc = V::maxf(y, V::set1f(-125.0f));
-    return V::times_pow2_floor(horner<V>(V::floor_fraction(yc), c3), yc);
+    return exp2_floor_form<V>(y, c3);
   }
 
   /// 32 signed bytes (lo: the first 16, hi: the next 16), each 16 times its

@@ -102,6 +102,17 @@ inline typename V::fvec exp_nonpositive(typename V::fvec x) {
 /// by the model's outlier channel, not a less accurate one).
 inline constexpr float log2_e = 1.44269504088896341f, ln_2 = 0.693147180559945309f;
 
+/// exp2_nonpositive's (below) 512-bit form with the polynomial `c` for 2^f on
+/// [0, 1) (highest degree first, 2^0 last): the clamp at -125, y - floor(y)
+/// by vreduceps, the polynomial, vscalefps by floor(y). For the kernels
+/// whose weights take a coarser polynomial than exp2_nonpositive's (amx's
+/// bf16 weights).
+template <class V, size_t N>
+inline typename V::fvec exp2_floor_form(typename V::fvec y, const float (&c)[N]) {
+  const auto yc = V::maxf(y, V::set1f(-125.0f));
+  return V::times_pow2_floor(horner<V>(V::floor_fraction(yc), c), yc);
+}
+
 /// 2^y lane by lane for y <= 0 (softmax arguments in log2 units; y up to
 /// 127 works as well, and the row-lanes prefill takes weights up to 2^8).
 /// Arguments below -125 (-inf included) give about 1e-38 (still a normal
@@ -127,14 +138,14 @@ inline constexpr float log2_e = 1.44269504088896341f, ln_2 = 0.69314718055994530
 /// on 512-bit vectors, two otherwise.
 template <class V, bool Weights = false>
 inline typename V::fvec exp2_nonpositive(typename V::fvec y) {
-  const auto yc = V::maxf(y, V::set1f(-125.0f));
-  if constexpr (requires { V::floor_fraction(yc); }) {
+  if constexpr (requires { V::floor_fraction(y); }) {
     static constexpr float c[] = {1.867130399e-3f, 9.017028846e-3f, 5.579991266e-2f, 2.401644439e-1f,
                                   6.931512952e-1f, 1.0f};
     static constexpr float c4[] = {1.342668850e-2f, 5.224246532e-2f, 2.412802130e-1f, 6.930448413e-1f, 1.0f};
-    if constexpr (Weights) return V::times_pow2_floor(horner<V>(V::floor_fraction(yc), c4), yc);
-    return V::times_pow2_floor(horner<V>(V::floor_fraction(yc), c), yc);
+    if constexpr (Weights) return exp2_floor_form<V>(y, c4);
+    return exp2_floor_form<V>(y, c);
   } else {
+    const auto yc = V::maxf(y, V::set1f(-125.0f));
     constexpr float shift = 0x1.8p23f;
     const auto t = V::addf(yc, V::set1f(shift));
     const auto f = V::sub(yc, V::sub(t, V::set1f(shift)));

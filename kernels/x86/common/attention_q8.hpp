@@ -853,6 +853,11 @@ struct vnni_products {
   static constexpr bool tiles = false;
   static void begin() {}
   static void end() {}
+  /// The softmax weights' 2^y: accurate to the u8 rounding's needs.
+  template <class V>
+  static typename V::fvec weight(typename V::fvec y) {
+    return exp2_nonpositive<V, true>(y);
+  }
 };
 
 /// Integer prefill for q8_0 keys and values (more than attention_decode_rows
@@ -982,6 +987,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       // pair of columns is a dword, (x[2p], x[2p + 1]); padding rows zero.
       // Then 16 x 16 dword transposes: lane r of pair p = row r's pair p.
       uint32_t* const half = reinterpret_cast<uint32_t*>(bs.ot);
+      const fvec by = V::set1f(score_scale);
       for (size_t r = 0; r < R; ++r)
         for (size_t c = 0; c < d; c += 2 * R) {
           ivec pairs = V::set1(0);
@@ -989,7 +995,6 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
             // Times the score scale (log2 units), so that the tile unit's
             // scores need no product: the same relative rounding.
             const float* x = q_rows[k * R + r] + c;
-            const fvec by = V::set1f(score_scale);
             pairs = reinterpret_cast<ivec>(_mm512_cvtne2ps_pbh(V::mul(V::loadf(x + R), by), V::mul(V::loadf(x), by)));
           }
           V::storei(reinterpret_cast<int32_t*>(half + r * d / 2 + c / 2), pairs);
@@ -1213,12 +1218,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       for (size_t i = 0; i < nk; i += 4) {
         #pragma GCC unroll 4
         for (size_t j = 0; j < 4; ++j) {
-          const fvec y = V::sub(V::loadf(sc + (i + j) * R), ref);
-          fvec p;
-          if constexpr (P::tiles)
-            p = P::weight(y);
-          else
-            p = exp2_nonpositive<V, true>(y);
+          fvec p = P::template weight<V>(V::sub(V::loadf(sc + (i + j) * R), ref));
           if (masked) p = ops::select_gt(visible, V::set1f(static_cast<float>(i + j)), p, V::zero());
           sum[j] = V::addf(sum[j], p);
           V::store(sc + (i + j) * R, p);
