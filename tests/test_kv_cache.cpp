@@ -10,6 +10,7 @@
 #include <cstring>
 #include <deque>
 #include <limits>
+#include <numbers>
 #include <string>
 #include <vector>
 
@@ -228,7 +229,7 @@ std::vector<float> round_trip_bf16(const std::vector<float>& x) {
 /// elsewhere.
 std::vector<float> held_query(format kf, format vf, const std::vector<float>& q, size_t rows_per_head, float scale) {
   if (on_bf16_prefill(kf, vf, rows_per_head)) {
-    const float score_scale = scale * 1.44269504088896341f;  // the kernels' log2_e (kernels/x86/common/attention.hpp)
+    const float score_scale = scale * std::numbers::log2e_v<float>;  // as the kernels' log2_e is defined
     std::vector<float> scaled(q.size());
     for (size_t i = 0; i < q.size(); ++i) scaled[i] = q[i] * score_scale;
     std::vector<float> held = round_trip_bf16(scaled);

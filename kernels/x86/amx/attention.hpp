@@ -35,7 +35,8 @@ LOWBIT_CODEGEN_BEGIN
 ///   column's q d_v times the row's weight, the second operand being the
 ///   weights as pairs of keys (a row of 64 bytes per key pair), C being the
 ///   row block's f32 accumulators themselves (a vector of rows per column),
-///   loaded and stored back.
+///   loaded and stored back (started on the tile unit at the block's first
+///   tile: values()'s `first`).
 /// Every tile register is 16 rows of 64 bytes. QKᵀ: 0 the scores, 1 a
 /// block of keys, 2 a block of the query. P . V: 0 the sums, 3 and 4 the
 /// values (16 columns x 32 keys, each half of the tile), 5 and 6 the

@@ -48,6 +48,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <numbers>
 #include <type_traits>
 #include <vector>
 
@@ -100,7 +101,7 @@ inline typename V::fvec exp_nonpositive(typename V::fvec x) {
 /// cache's prefill and decode logits agree within the golden margin; with
 /// 2^y they differ by 1.57 at one position, a different rounding amplified
 /// by the model's outlier channel, not a less accurate one).
-inline constexpr float log2_e = 1.44269504088896341f, ln_2 = 0.693147180559945309f;
+inline constexpr float log2_e = std::numbers::log2e_v<float>, ln_2 = std::numbers::ln2_v<float>;
 
 /// exp2_nonpositive's (below) 512-bit form with the polynomial `c` for 2^f on
 /// [0, 1) (highest degree first, 2^0 last): the clamp at -125, y - floor(y)
