@@ -79,7 +79,7 @@ inline typename V::fvec horner(typename V::fvec x, const float (&c)[N]) {
 template <class V>
 inline typename V::fvec exp_nonpositive(typename V::fvec x) {
   const auto xc = V::maxf(x, V::set1f(-87.0f));
-  const auto n = V::round_nearest(V::mul(xc, V::set1f(1.44269504088896341f)));
+  const auto n = V::round_nearest(V::mul(xc, V::set1f(std::numbers::log2e_v<float>)));
   auto r = V::fmadd(n, V::set1f(-0.693359375f), xc);
   r = V::fmadd(n, V::set1f(2.12194440e-4f), r);
   static constexpr float c[] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
