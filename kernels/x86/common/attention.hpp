@@ -71,6 +71,10 @@ inline typename V::fvec horner(typename V::fvec x, const float (&c)[N]) {
   return p;
 }
 
+/// log2 e and ln 2 as floats: exp_nonpositive's range reduction, and the
+/// integer kernels' log2 units (below).
+inline constexpr float log2_e = std::numbers::log2e_v<float>, ln_2 = std::numbers::ln2_v<float>;
+
 /// exp(x) lane by lane for x <= 0 (softmax arguments): x = n ln2 + r with
 /// |r| <= ln2 / 2 (two-constant split), a degree-6 polynomial for e^r (the
 /// classic Cephes coefficients) and 2^n from the exponent bits. Relative error
@@ -79,7 +83,7 @@ inline typename V::fvec horner(typename V::fvec x, const float (&c)[N]) {
 template <class V>
 inline typename V::fvec exp_nonpositive(typename V::fvec x) {
   const auto xc = V::maxf(x, V::set1f(-87.0f));
-  const auto n = V::round_nearest(V::mul(xc, V::set1f(std::numbers::log2e_v<float>)));
+  const auto n = V::round_nearest(V::mul(xc, V::set1f(log2_e)));
   auto r = V::fmadd(n, V::set1f(-0.693359375f), xc);
   r = V::fmadd(n, V::set1f(2.12194440e-4f), r);
   static constexpr float c[] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
@@ -89,19 +93,19 @@ inline typename V::fvec exp_nonpositive(typename V::fvec x) {
   return V::times_pow2i(e, n);  // e * 2^n, always a normal number here (n >= -126 only with e >= 1)
 }
 
-/// The integer-score kernels (q8_0 keys on the VNNI tiers and avx2) keep scores in
-/// log2 units (times log2 e, folded into the score scale) from a call's
-/// start to its end, so a softmax weight is 2^y rather than e^x: no multiply
-/// by log2 e per weight and no two-constant split, seven multiply-adds per
-/// vector instead of eleven, on the pipes vpdpbusd uses on Zen 4 (2-6% of a
-/// q8_0 prefill there). The running maxima m are converted on the way in and
-/// out (the attention_fn contract keeps natural units). The float kernels
-/// keep exp_nonpositive: the same accuracy, and their results stay the ones
-/// the decoder's end-to-end tests against llama.cpp were set on (the f16
-/// cache's prefill and decode logits agree within the golden margin; with
-/// 2^y they differ by 1.57 at one position, a different rounding amplified
-/// by the model's outlier channel, not a less accurate one).
-inline constexpr float log2_e = std::numbers::log2e_v<float>, ln_2 = std::numbers::ln2_v<float>;
+// The integer-score kernels (q8_0 keys on the VNNI tiers and avx2) keep scores in
+// log2 units (times log2 e, folded into the score scale) from a call's
+// start to its end, so a softmax weight is 2^y rather than e^x: no multiply
+// by log2 e per weight and no two-constant split, seven multiply-adds per
+// vector instead of eleven, on the pipes vpdpbusd uses on Zen 4 (2-6% of a
+// q8_0 prefill there). The running maxima m are converted on the way in and
+// out (the attention_fn contract keeps natural units). The float kernels
+// keep exp_nonpositive: the same accuracy, and their results stay the ones
+// the decoder's end-to-end tests against llama.cpp were set on (the f16
+// cache's prefill and decode logits agree within the golden margin; with
+// 2^y they differ by 1.57 at one position, a different rounding amplified
+// by the model's outlier channel, not a less accurate one). log2_e (above)
+// is that factor.
 
 /// exp2_nonpositive's (below) 512-bit form with the polynomial `c` for 2^f on
 /// [0, 1) (highest degree first, 2^0 last): the clamp at -125, y - floor(y)
