@@ -27,10 +27,6 @@ LOWBIT_CODEGEN_BEGIN
 template <class V>
 struct attention_vec;
 
-/// Byte 4r + k of a 128-bit lane from byte 4k + r: after the packs of
-/// quad_bytes, four vectors' (keys', columns') bytes of a lane together.
-inline __m128i quad_order() { return _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15); }
-
 /// AVX2 (+ AVX-VNNI): 8 keys per tile.
 template <bool Vnni>
 struct attention_vec<vec256<Vnni>> {
@@ -62,6 +58,10 @@ struct attention_vec<vec256<Vnni>> {
     const fvec cd = _mm256_max_ps(_mm256_shuffle_ps(c, d, 0x88), _mm256_shuffle_ps(c, d, 0xdd));
     const fvec m = _mm256_max_ps(_mm256_shuffle_ps(ab, cd, 0x88), _mm256_shuffle_ps(ab, cd, 0xdd));
     return _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  }
+  /// Eight vectors -> lane r: the largest element of m[r].
+  static fvec max_of_each(const fvec* m) {
+    return _mm256_set_m128(max_each(m[4], m[5], m[6], m[7]), max_each(m[0], m[1], m[2], m[3]));
   }
   static __m128 sum_each(fvec a, fvec b, fvec c, fvec d) {
     const fvec s = sum4(a, b, c, d);
@@ -102,12 +102,11 @@ struct attention_vec<vec256<Vnni>> {
   static ivec byte_of(ivec v) {
     return _mm256_srai_epi32(T == 3 ? v : _mm256_slli_epi32(v, 24 - 8 * T), 24);
   }
-  /// Four int32 vectors of signed quants in [-127, 127] -> one of bytes,
-  /// byte k of lane r from vector k. The packs work within 128-bit lanes,
-  /// and so does the byte shuffle that puts lane r's four bytes together.
-  static ivec quad_bytes(ivec a, ivec b, ivec c, ivec e) {
-    const ivec ab = _mm256_packs_epi32(a, b), ce = _mm256_packs_epi32(c, e);
-    return _mm256_shuffle_epi8(_mm256_packs_epi16(ab, ce), _mm256_broadcastsi128_si256(quad_order()));
+  /// Four vectors of int32 in [-128, 127] -> bytes, with signed saturation:
+  /// dword 4 L + j of the result holds elements 4 L .. 4 L + 3 of the j-th
+  /// (a, b, c, e). The packs work within 128-bit lanes.
+  static ivec pack_lanes(ivec a, ivec b, ivec c, ivec e) {
+    return _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, e));
   }
   /// num / den where den > 0, else 0.
   static fvec quotient_if_positive(fvec num, fvec den) {
@@ -194,6 +193,11 @@ struct attention_vec<vec512<Vnni>> {
     const fvec h23 = _mm512_max_ps(_mm512_shuffle_f32x4(m2, m3, 0x44), _mm512_shuffle_f32x4(m2, m3, 0xee));
     return _mm512_max_ps(_mm512_shuffle_f32x4(h01, h23, 0x88), _mm512_shuffle_f32x4(h01, h23, 0xdd));
   }
+  /// Sixteen vectors -> lane r: the largest element of m[r].
+  static fvec max_of_each(const fvec* m) {
+    return max_across_lanes(max_in_lanes(m[0], m[1], m[2], m[3]), max_in_lanes(m[4], m[5], m[6], m[7]),
+                            max_in_lanes(m[8], m[9], m[10], m[11]), max_in_lanes(m[12], m[13], m[14], m[15]));
+  }
   static __m128 max_each(fvec a, fvec b, fvec c, fvec d) {
     const fvec m = max_in_lanes(a, b, c, d);
     const __m256 h = _mm256_max_ps(_mm512_castps512_ps256(m), _mm512_extractf32x8_ps(m, 1));
@@ -240,9 +244,8 @@ struct attention_vec<vec512<Vnni>> {
     return _mm512_srai_epi32(T == 3 ? v : _mm512_slli_epi32(v, 24 - 8 * T), 24);
   }
   /// As for vec256.
-  static ivec quad_bytes(ivec a, ivec b, ivec c, ivec e) {
-    const ivec ab = _mm512_packs_epi32(a, b), ce = _mm512_packs_epi32(c, e);
-    return _mm512_shuffle_epi8(_mm512_packs_epi16(ab, ce), _mm512_broadcast_i32x4(quad_order()));
+  static ivec pack_lanes(ivec a, ivec b, ivec c, ivec e) {
+    return _mm512_packs_epi16(_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, e));
   }
   static fvec quotient_if_positive(fvec num, fvec den) {
     return _mm512_maskz_div_ps(_mm512_cmp_ps_mask(den, _mm512_setzero_ps(), _CMP_GT_OQ), num, den);
