@@ -1388,10 +1388,15 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   // caller lets the kernel finish the rows (attn_kv::finished), each row's
   // result, acc / l, straight into its output row: the division and product
   // the caller would do (1 / l, then times it), so the same bits, without
-  // acc's round trip through memory.
+  // acc's round trip through memory. The sums (a vector of rows per column)
+  // go to the rows by transpose_stores: the 4 x 4 transposes inside the
+  // 128-bit lanes, then each lane stored where its row's four columns go,
+  // half the shuffles of a whole transpose (store-only uops instead): 0.982-
+  // 0.994 of a 512-token prefill's time on the four integer tiers
+  // (docs/attention.md, thirty-fifth section). Each row's 1 / l multiplies
+  // its lane before the transpose: the same products.
   const bool finish = kv.finished && kv.out_rows;
-  alignas(64) float chunk[R * R];
-  alignas(64) float inverse[R];
+  alignas(64) float inverse[R] = {};
   for (size_t k = 0; k < blocks; ++k) {
     const block_state bs = row_block(k);
     const size_t real = std::min(R, rows - k * R);
@@ -1404,15 +1409,24 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           l[k * R + r] = bs.l[r];
         }
     }
+    float* out[R];
+    for (size_t r = 0; r < R; ++r)
+      out[r] = r >= real ? nullptr
+               : finish  ? kv.out_rows[k * R + r]
+               : bs.l[r] > 0.0f ? acc + (k * R + r) * d
+                                : nullptr;
+    const fvec by = V::loadf(inverse);
     for (size_t c0 = 0; c0 < d; c0 += R) {
-      const float* cols[R];
-      for (size_t i = 0; i < R; ++i) cols[i] = bs.ot + (c0 + i) * R;
-      ops::transpose(cols, chunk);  // chunk[r * R + i] = row r, column c0 + i
-      for (size_t r = 0; r < real; ++r)
-        if (finish)
-          V::store(kv.out_rows[k * R + r] + c0, V::mul(V::loadf(chunk + r * R), V::set1f(inverse[r])));
-        else if (bs.l[r] > 0.0f)
-          V::store(acc + (k * R + r) * d + c0, V::loadf(chunk + r * R));
+      fvec cols[R];
+      #pragma GCC unroll 16
+      for (size_t i = 0; i < R; ++i) {
+        cols[i] = V::loadf(bs.ot + (c0 + i) * R);
+        if (finish) cols[i] = V::mul(cols[i], by);
+      }
+      ops::transpose_stores(cols, out);
+      #pragma GCC unroll 16
+      for (size_t r = 0; r < R; ++r)
+        if (out[r]) out[r] += R;
     }
   }
   if (finish) *kv.finished = true;

@@ -76,22 +76,41 @@ struct attention_vec<vec256<Vnni>> {
   /// Eight rows of eight floats (row i at rows[i]) transposed: out + j * 8
   /// gets column j (lane i = row i).
   static void transpose(const float* const* rows, float* out) {
-    fvec t[8], u[8];
+    fvec u[8];
+    transpose_in_lanes([&](int i) { return _mm256_loadu_ps(rows[i]); }, u);
+    for (int k = 0; k < 4; ++k) {
+      _mm256_storeu_ps(out + k * 8, _mm256_permute2f128_ps(u[k], u[4 + k], 0x20));
+      _mm256_storeu_ps(out + (4 + k) * 8, _mm256_permute2f128_ps(u[k], u[4 + k], 0x31));
+    }
+  }
+  /// Eight vectors transposed into rows: out[j][i] = element j of x[i]
+  /// (i < 8), for each out[j] not null. The 4 x 4 transposes inside the
+  /// 128-bit lanes, then each lane stored where its row's four elements go:
+  /// store-only uops where transpose's lane shuffles take the shuffle port.
+  static void transpose_stores(const fvec* x, float* const* out) {
+    fvec u[8];
+    transpose_in_lanes([&](int i) { return x[i]; }, u);
+    for (int g = 0; g < 2; ++g)
+      for (int k = 0; k < 4; ++k) {
+        if (out[k]) _mm_storeu_ps(out[k] + 4 * g, _mm256_castps256_ps128(u[4 * g + k]));
+        if (out[4 + k]) _mm_storeu_ps(out[4 + k] + 4 * g, _mm256_extractf128_ps(u[4 * g + k], 1));
+      }
+  }
+  /// u[4g + k], 128-bit lane h: vectors 4g .. 4g + 3 (x(i), in pairs) at
+  /// element 4h + k.
+  template <class X>
+  [[gnu::always_inline]] static void transpose_in_lanes(X x, fvec* u) {
+    fvec t[8];
     for (int i = 0; i < 8; i += 2) {
-      const fvec a = _mm256_loadu_ps(rows[i]), b = _mm256_loadu_ps(rows[i + 1]);
+      const fvec a = x(i), b = x(i + 1);
       t[i] = _mm256_unpacklo_ps(a, b);
       t[i + 1] = _mm256_unpackhi_ps(a, b);
     }
-    // u[4g + k], 128-bit lane h: rows 4g..4g+3 at column 4h + k.
     for (int g = 0; g < 2; ++g) {
       u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
       u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xee);
       u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
       u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xee);
-    }
-    for (int k = 0; k < 4; ++k) {
-      _mm256_storeu_ps(out + k * 8, _mm256_permute2f128_ps(u[k], u[4 + k], 0x20));
-      _mm256_storeu_ps(out + (4 + k) * 8, _mm256_permute2f128_ps(u[k], u[4 + k], 0x31));
     }
   }
 
@@ -214,19 +233,8 @@ struct attention_vec<vec512<Vnni>> {
   /// As for vec256, sixteen rows of sixteen: the 4 x 4 transposes inside the
   /// 128-bit lanes, then a 4 x 4 transpose of the lanes.
   static void transpose(const float* const* rows, float* out) {
-    fvec t[16], u[16];
-    for (int i = 0; i < 16; i += 2) {
-      const fvec a = _mm512_loadu_ps(rows[i]), b = _mm512_loadu_ps(rows[i + 1]);
-      t[i] = _mm512_unpacklo_ps(a, b);
-      t[i + 1] = _mm512_unpackhi_ps(a, b);
-    }
-    // u[4g + k], 128-bit lane h: rows 4g..4g+3 at column 4h + k.
-    for (int g = 0; g < 4; ++g) {
-      u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-      u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xee);
-      u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-      u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xee);
-    }
+    fvec u[16];
+    transpose_in_lanes([&](int i) { return _mm512_loadu_ps(rows[i]); }, u);
     // Column 4h + k = lane h of u[k], u[4 + k], u[8 + k], u[12 + k].
     for (int k = 0; k < 4; ++k) {
       const fvec v0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x44), v1 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xee);
@@ -235,6 +243,35 @@ struct attention_vec<vec512<Vnni>> {
       _mm512_storeu_ps(out + (4 + k) * 16, _mm512_shuffle_f32x4(v0, v2, 0xdd));
       _mm512_storeu_ps(out + (8 + k) * 16, _mm512_shuffle_f32x4(v1, v3, 0x88));
       _mm512_storeu_ps(out + (12 + k) * 16, _mm512_shuffle_f32x4(v1, v3, 0xdd));
+    }
+  }
+  /// As for vec256, sixteen vectors.
+  static void transpose_stores(const fvec* x, float* const* out) {
+    fvec u[16];
+    transpose_in_lanes([&](int i) { return x[i]; }, u);
+    for (int g = 0; g < 4; ++g)
+      for (int k = 0; k < 4; ++k) {
+        const fvec v = u[4 * g + k];
+        if (out[k]) _mm_storeu_ps(out[k] + 4 * g, _mm512_castps512_ps128(v));
+        if (out[4 + k]) _mm_storeu_ps(out[4 + k] + 4 * g, _mm512_extractf32x4_ps(v, 1));
+        if (out[8 + k]) _mm_storeu_ps(out[8 + k] + 4 * g, _mm512_extractf32x4_ps(v, 2));
+        if (out[12 + k]) _mm_storeu_ps(out[12 + k] + 4 * g, _mm512_extractf32x4_ps(v, 3));
+      }
+  }
+  /// As for vec256.
+  template <class X>
+  [[gnu::always_inline]] static void transpose_in_lanes(X x, fvec* u) {
+    fvec t[16];
+    for (int i = 0; i < 16; i += 2) {
+      const fvec a = x(i), b = x(i + 1);
+      t[i] = _mm512_unpacklo_ps(a, b);
+      t[i + 1] = _mm512_unpackhi_ps(a, b);
+    }
+    for (int g = 0; g < 4; ++g) {
+      u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+      u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xee);
+      u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+      u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xee);
     }
   }
 
