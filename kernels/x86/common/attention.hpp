@@ -1015,11 +1015,6 @@ template <class V, size_t S>
 class q8_value_tile;  // attention_q8.hpp: integer P . V for q8_0 values
 template <class V>
 struct q8_decode_tile;  // attention_q8.hpp: the integer decode's whole tile in its common case
-/// The vector policies q8_decode_tile is written for: 512-bit with VNNI,
-/// 256-bit with or without (the avx512 tier's sign trick keeps the general
-/// path).
-template <class V>
-inline constexpr bool has_q8_decode_tile = V::vnni || V::lanes == 8;
 
 /// Stands in for q8_value_groups where values are not q8_0.
 struct float_values {
@@ -1254,7 +1249,7 @@ void attention_tiles(const attn_kv& kv, size_t kv_head, const float* const* q_ro
     const unsigned char* kp = at.k;
     const unsigned char* vp = at.v;
     const size_t slot = t % kv.block_tokens;
-    if constexpr (integer_values && has_q8_decode_tile<V> && S == decode_subtiles<V>) {
+    if constexpr (integer_values && S == decode_subtiles<V>) {
       // Rows that all see a whole tile starting a group: q8_decode_tile, a
       // group of up to four rows at a time (the same bits, fewer
       // instructions). The first group's call asks for the next tile's lines

@@ -431,7 +431,9 @@ template <class V>
 }
 
 /// The integer decode's tile in its common case, written for it alone:
-/// 512-bit VNNI, a whole tile of 32 keys that starts a group of the cache's
+/// 512-bit vectors (vpdpbusd on avx512_vnni and amx; on the avx512 tier the
+/// sign trick of q8_key_scores and 7-bit weights, as its general path), a
+/// whole tile of 32 keys that starts a group of the cache's
 /// layout (two whole groups, neither regrouped), and every query row of the
 /// KV head seeing every key of it (a decode step), up to four rows a call
 /// (attention_tiles calls once per group of four rows, the last group at
@@ -451,14 +453,15 @@ template <class V>
 /// from L2 (lowbit-attn-min, four rows; docs/attention.md, twenty-seventh
 /// section), most of it from two changes below: P . V's weights broadcast
 /// by loads (broadcast4_loaded) and four blocks' weights rounded before
-/// their products.
+/// their products; on the avx512 tier (the sign trick) 0.82 from L2 and
+/// 0.96 cold (docs/attention.md, thirty-fifth section).
 ///
 /// q: the rows' rounded blocks (q8_key_scores' form), kg and vg: the tile's
 /// first key and value groups (the second follows each), m, l in log2
 /// units, acc: the rows' sums, d apart.
 template <class V>
 struct q8_decode_tile {
-  static_assert(V::lanes == 16 && V::vnni && has_q8_decode_tile<V>, "512-bit VNNI: sixteen keys a vector, vpdpbusd");
+  static_assert(V::lanes == 16, "512-bit vectors: sixteen keys a vector");
   using ivec = typename V::ivec;
   using fvec = typename V::fvec;
   // The decode's tile on 512-bit vectors: decode_subtiles sub-tiles of V::lanes keys.
@@ -493,10 +496,22 @@ struct q8_decode_tile {
       for (size_t w = 0; w < 8; ++w) {
         if (w % 4 == 0) ask();
         const ivec x0 = V::load(k0 + w * kv_key_vector_bytes), x1 = V::load(k1 + w * kv_key_vector_bytes);
-        #pragma GCC unroll 4
-        for (size_t j = 0; j < R; ++j) {
-          a[j][0] = V::dot_u8s8_at(a[j][0], x0, q[j * nb + b].qs + 4 * w);
-          a[j][1] = V::dot_u8s8_at(a[j][1], x1, q[j * nb + b].qs + 4 * w);
+        if constexpr (V::vnni) {
+          #pragma GCC unroll 4
+          for (size_t j = 0; j < R; ++j) {
+            a[j][0] = V::dot_u8s8_at(a[j][0], x0, q[j * nb + b].qs + 4 * w);
+            a[j][1] = V::dot_u8s8_at(a[j][1], x1, q[j * nb + b].qs + 4 * w);
+          }
+        } else {
+          // The sign trick on the unbiased keys, as q8_key_scores (their
+          // magnitudes and signs shared by the rows; no bias).
+          const ivec s0 = V::xor_(x0, V::splat8(0x80)), s1 = V::xor_(x1, V::splat8(0x80));
+          #pragma GCC unroll 4
+          for (size_t j = 0; j < R; ++j) {
+            const ivec qw = V::broadcast4(q[j * nb + b].qs + 4 * w);
+            a[j][0] = V::dot_s8s8(a[j][0], s0, qw);
+            a[j][1] = V::dot_s8s8(a[j][1], s1, qw);
+          }
         }
       }
       const fvec dk0 = V::load_half(kg + kv_group_scale(b, 0)), dk1 = V::load_half(kg + gb + kv_group_scale(b, 0));
@@ -541,6 +556,9 @@ struct q8_decode_tile {
     // maxima, division and rounding.
     alignas(64) unsigned char u[4][R][TT];  // [block of the four][row][key]
     alignas(64) float step[16], inverse[16];  // lane 4 k + j: block k, row j
+    // The largest weight's code (q8_value_tile's): 127 without VNNI, where
+    // vpmaddubsw's pairs of products must not saturate.
+    constexpr float levels = V::vnni ? 255.0f : 127.0f;
     for (size_t b0 = 0; b0 < nb; b0 += 4) {
       const size_t nq = std::min<size_t>(4, nb - b0);  // past nq, the last block again
       fvec dv[4][S], top[4];
@@ -557,8 +575,8 @@ struct q8_decode_tile {
         top[k] = ops::max_in_lanes(most[0], most[1], most[2], most[3]);
       }
       const fvec largest = ops::max_across_lanes(top[0], top[1], top[2], top[3]);
-      V::store(inverse, ops::quotient_if_positive(V::set1f(255.0f), largest));
-      V::store(step, V::mul(largest, V::set1f(1.0f / 255.0f)));
+      V::store(inverse, ops::quotient_if_positive(V::set1f(levels), largest));
+      V::store(step, V::mul(largest, V::set1f(1.0f / levels)));
       #pragma GCC unroll 4
       for (size_t k = 0; k < 4; ++k) {
         if (k >= nq) break;
@@ -621,7 +639,6 @@ struct q8_decode_tile<vec256<Vnni>> {
   using fvec = typename V::fvec;
   static constexpr size_t S = decode_subtiles<V>, TK = V::lanes, TT = S * TK;
   static_assert(S == 4 && 2 * TK == kv_group_tokens, "four sub-tiles of eight keys: two halves of each of two groups");
-  static_assert(has_q8_decode_tile<V>, "attention_tiles hands this width its tiles");
 
   template <size_t R>
   [[gnu::noinline]] static void run(const q8_query_block* q, size_t d, const unsigned char* kg, const unsigned char* vg,
