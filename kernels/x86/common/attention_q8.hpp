@@ -1408,10 +1408,10 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   // acc's round trip through memory. The sums (a vector of rows per column)
   // go to the rows by transpose_stores: the 4 x 4 transposes inside the
   // 128-bit lanes, then each lane stored where its row's four columns go,
-  // half the shuffles of a whole transpose (store-only uops instead): 0.980-
-  // 0.990 of a 512-token prefill's time on avx512_vnni, avx2_vnni and avx2,
-  // amx unchanged (docs/attention.md, thirty-fifth section). Each row's 1 / l multiplies
-  // its lane before the transpose: the same products.
+  // half the shuffles of a whole transpose (store-only uops instead):
+  // 0.980-0.990 of a 512-token prefill's time on avx512_vnni, avx2_vnni and
+  // avx2, amx unchanged (docs/attention.md, thirty-fifth section). Each
+  // row's 1 / l multiplies its lane before the transpose: the same products.
   const bool finish = kv.finished && kv.out_rows;
   alignas(64) float inverse[R] = {};
   for (size_t k = 0; k < blocks; ++k) {
