@@ -223,6 +223,12 @@ class q8_key_scores {
   q8_query_block* query_;
 };
 
+/// The code the integer P . V gives a row's largest softmax weight: 255 on
+/// the VNNI tiers (vpdpbusd's unsigned bytes), 127 by the sign trick without
+/// VNNI, where vpmaddubsw's pairs of products must not saturate.
+template <class V>
+inline constexpr float u8_weight_levels = V::vnni ? 255.0f : 127.0f;
+
 /// The u8 rounding's factors for four rows, from each row's largest weight
 /// (most): inverse = levels / most (0 for a row with no weight, which then
 /// keeps u = 0) and step = most / levels, the value of one code.
@@ -279,7 +285,7 @@ class q8_value_tile : public q8_value_groups<V, S> {
     const size_t subs = (n + TK - 1) / TK;
     alignas(64) unsigned char u[R][S * TK];
     alignas(16) float step[4], inverse[4];
-    constexpr float levels = V::vnni ? 255.0f : 127.0f;  // the largest weight's code
+    constexpr float levels = u8_weight_levels<V>;
     for (size_t b = 0; b < blocks_; ++b) {
       fvec w[R][S], top[4];  // top past R: zeros (no weight)
       #pragma GCC unroll 4
@@ -556,9 +562,7 @@ struct q8_decode_tile {
     // maxima, division and rounding.
     alignas(64) unsigned char u[4][R][TT];  // [block of the four][row][key]
     alignas(64) float step[16], inverse[16];  // lane 4 k + j: block k, row j
-    // The largest weight's code (q8_value_tile's): 127 without VNNI, where
-    // vpmaddubsw's pairs of products must not saturate.
-    constexpr float levels = V::vnni ? 255.0f : 127.0f;
+    constexpr float levels = u8_weight_levels<V>;
     for (size_t b0 = 0; b0 < nb; b0 += 4) {
       const size_t nq = std::min<size_t>(4, nb - b0);  // past nq, the last block again
       fvec dv[4][S], top[4];
@@ -744,7 +748,7 @@ struct q8_decode_tile<vec256<Vnni>> {
     // then their products, two column vectors a pass.
     alignas(32) unsigned char u[4][R][TT];  // [block of the four][row][key]
     alignas(16) float step[4][4];           // [block of the four][row]
-    constexpr float levels = Vnni ? 255.0f : 127.0f;  // the largest weight's code (q8_value_tile)
+    constexpr float levels = u8_weight_levels<V>;
     for (size_t b0 = 0; b0 < nb; b0 += 4) {
       const size_t nq = std::min<size_t>(4, nb - b0);
       for (size_t k = 0; k < nq; ++k) {
@@ -1329,7 +1333,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           }
         }
         const fvec most = V::maxf(V::maxf(most4[0], most4[1]), V::maxf(most4[2], most4[3]));
-        constexpr float levels = V::vnni ? 255.0f : 127.0f;
+        constexpr float levels = u8_weight_levels<V>;
         const fvec inverse = ops::quotient_if_positive(V::set1f(levels), most);
         const fvec step = V::mul(most, V::set1f(1.0f / levels));
         for (size_t q = 0; q < quads; ++q) {
@@ -1413,12 +1417,12 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   // avx2, amx unchanged (docs/attention.md, thirty-fifth section). Each
   // row's 1 / l multiplies its lane before the transpose: the same products.
   const bool finish = kv.finished && kv.out_rows;
-  alignas(64) float inverse[R] = {};
   for (size_t k = 0; k < blocks; ++k) {
     const block_state bs = row_block(k);
     const size_t real = std::min(R, rows - k * R);
+    fvec by = V::zero();  // each row's 1 / l, where the kernel finishes the rows
     if (finish) {
-      V::store(inverse, ops::quotient_if_positive(V::set1f(1.0f), V::loadf(bs.l)));
+      by = ops::quotient_if_positive(V::set1f(1.0f), V::loadf(bs.l));
     } else {
       for (size_t r = 0; r < real; ++r)
         if (bs.l[r] > 0.0f) {
@@ -1432,7 +1436,6 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
                : finish  ? kv.out_rows[k * R + r]
                : bs.l[r] > 0.0f ? acc + (k * R + r) * d
                                 : nullptr;
-    const fvec by = V::loadf(inverse);
     for (size_t c0 = 0; c0 < d; c0 += R) {
       fvec cols[R];
       #pragma GCC unroll 16
