@@ -61,6 +61,9 @@ struct vec256 {
   static ivec splat8(int v) { return _mm256_set1_epi8(static_cast<char>(v)); }
   static ivec and_(ivec a, ivec b) { return _mm256_and_si256(a, b); }
   static ivec xor_(ivec a, ivec b) { return _mm256_xor_si256(a, b); }
+  /// |a| bytewise (a > -128), and a with b's signs bytewise (0 where b is 0).
+  static ivec abs8(ivec a) { return _mm256_abs_epi8(a); }
+  static ivec sign8(ivec a, ivec b) { return _mm256_sign_epi8(a, b); }
   static ivec or_(ivec a, ivec b) { return _mm256_or_si256(a, b); }
   // 16-bit lane shifts: callers mask to whole bytes afterwards (or before, for shl4).
   static ivec shl4(ivec a) { return _mm256_slli_epi16(a, 4); }
@@ -97,7 +100,7 @@ struct vec256 {
     if constexpr (Vnni) {
       return vnni_dot256(acc, _mm256_xor_si256(w, _mm256_set1_epi8(static_cast<char>(0x80))), a);
     } else {
-      const __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(a, w));
+      const __m256i pairs = _mm256_maddubs_epi16(abs8(w), sign8(a, w));
       return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
     }
   }
