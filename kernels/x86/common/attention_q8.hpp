@@ -966,9 +966,10 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   // biases [nb] (int32 where integer, written and read only with VNNI; none
   // with a tile unit), m, l, and the
   // transposed P . V sums [d]. Then, for the tile in hand: scores
-  // (then weights) [TT], one block's p d_v [TT], the packed u8 weights
-  // [TT / 4] (or bf16 pairs [TT / 2]), the keys' and values' block scales in
-  // f32 [nb][TT] each, and room to regroup runs that start inside a group;
+  // (then weights) [TT], two blocks' p d_v [2][TT] (the block in hand's
+  // and the next's), the packed u8 weights [TT / 4] (or bf16 pairs
+  // [TT / 2]), the keys' and values' block scales in f32 [nb][TT] each,
+  // and room to regroup runs that start inside a group;
   // with a tile unit, the tile's keys row by row [TT][d] and values column
   // by column [d][TT], both bf16.
   const size_t query_dwords = (P::tiles ? 16 : 8) * nb, query_scales = P::tiles ? 0 : 2 * nb;
@@ -979,11 +980,11 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   const size_t staged = P::tiles ? 2 * 2 * TT * d : 0;  // kt and vt, bf16
   unsigned char* base = vector_aligned<fvec>(
       buffers.value_tile,
-      (blocks * per_block + (2 * TT + weight_rows + 2 * nb * TT / R) * R) * sizeof(float) + staged + 2 * 4 * gb);
+      (blocks * per_block + (3 * TT + weight_rows + 2 * nb * TT / R) * R) * sizeof(float) + staged + 2 * 4 * gb);
   float* const state = reinterpret_cast<float*>(base);
   float* const sc = state + blocks * per_block;
   float* const wb = sc + TT * R;
-  int32_t* const pb = reinterpret_cast<int32_t*>(wb + TT * R);
+  int32_t* const pb = reinterpret_cast<int32_t*>(wb + 2 * TT * R);
   float* const dk = reinterpret_cast<float*>(pb + weight_rows * R);
   float* const dv = dk + nb * TT;
   unsigned char* const kt = reinterpret_cast<unsigned char*>(dv + nb * TT);
@@ -1334,11 +1335,15 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       // weigh 0.
       const size_t quad_groups = (quads + 3) / 4;
       std::fill(pb + quads * R, pb + 4 * quad_groups * R, 0);
-      for (size_t b = 0; b < nb; ++b) {
-        out_pf.step();
-        // u = round(w * levels / max w) per row (levels 255, or 127 without
-        // VNNI, where vpmaddubsw's pairs must not saturate); a row with no
-        // weight keeps u = 0.
+      // u = round(w * levels / max w) per row (levels 255, or 127 without
+      // VNNI, where vpmaddubsw's pairs must not saturate); a row with no
+      // weight keeps u = 0. Block b's weights w = p d_v, their maxima and
+      // its division are taken before block b - 1's rounding and products
+      // (into the other half of wb), so that the division's latency hides
+      // behind them.
+      fvec inverses[2], steps[2];
+      const auto weigh = [&](size_t b) [[gnu::always_inline]] {
+        float* const wo = wb + b % 2 * TT * R;
         fvec most4[4];
         #pragma GCC unroll 4
         for (size_t j = 0; j < 4; ++j) most4[j] = V::zero();
@@ -1346,16 +1351,22 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
           #pragma GCC unroll 4
           for (size_t j = 0; j < 4; ++j) {
             const fvec w = V::mul(V::loadf(sc + (i + j) * R), V::set1f(dv[b * TT + i + j]));
-            V::store(wb + (i + j) * R, w);
+            V::store(wo + (i + j) * R, w);
             most4[j] = V::maxf(most4[j], w);
           }
         }
         const fvec most = V::maxf(V::maxf(most4[0], most4[1]), V::maxf(most4[2], most4[3]));
         constexpr float levels = u8_weight_levels<V>;
-        const fvec inverse = ops::quotient_if_positive(V::set1f(levels), most);
-        const fvec step = V::mul(most, V::set1f(1.0f / levels));
+        inverses[b % 2] = ops::quotient_if_positive(V::set1f(levels), most);
+        steps[b % 2] = V::mul(most, V::set1f(1.0f / levels));
+      };
+      weigh(0);
+      for (size_t b = 0; b < nb; ++b) {
+        out_pf.step();
+        if (b + 1 < nb) weigh(b + 1);
+        const fvec inverse = inverses[b % 2], step = steps[b % 2];
         for (size_t q = 0; q < quads; ++q) {
-          const float* wq = wb + 4 * q * R;
+          const float* wq = wb + b % 2 * TT * R + 4 * q * R;
           V::storei(pb + q * R, ops::u8_quad(V::loadf(wq), V::loadf(wq + R), V::loadf(wq + 2 * R), V::loadf(wq + 3 * R), inverse));
         }
         // Columns [h, h + Cn) of the block, their Cn sums in registers.
