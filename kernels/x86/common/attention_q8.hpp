@@ -917,11 +917,14 @@ struct vnni_products {
 /// - P . V: per 32-value block the weights w = p d_v, rounded to u8 against
 ///   each row's largest in the tile as q8_value_tile rounds them (but with
 ///   w * 255 / largest rounded once, in an FMA: attention_vec::u8_quad), four
-///   keys' bytes of a row packed into its lane; one vpdpbusd of that vector with a
-///   column's four value bytes (broadcast from the group: embedded in the
-///   vpdpbusd on 512-bit vectors) adds four keys to a row block's rows of
-///   the column. The sums are kept transposed (a vector of rows per column)
-///   for the whole call, and written to acc at its end.
+///   keys' bytes of a row packed into its lane; on 256-bit vectors one
+///   vpdpbusd of that vector with a column's four value bytes (broadcast
+///   from the group) adds four keys to a row block's rows of the column, the
+///   sums kept transposed (a vector of rows per column) for the whole call;
+///   on 512-bit ones one vpdpbusd of a row's four codes (broadcast) with
+///   sixteen columns' four value bytes adds four keys to the row's sixteen
+///   columns, the sums kept row by row. Both are written to acc (or the
+///   output rows) at the call's end.
 /// Results match attention_tiles' but for the order of the softmax sums.
 ///
 /// Without VNNI (vec256<false>): QKᵀ by the sign trick, |q| against each
@@ -956,6 +959,9 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   // registers on 512-bit vectors, eight of 16 on 256-bit ones. (P . V's
   // passes over value columns are sized below.)
   constexpr size_t KC = R;
+  // P . V's sums row by row (bs.ot [R][d]) on 512-bit vectors with VNNI;
+  // else a vector of rows per column (bs.ot [d][R]).
+  constexpr bool rows_major = V::vnni && R == 16 && !P::tiles;
   constexpr float minus_inf = -std::numeric_limits<float>::infinity();
   const size_t d = kv.head_dim, nb = d / qk8_0, gb = kv_group_bytes(d);
   const auto [last, horizon] = keys_seen(limits, rows, t0, t1);
@@ -964,14 +970,13 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   // Per row block, vectors of R lanes: the query's dwords, [nb][8] (q8_0
   // quads) or with a tile unit [nb][16] (bf16 pairs), its block scales and
   // biases [nb] (int32 where integer, written and read only with VNNI; none
-  // with a tile unit), m, l, and the
-  // transposed P . V sums [d]. Then, for the tile in hand: scores
-  // (then weights) [TT], two blocks' p d_v [2][TT] (the block in hand's
-  // and the next's), the packed u8 weights [TT / 4] (or bf16 pairs
-  // [TT / 2]), the keys' and values' block scales in f32 [nb][TT] each,
-  // and room to regroup runs that start inside a group;
-  // with a tile unit, the tile's keys row by row [TT][d] and values column
-  // by column [d][TT], both bf16.
+  // with a tile unit), m, l, and the P . V sums [d] (rows_major: R rows of
+  // d instead, the same room). Then, for the tile in hand: scores (then
+  // weights) [TT], two blocks' p d_v [2][TT] (the block in hand's and the
+  // next's), the packed u8 weights [TT / 4] (or bf16 pairs [TT / 2]), the
+  // keys' and values' block scales in f32 [nb][TT] each, and room to
+  // regroup runs that start inside a group; with a tile unit, the tile's
+  // keys row by row [TT][d] and values column by column [d][TT], both bf16.
   const size_t query_dwords = (P::tiles ? 16 : 8) * nb, query_scales = P::tiles ? 0 : 2 * nb;
   const size_t blocks = (rows + R - 1) / R, per_block = (query_dwords + query_scales + 2 + d) * R;
   // The weights' rows: a quad of u8 weights per key quad, or a pair of
@@ -1307,6 +1312,8 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       V::store(bs.l, V::addf(V::mul(V::loadf(bs.l), shrink), V::addf(V::addf(sum[0], sum[1]), V::addf(sum[2], sum[3]))));
       V::store(bs.m, new_m);
       const bool rescale = ops::any_lt(old_m, new_m);
+      alignas(64) float shrink_of[R];
+      if constexpr (rows_major) V::store(shrink_of, shrink);
       if constexpr (P::tiles) {
         // P . V on the tile unit in bf16: each key pair's weights as one
         // row of pairs (lane r: row r's two weights, through pair_order),
@@ -1411,12 +1418,57 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
             }
           }
         };
-        // Two passes of 16 columns on 512-bit vectors; on 256-bit ones (16
-        // registers: the sums, the weights and a broadcast) 12, 12 and 8,
-        // where four passes of 8 had fewer independent vpdpbusd chains and
-        // reloaded the weights twice as often (0.975-0.99 of their time).
-        if constexpr (R == 16) {
-          for (size_t h = 0; h < qk8_0; h += R) columns.template operator()<R>(h);
+        // On 256-bit vectors (16 registers: the sums, the weights and a
+        // broadcast) passes of 12, 12 and 8 columns, where four passes of 8
+        // had fewer independent vpdpbusd chains and reloaded the weights
+        // twice as often (0.975-0.99 of their time).
+        if constexpr (rows_major) {
+          // Rows in registers, columns in lanes: eight rows a pass, each
+          // row's weight dword (four keys' codes) broadcast from pb into a
+          // register and multiplied into the block's two value vectors (its
+          // 32 columns, four keys each, loaded once for the eight rows), so
+          // that every vpdpbusd takes registers, where the column passes'
+          // took each value dword as an embedded broadcast (about 0.88 of
+          // the register rate: docs/attention.md, 2026-12-03, third); the
+          // sums go to the row's own columns of bs.ot, which the finish
+          // then stores without transposes. 0.973 of a 512-token prefill's
+          // time, 0.990 at 2048 tokens (thirty-sixth section).
+          alignas(64) float step_of[R];
+          V::store(step_of, step);
+          for (size_t h = 0; h < R; h += 8) {
+            ivec a[8][2];
+            #pragma GCC unroll 8
+            for (size_t r = 0; r < 8; ++r) a[r][0] = a[r][1] = V::set1(0);
+            for (size_t g = 0; g < quad_groups; ++g) {
+              const unsigned char* vb = vg[g] + kv_group_block(nb, b);
+              asm("" : "+r"(vb));
+              const int32_t* ub = pb + 4 * g * R + h;
+              #pragma GCC unroll 4
+              for (size_t q = 0; q < 4; ++q) {
+                const ivec v0 = V::load(vb + q * kv_value_quad_bytes), v1 = V::load(vb + q * kv_value_quad_bytes + 64);
+                #pragma GCC unroll 8
+                for (size_t r = 0; r < 8; ++r) {
+                  const ivec w = V::broadcast4(ub + q * R + r);
+                  a[r][0] = V::dot_u8s8(a[r][0], w, v0);
+                  a[r][1] = V::dot_u8s8(a[r][1], w, v1);
+                }
+              }
+            }
+            #pragma GCC unroll 8
+            for (size_t r = 0; r < 8; ++r) {
+              float* const o = bs.ot + (h + r) * d + b * qk8_0;
+              const fvec st = V::set1f(step_of[h + r]);
+              #pragma GCC unroll 2
+              for (size_t c = 0; c < 2; ++c) {
+                fvec x = V::zero();
+                if (t != t0) {
+                  x = V::loadf(o + c * R);
+                  if (rescale) x = V::mul(x, V::set1f(shrink_of[h + r]));
+                }
+                V::store(o + c * R, V::fmadd(V::to_float(a[r][c]), st, x));
+              }
+            }
+          }
         } else if constexpr (!V::vnni) {
           // Without VNNI each product takes a temporary and the ones of
           // vpmaddwd beside the sums: four passes of 8.
@@ -1438,7 +1490,8 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
   // caller lets the kernel finish the rows (attn_kv::finished), each row's
   // result, acc / l, straight into its output row: the division and product
   // the caller would do (1 / l, then times it), so the same bits, without
-  // acc's round trip through memory. The sums (a vector of rows per column)
+  // acc's round trip through memory. Sums kept row by row (rows_major) go
+  // to their rows as they are; sums kept a vector of rows per column
   // go to the rows by transpose_stores: the 4 x 4 transposes inside the
   // 128-bit lanes, then each lane stored where its row's four columns go,
   // half the shuffles of a whole transpose (store-only uops instead):
@@ -1465,6 +1518,18 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
                : finish  ? kv.out_rows[k * R + r]
                : bs.l[r] > 0.0f ? acc + (k * R + r) * d
                                 : nullptr;
+    if constexpr (rows_major) {
+      alignas(64) float by_of[R];
+      V::store(by_of, by);
+      for (size_t r = 0; r < R; ++r)
+        if (out[r])
+          for (size_t c = 0; c < d; c += R) {
+            fvec x = V::loadf(bs.ot + r * d + c);
+            if (finish) x = V::mul(x, V::set1f(by_of[r]));
+            V::store(out[r] + c, x);
+          }
+      continue;
+    }
     for (size_t c0 = 0; c0 < d; c0 += R) {
       fvec cols[R];
       #pragma GCC unroll 16
