@@ -1312,8 +1312,9 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       V::store(bs.l, V::addf(V::mul(V::loadf(bs.l), shrink), V::addf(V::addf(sum[0], sum[1]), V::addf(sum[2], sum[3]))));
       V::store(bs.m, new_m);
       const bool rescale = ops::any_lt(old_m, new_m);
-      alignas(64) float shrink_of[R];
-      if constexpr (rows_major) V::store(shrink_of, shrink);
+      alignas(64) float shrink_of[R];  // rows_major: each row's shrink, where it rescales
+      if constexpr (rows_major)
+        if (rescale) V::store(shrink_of, shrink);
       if constexpr (P::tiles) {
         // P . V on the tile unit in bf16: each key pair's weights as one
         // row of pairs (lane r: row r's two weights, through pair_order),
@@ -1418,10 +1419,6 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
             }
           }
         };
-        // On 256-bit vectors (16 registers: the sums, the weights and a
-        // broadcast) passes of 12, 12 and 8 columns, where four passes of 8
-        // had fewer independent vpdpbusd chains and reloaded the weights
-        // twice as often (0.975-0.99 of their time).
         if constexpr (rows_major) {
           // Rows in registers, columns in lanes: eight rows a pass, each
           // row's weight dword (four keys' codes) broadcast from pb into a
@@ -1470,10 +1467,15 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
             }
           }
         } else if constexpr (!V::vnni) {
-          // Without VNNI each product takes a temporary and the ones of
-          // vpmaddwd beside the sums: four passes of 8.
+          // On 256-bit vectors the column passes (16 registers: the sums,
+          // the weights and a broadcast). Without VNNI each product takes a
+          // temporary and the ones of vpmaddwd beside the sums: four passes
+          // of 8.
           for (size_t h = 0; h < qk8_0; h += 8) columns.template operator()<8>(h);
         } else {
+          // With VNNI passes of 12, 12 and 8 columns, where four passes of
+          // 8 had fewer independent vpdpbusd chains and reloaded the weights
+          // twice as often (0.975-0.99 of their time).
           columns.template operator()<12>(0);
           columns.template operator()<12>(12);
           columns.template operator()<8>(24);
