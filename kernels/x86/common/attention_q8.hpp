@@ -1350,7 +1350,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
       // (into the other half of wb), so that the division's latency hides
       // behind them.
       fvec inverses[2], steps[2];
-      const auto weigh = [&](size_t b) [[gnu::always_inline]] {
+      const auto weigh = [&](size_t b) __attribute__((always_inline)) {
         float* const wo = wb + b % 2 * TT * R;
         fvec most4[4];
         #pragma GCC unroll 4
