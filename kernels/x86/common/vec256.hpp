@@ -79,13 +79,24 @@ struct vec256 {
   static ivec add(ivec a, ivec b) { return _mm256_add_epi32(a, b); }
   static ivec mullo(ivec a, ivec b) { return _mm256_mullo_epi32(a, b); }
 
+  /// A sum of the emulated dot products (dot_u8s8, dot_s8s8 without VNNI),
+  /// through an empty asm that claims to change it: GCC cannot see through
+  /// it, so a chain of such steps stays a chain of adds into one register.
+  /// Left alone, GCC took a chain as one sum of independent products and
+  /// added them as a tree at its end, storing every product to the stack and
+  /// loading it back (the avx2 decode tile: 0.956 of the time from L2 with
+  /// the chains kept; docs/attention.md, thirty-seventh section).
+  static ivec chained(ivec sum) {
+    asm("" : "+x"(sum));
+    return sum;
+  }
   /// acc + sum over each group of 4 bytes of u[i] * s[i]; u < 128 without VNNI.
   static ivec dot_u8s8(ivec acc, ivec u, ivec s) {
     if constexpr (Vnni) {
       return vnni_dot256(acc, u, s);
     } else {
       const __m256i pairs = _mm256_maddubs_epi16(u, s);
-      return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+      return chained(_mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))));
     }
   }
   /// acc + u . (the 4 bytes at p, broadcast). VEX encodings have no embedded
@@ -101,7 +112,7 @@ struct vec256 {
       return vnni_dot256(acc, _mm256_xor_si256(w, _mm256_set1_epi8(static_cast<char>(0x80))), a);
     } else {
       const __m256i pairs = _mm256_maddubs_epi16(abs8(w), sign8(a, w));
-      return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+      return chained(_mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))));
     }
   }
 
