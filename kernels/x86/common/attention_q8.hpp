@@ -1438,7 +1438,7 @@ void attention_q8_row_lanes(const attn_kv& kv, size_t kv_head, const float* cons
             for (size_t r = 0; r < 8; ++r) a[r][0] = a[r][1] = V::set1(0);
             for (size_t g = 0; g < quad_groups; ++g) {
               const unsigned char* vb = vg[g] + kv_group_block(nb, b);
-              asm("" : "+r"(vb));
+              asm("" : "+r"(vb));  // opaque, as in the column passes: no hoisted offsets per quad
               const int32_t* ub = pb + 4 * g * R + h;
               #pragma GCC unroll 4
               for (size_t q = 0; q < 4; ++q) {
