@@ -22,18 +22,20 @@
 // the other side given their signs (vpsignb), vpmaddwd by ones, an add:
 // exact while the magnitudes are at most 128 and the signed side's bytes
 // are in [-127, 127] (no pair of products saturates), with no bias to take
-// off. The tiles take |k| against the query with k's signs; the prefill's
-// row lanes (attention_q8_row_lanes) take |q| once for eight keys against
-// the keys with q's signs, which needs the keys in [-127, 127], as the
-// cache's q8_0 rounding leaves them (|x| / d <= 127 for d = amax / 127).
+// off. The general path's score tiles take |k| against the query with k's
+// signs; the decode tiles (q8_decode_tile) and the prefill's row lanes
+// (attention_q8_row_lanes) take |q| against the keys with q's signs, which
+// needs the keys in [-127, 127], as the cache's q8_0 rounding leaves them
+// (|x| / d <= 127 for d = amax / 127).
 // P . V rounds the weights to 7 bits (0..127) where vpdpbusd takes 8, so
 // that vpmaddubsw cannot saturate either (see q8_value_tile). Every path of
 // the kernel rounds alike, whichever rows the dispatcher's tasks give it.
 //
 // The avx512 tier (vec512<false>: AVX-512 without VNNI, Skylake-SP/X) takes
 // these kernels for decode only: its tiles do the sign trick by a mask
-// (vpmovb2m of the signs, a masked vpsubb, since AVX-512 has no vpsignb),
-// the same instruction count per product as vpsignb. Its prefill stays on
+// (a masked vpsubb, since AVX-512 has no vpsignb): the general path's with
+// vpmovb2m of the keys' signs, the decode tile with the query dwords' sign
+// masks kept with the rounded rows (q8_query_block::neg). Its prefill stays on
 // the float row lanes (attention_row_lanes over the q8_0 keys and values):
 // the integer row lanes without VNNI are 256-bit asm, and on a Xeon the
 // 512-bit float prefill did 107 GOPS at 2048 tokens against their 72 (one
@@ -56,14 +58,18 @@ LOWBIT_CODEGEN_BEGIN
 
 /// One 32-value block of a query row rounded to q8_0: its quants, its scale
 /// (the f16 d widened) and -128 times the sum of its quants (0 without VNNI:
-/// the sign trick takes the keys unbiased); on avx2 without VNNI also the
-/// quants' magnitudes |qs| (q8_key_scores::magnitudes), which the 256-bit
-/// decode tile's sign trick takes as vpmaddubsw's unsigned side.
+/// the sign trick takes the keys unbiased); without VNNI also the quants'
+/// magnitudes |qs| (q8_key_scores::magnitudes), which the decode tiles' sign
+/// trick takes as vpmaddubsw's unsigned side, and on 512-bit vectors the
+/// signs of each dword w of quants as that dword broadcast to 64 bytes would
+/// have them (bit i: quant 4 w + i % 4 negative), the mask of the masked
+/// vpsubb that stands in for vpsignb there (q8_key_scores::sign_masks).
 struct q8_query_block {
   int8_t qs[qk8_0];
   float scale;
   int32_t bias;
   uint8_t mag[qk8_0];
+  unsigned long long neg[qk8_0 / 4];  // __mmask64, which _load_mask64 reads
 };
 
 /// Scores of q8_0 keys against the query rows rounded to q8_0 (see above).
@@ -73,9 +79,10 @@ class q8_key_scores {
   static constexpr bool integer = true;
   using ivec = typename V::ivec;
   using fvec = typename V::fvec;
-  /// Whether the rounded rows carry |qs| (q8_query_block::mag): only the
-  /// 256-bit decode tile without VNNI reads them.
-  static constexpr bool magnitudes = !V::vnni && V::lanes == 8;
+  /// Whether the rounded rows carry |qs| (q8_query_block::mag): the decode
+  /// tiles without VNNI read them; and their dwords' sign masks
+  /// (q8_query_block::neg): the 512-bit one.
+  static constexpr bool magnitudes = !V::vnni, sign_masks = !V::vnni && V::lanes == 16;
 
   /// prefetch_cursor::step() calls per tile for one group of rows (any count).
   static size_t prefetch_steps(size_t d) { return d / qk8_0 * (spread_asks<V> ? 2 : 1); }
@@ -211,9 +218,17 @@ class q8_key_scores {
       for (size_t k = 0; k < 4; ++k) {
         q8_query_block& o = out[b0 + std::min(k, nb - 1)];
         if (k < nb) lanes::template round32<false>(x + (b0 + k) * qk8_0, id[k], o.qs);
-        if constexpr (magnitudes)
+        if constexpr (magnitudes && V::lanes == 8)
           for (size_t i = 0; i < qk8_0; i += sizeof(ivec))
             V::storei(reinterpret_cast<int32_t*>(o.mag + i), V::abs8(V::load(o.qs + i)));
+        if constexpr (sign_masks) {  // a 64-byte vector is two blocks: the bytes one at a time, once a call
+          for (size_t i = 0; i < qk8_0; ++i) o.mag[i] = static_cast<uint8_t>(o.qs[i] < 0 ? -o.qs[i] : o.qs[i]);
+          for (size_t w = 0; w < qk8_0 / 4; ++w) {
+            unsigned long long signs = 0;
+            for (size_t e = 0; e < 4; ++e) signs |= static_cast<unsigned long long>(o.qs[4 * w + e] < 0) << e;
+            o.neg[w] = signs * 0x1111111111111111ull;  // the four bits in each of the sixteen dwords
+          }
+        }
         ivec q = V::set1(0);
         #pragma GCC unroll 4
         for (size_t i = 0; i < per; ++i) q = V::add(q, V::widen_s8(o.qs + i * V::lanes));
@@ -518,14 +533,22 @@ struct q8_decode_tile {
             a[j][1] = V::dot_u8s8_at(a[j][1], x1, q[j * nb + b].qs + 4 * w);
           }
         } else {
-          // The sign trick on the unbiased keys, as q8_key_scores (their
-          // magnitudes and signs shared by the rows; no bias).
+          // The sign trick on the unbiased keys with the query as the
+          // magnitudes' side, as the 256-bit tile's: vpmaddubsw(|q|, k with
+          // q's signs), |q| and the signs' mask (one kmovq) from the rounded
+          // rows. With |k| and k's signs (a vpabsb and a vpmovb2m per key
+          // vector, shared by the rows, and a masked vpsubb per row) it was
+          // two more instructions per key vector, on port 0 with the
+          // products. The same products, so the same bits.
+          static_assert(q8_key_scores<V>::sign_masks);
           const ivec s0 = V::xor_(x0, V::splat8(0x80)), s1 = V::xor_(x1, V::splat8(0x80));
           #pragma GCC unroll 4
           for (size_t j = 0; j < R; ++j) {
-            const ivec qw = V::broadcast4(q[j * nb + b].qs + 4 * w);
-            a[j][0] = V::dot_s8s8(a[j][0], s0, qw);
-            a[j][1] = V::dot_s8s8(a[j][1], s1, qw);
+            const q8_query_block& qb = q[j * nb + b];
+            const __mmask64 negative = _load_mask64(const_cast<__mmask64*>(&qb.neg[w]));
+            const ivec mw = V::broadcast4(qb.mag + 4 * w);
+            a[j][0] = V::dot_u8s8(a[j][0], mw, V::negate_where(s0, negative));
+            a[j][1] = V::dot_u8s8(a[j][1], mw, V::negate_where(s1, negative));
           }
         }
       }

@@ -116,12 +116,16 @@ struct vec512 {
     if constexpr (Vnni) return vnni_dot512_at(acc, u, p);
     else return dot_u8s8(acc, u, broadcast4(p));
   }
+  /// a with the bytes where `negative` has a bit negated (0 - a): AVX-512
+  /// has no vpsignb; one masked vpsubb.
+  static ivec negate_where(ivec a, __mmask64 negative) {
+    return _mm512_mask_sub_epi8(a, negative, _mm512_setzero_si512(), a);
+  }
   static ivec dot_s8s8(ivec acc, ivec w, ivec a) {
     if constexpr (Vnni) {
       return vnni_dot512(acc, _mm512_xor_si512(w, _mm512_set1_epi8(static_cast<char>(0x80))), a);
     } else {
-      const __mmask64 negative = _mm512_movepi8_mask(w);
-      const __m512i signed_a = _mm512_mask_sub_epi8(a, negative, _mm512_setzero_si512(), a);
+      const __m512i signed_a = negate_where(a, _mm512_movepi8_mask(w));
       const __m512i pairs = _mm512_maddubs_epi16(_mm512_abs_epi8(w), signed_a);
       return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
     }
