@@ -484,7 +484,9 @@ template <class V>
 /// section), most of it from two changes below: P . V's weights broadcast
 /// by loads (broadcast4_loaded) and four blocks' weights rounded before
 /// their products; on the avx512 tier (the sign trick) 0.82 from L2 and
-/// 0.96 cold (docs/attention.md, thirty-fifth section).
+/// 0.96 cold (docs/attention.md, thirty-fifth section), and 0.948 of that
+/// from L2 since its sign trick takes the query's magnitudes (a09b7a0,
+/// thirty-eighth section).
 ///
 /// q: the rows' rounded blocks (q8_key_scores' form), kg and vg: the tile's
 /// first key and value groups (the second follows each), m, l in log2
@@ -545,6 +547,8 @@ struct q8_decode_tile {
           #pragma GCC unroll 4
           for (size_t j = 0; j < R; ++j) {
             const q8_query_block& qb = q[j * nb + b];
+            // (_load_mask64 takes a non-const pointer in GCC's and Clang's
+            // headers; it only reads: one kmovq from memory.)
             const __mmask64 negative = _load_mask64(const_cast<__mmask64*>(&qb.neg[w]));
             const ivec mw = V::broadcast4(qb.mag + 4 * w);
             a[j][0] = V::dot_u8s8(a[j][0], mw, V::negate_where(s0, negative));
