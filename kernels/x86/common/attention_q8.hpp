@@ -69,7 +69,7 @@ struct q8_query_block {
   float scale;
   int32_t bias;
   uint8_t mag[qk8_0];
-  unsigned long long neg[qk8_0 / 4];  // __mmask64, which _load_mask64 reads
+  uint64_t neg[qk8_0 / 4];
 };
 
 /// Scores of q8_0 keys against the query rows rounded to q8_0 (see above).
@@ -218,15 +218,13 @@ class q8_key_scores {
       for (size_t k = 0; k < 4; ++k) {
         q8_query_block& o = out[b0 + std::min(k, nb - 1)];
         if (k < nb) lanes::template round32<false>(x + (b0 + k) * qk8_0, id[k], o.qs);
-        if constexpr (magnitudes && V::lanes == 8)
-          for (size_t i = 0; i < qk8_0; i += sizeof(ivec))
-            V::storei(reinterpret_cast<int32_t*>(o.mag + i), V::abs8(V::load(o.qs + i)));
-        if constexpr (sign_masks) {  // a 64-byte vector is two blocks: the bytes one at a time, once a call
-          for (size_t i = 0; i < qk8_0; ++i) o.mag[i] = static_cast<uint8_t>(o.qs[i] < 0 ? -o.qs[i] : o.qs[i]);
-          for (size_t w = 0; w < qk8_0 / 4; ++w) {
-            unsigned long long signs = 0;
-            for (size_t e = 0; e < 4; ++e) signs |= static_cast<unsigned long long>(o.qs[4 * w + e] < 0) << e;
-            o.neg[w] = signs * 0x1111111111111111ull;  // the four bits in each of the sixteen dwords
+        if constexpr (magnitudes) {  // a block is one 256-bit vector on either width
+          const __m256i quants = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o.qs));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.mag), _mm256_abs_epi8(quants));
+          if constexpr (sign_masks) {
+            // Bit i of `signs`: quant i negative; dword w's four bits, once in each of the sixteen dwords.
+            const auto signs = static_cast<uint32_t>(_mm256_movemask_epi8(quants));
+            for (size_t w = 0; w < qk8_0 / 4; ++w) o.neg[w] = (signs >> (4 * w) & 0xfu) * 0x1111111111111111ull;
           }
         }
         ivec q = V::set1(0);
@@ -547,9 +545,7 @@ struct q8_decode_tile {
           #pragma GCC unroll 4
           for (size_t j = 0; j < R; ++j) {
             const q8_query_block& qb = q[j * nb + b];
-            // (_load_mask64 takes a non-const pointer in GCC's and Clang's
-            // headers; it only reads: one kmovq from memory.)
-            const __mmask64 negative = _load_mask64(const_cast<__mmask64*>(&qb.neg[w]));
+            const __mmask64 negative = _cvtu64_mask64(qb.neg[w]);
             const ivec mw = V::broadcast4(qb.mag + 4 * w);
             a[j][0] = V::dot_u8s8(a[j][0], mw, V::negate_where(s0, negative));
             a[j][1] = V::dot_u8s8(a[j][1], mw, V::negate_where(s1, negative));
